@@ -1,0 +1,82 @@
+"""The Python API under the CLI: degrade an image, restore it, and the spec file in between.
+
+>>> import shred
+>>> den = shred.load_model("cifar10-32")
+>>> x = shred.read_image("cat.png")                         # [1, 3, 32, 32] in [0, 1]
+>>> y, op = shred.degrade(x, "sr", shred.TaskOptions(scale=4), seed=0)
+>>> res = shred.restore(y, op, den, task="sr", seeds=[0])  # res.x0: [1, 3, 32, 32] in [0, 1]
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from . import __version__
+from .errors import ShredError
+from .models import Denoiser
+from .operators import Operator, TaskOptions, build_task, operator_from_spec, preset_key
+from .solvers import DEFAULT_PRESET, Result, Shred, preset_config
+
+SPEC_VERSION = 1
+
+
+def degrade(x: torch.Tensor, task: str, options: TaskOptions | None = None, *,
+            seed: int | None = 0) -> tuple[torch.Tensor, Operator]:
+    """Degrade clean images x ([B, C, H, W] in [0, 1]) with a task; returns (y, operator).
+
+    ``seed`` drives everything random (compressed-sensing masks, random kernels, noise).
+    """
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    op = build_task(task, tuple(x.shape[1:]), options, generator=g)
+    with torch.no_grad():
+        y = op.degrade(x.to(torch.float64), generator=g).to(x.dtype)
+    return y, op
+
+
+def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: str | None = None,
+            preset: str = DEFAULT_PRESET, seeds: Sequence[int | None] = (0,), progress: bool = False,
+            device: str | torch.device | None = None, **overrides) -> Result:
+    """Restore measurements y ([B, C', H', W'] in [0, 1]) with SHRED.
+
+    The settings are the preset's for the task's group, with ``overrides`` (any
+    :class:`shred.solvers.ShredConfig` field) on top. Returns a :class:`shred.solvers.Result`
+    whose ``x0`` is [len(seeds) or B, C, H, W] in [0, 1].
+    """
+    group = preset_key(task) if task else "default"
+    config = preset_config(preset, group, **overrides)
+    if device is not None:
+        denoiser = denoiser.to(device)
+    solver = Shred(denoiser, config, device=device)
+    return solver(y, operator, seeds=seeds, progress=progress)
+
+
+def make_spec(operator: Operator, *, task: str | None = None, options: TaskOptions | None = None,
+              seed: int | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON record that lets a degraded image be restored with the very same operator."""
+    return {"shred_spec": SPEC_VERSION, "created_by": f"shred {__version__}", "task": task,
+            "task_options": options.to_dict() if options else None, "seed": seed,
+            "image_shape": list(operator.in_shape), "measurement_shape": list(operator.out_shape),
+            "operator": operator.spec(), **(extra or {})}
+
+
+def read_spec(path: str | Path) -> tuple[Operator, dict[str, Any]]:
+    """Rebuild the operator of a spec file; returns (operator, the whole spec)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ShredError(f"{path}: no such spec file")
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ShredError(f"{path}: not a JSON spec ({exc})") from None
+    if not isinstance(spec, dict) or "shred_spec" not in spec or "operator" not in spec:
+        raise ShredError(f"{path}: not a shred spec (written by `shred degrade`)")
+    if spec["shred_spec"] > SPEC_VERSION:
+        raise ShredError(f"{path}: spec version {spec['shred_spec']} is newer than this shred reads; upgrade shred")
+    return operator_from_spec(spec["operator"]), spec

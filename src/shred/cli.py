@@ -1,0 +1,368 @@
+"""The ``shred`` command: a thin layer over the Python API.
+
+Every user error ends as one line on stderr (``shred: error: ...``) and exit status 2; outputs are
+written atomically, and only after all the work has succeeded.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import ShredError
+
+EPILOG_DEGRADE = """examples:
+  shred degrade cat.png --task sr --scale 4 --out y.png          # writes y.png and y.json
+  shred degrade face.png --task inpaint --box-size 16 --out y.png
+  shred degrade face.png --task cs --fraction 0.05 --seed 3 --out y.npy
+  shred degrade photo.jpg --task colorize+sr --scale 2 --size 32 --out y.png
+"""
+
+EPILOG_RESTORE = """examples:
+  shred restore y.png                                  # uses y.json written by `shred degrade`
+  shred restore y.png --spec y.json --out restored.png --grid grid.png
+  shred restore small.png --task sr --scale 4          # a low-resolution photo, no spec
+  shred restore y.png --seeds 0-7 --grid grid.png      # eight solutions from eight noises
+  shred restore y.png --preset paper --grad exact --iterations 50 --lr 0.003
+
+size policy: the measurement must have exactly the size that the model and the task imply
+(e.g. 8x8 for x4 super-resolution with a 32x32 model); shred never resizes silently. Pass
+--resize to centre-crop and resample it (bicubic) to that size.
+"""
+
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                a, b = part.split("-", 1)
+                lo, hi = int(a), int(b)
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds look like 0-7 or 0,3,5, got {text!r}") from None
+    if not out or len(out) > 256:
+        raise argparse.ArgumentTypeError("give between 1 and 256 seeds")
+    return out
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return v
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes look like 32 or 32x32, got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"sizes look like 32 or 32x32, got {text!r}")
+    return parts[0], parts[1]
+
+
+def add_task_options(p: argparse.ArgumentParser) -> None:
+    from .operators import TASKS
+
+    g = p.add_argument_group("task")
+    g.add_argument("--task", help="degradation: " + ", ".join(TASKS) + " (chain with +, e.g. colorize+sr)")
+    g.add_argument("--scale", type=_positive_int, help="super-resolution factor (default 4)")
+    g.add_argument("--fraction", type=_positive_float, help="kept pixel fraction for cs (default 0.05)")
+    g.add_argument("--box-size", type=_positive_int, help="side of the inpainting square (default: half the side)")
+    g.add_argument("--mask", help="mask file for inpaint-mask (PNG white = kept, or .npy non-zero = kept)")
+    g.add_argument("--kernel", help="blur kernel: gaussian (default), random, or FILE[:INDEX] (.npy/.mat/image)")
+    g.add_argument("--kernel-size", type=_positive_int, help="odd kernel side")
+    g.add_argument("--kernel-sigma", type=_positive_float, help="Gaussian kernel std in pixels (default 3)")
+    g.add_argument("--sigma-y", type=_nonneg_float, help="measurement noise std in [0, 1] units (default 0)")
+
+
+def task_options(args):
+    from .operators import TaskOptions
+
+    given = {k: getattr(args, k) for k in ("scale", "fraction", "box_size", "mask", "kernel", "kernel_size",
+                                          "kernel_sigma", "sigma_y") if getattr(args, k, None) is not None}
+    return TaskOptions(**given)
+
+
+def _check_out_free(paths) -> None:
+    seen = set()
+    for p in paths:
+        if p is None:
+            continue
+        rp = Path(p).resolve()
+        if rp in seen:
+            raise ShredError(f"{p} is named twice as an output")
+        seen.add(rp)
+
+
+# --- degrade -------------------------------------------------------------------------------------
+def cmd_degrade(args) -> int:
+    from .api import degrade, make_spec
+    from .io import check_writable, image_bytes, read_image, resize, write_bytes, write_json
+    from .models import MODELS, load_model
+
+    if not args.task:
+        raise ShredError("give --task (see `shred degrade --help`)")
+    out = check_writable(args.out)
+    spec_path = Path(args.spec) if args.spec else out.with_suffix(".json")
+    if spec_path.suffix.lower() != ".json":
+        raise ShredError(f"{spec_path}: the spec is a .json file")
+    _check_out_free([out, spec_path])
+    x = read_image(args.clean)
+    size = args.size
+    if args.model:
+        den = load_model(args.model)
+        size = den.image_size
+        x = read_image(args.clean, channels=den.channels)
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        x = resize(x, size)
+    opts = task_options(args)
+    y, op = degrade(x, args.task, opts, seed=args.seed)
+    spec = make_spec(op, task=args.task, options=opts, seed=args.seed,
+                     extra={"clean": str(args.clean), "measurement": out.name,
+                            "model": args.model if args.model in MODELS else None})
+    data = image_bytes(y, out.suffix)
+    write_bytes(out, data)
+    write_json(spec_path, spec)
+    c, h, w = op.out_shape
+    print(f"wrote {out} ({c}x{h}x{w}, {args.task}) and {spec_path}", file=sys.stderr if args.quiet else sys.stdout)
+    return 0
+
+
+# --- restore -------------------------------------------------------------------------------------
+def cmd_restore(args) -> int:
+    import torch
+
+    from .api import read_spec
+    from .models import default_model, load_model
+    from .io import check_writable, image_bytes, make_grid, read_image, resize, write_bytes
+    from .operators import build_task, preset_key
+    from .solvers import Shred, preset_config
+    from .solvers.base import prepare_batch
+
+    y_path = Path(args.measurement)
+    spec_path = Path(args.spec) if args.spec else None
+    if spec_path is None and not args.task:
+        guess = y_path.with_suffix(".json")
+        if guess.is_file():
+            spec_path = guess
+            if not args.quiet:
+                print(f"using the spec {guess}", file=sys.stderr)
+        else:
+            raise ShredError(f"say how {y_path.name} was degraded: --spec FILE.json (from `shred degrade`) or --task")
+    if spec_path is not None and args.task:
+        raise ShredError("give either --spec or --task, not both")
+    seeds = args.seeds if args.seeds is not None else [args.seed]
+    out = check_writable(args.out or y_path.with_name(y_path.stem + "_restored.png"))
+    outs = [out] if len(seeds) == 1 else [out.with_name(f"{out.stem}_seed{s}{out.suffix}") for s in seeds]
+    grid = check_writable(args.grid, (".png", ".jpg", ".jpeg")) if args.grid else None
+    _check_out_free([*outs, grid, y_path])
+
+    if spec_path is not None:
+        op, spec = read_spec(spec_path)
+        task = spec.get("task") or "default"
+        den = load_model(args.model or spec.get("model") or default_model(op.in_shape[0]),
+                         class_label=args.class_label)
+        model_shape = (den.channels, *den.image_size)
+        if tuple(op.in_shape) != model_shape:
+            c, h, w = op.in_shape
+            raise ShredError(f"{spec_path} describes {c}x{h}x{w} images but model {den.name} makes "
+                             f"{model_shape[0]}x{model_shape[1]}x{model_shape[2]}; degrade again with "
+                             f"--size {model_shape[1]} (or --model), or pick a model of that size")
+        y = read_image(y_path, channels=op.out_shape[0])
+    else:
+        task = args.task
+        y = read_image(y_path)
+        # Colorization takes a grey measurement but needs a colour model.
+        den = load_model(args.model or default_model(3 if "colorize" in task else y.shape[1]),
+                         class_label=args.class_label)
+        model_shape = (den.channels, *den.image_size)
+        g = torch.Generator().manual_seed(int(args.seed))
+        op = build_task(task, model_shape, task_options(args), generator=g)
+        y = read_image(y_path, channels=op.out_shape[0])
+    want = tuple(op.out_shape[1:])
+    if tuple(y.shape[-2:]) != want:
+        if not args.resize:
+            raise ShredError(f"{y_path.name} is {y.shape[-2]}x{y.shape[-1]} but {task} on {den.name} "
+                             f"({model_shape[1]}x{model_shape[2]}) expects a {want[0]}x{want[1]} measurement; "
+                             "pass --resize to resample it, or match the task/model to the image")
+        y = resize(y, want)
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    config = preset_config(args.preset, preset_key(task), iterations=args.iterations, lr=args.lr,
+                           delta_t=args.delta_t, grad=args.grad, loss=args.loss, init=args.init,
+                           clip_x0=args.clip_x0, sphere=args.sphere, epsilon=args.epsilon, spacing=args.spacing)
+    y, seeds = prepare_batch(y, op, seeds)
+    solver = Shred(den.to(device), config, device=device)
+    if not args.quiet:
+        print(f"restoring {y_path.name}: {task} with {den.describe()}, preset {args.preset}, "
+              f"{config.iterations} iterations x {len(solver.pairs)} steps, {config.grad} gradient, "
+              f"{len(seeds)} seed(s) on {device}", file=sys.stderr)
+    res = solver(y, op, seeds=seeds, progress=not args.quiet)
+    x0 = res.x0.float().cpu()
+    blobs = [(p, image_bytes(x0[i:i + 1], p.suffix)) for i, p in enumerate(outs)]
+    grid_blob = None
+    if grid is not None:
+        import io as _io
+        columns = [("input", y[:1].float().cpu())]
+        clean = None
+        if args.clean:
+            clean = read_image(args.clean, channels=den.channels)
+            if tuple(clean.shape[-2:]) != tuple(den.image_size):
+                clean = resize(clean, den.image_size)
+            columns.insert(0, ("clean", clean))
+        columns += [(f"seed {s}" if s is not None else "restored", x0[i:i + 1]) for i, s in enumerate(seeds)]
+        buf = _io.BytesIO()
+        make_grid(columns).save(buf, format="PNG" if grid.suffix.lower() == ".png" else "JPEG")
+        grid_blob = buf.getvalue()
+    for p, data in blobs:
+        write_bytes(p, data)
+    if grid_blob is not None:
+        write_bytes(grid, grid_blob)
+    rel = res.measurement_error(op, y.to(x0.dtype))
+    msg = (f"done in {res.wall_time:.1f} s: {int(res.iterations.max())} iterations, relative measurement "
+           f"error {float(rel.mean()):.3g}")
+    if args.clean:
+        from .metrics import psnr
+        clean = read_image(args.clean, channels=den.channels)
+        if tuple(clean.shape[-2:]) != tuple(den.image_size):
+            clean = resize(clean, den.image_size)
+        msg += f", PSNR {float(psnr(x0, clean).mean()):.2f} dB against {Path(args.clean).name}"
+    written = ", ".join(str(p) for p, _ in blobs) + (f", {grid}" if grid else "")
+    print(f"{msg}; wrote {written}", file=sys.stderr if args.quiet else sys.stdout)
+    return 0
+
+
+def _bool_flag(parser, name: str, help: str) -> None:
+    dest = name.replace("-", "_")
+    parser.add_argument(f"--{name}", dest=dest, action="store_true", default=None, help=help)
+    parser.add_argument(f"--no-{name}", dest=dest, action="store_false", help=argparse.SUPPRESS)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that points at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .diffusion import SPACINGS
+    from .solvers import DEFAULT_PRESET, PRESETS
+
+    parser = _Parser(prog="shred", description="Zero-shot image restoration by diffusion inversion (SHRED).")
+    parser.add_argument("--version", action="version", version=f"shred {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("degrade", help="degrade a clean image and write the measurement and its spec",
+                       description="Degrade a clean image; writes the measurement and a JSON spec of the operator.",
+                       epilog=EPILOG_DEGRADE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("clean", help="clean image (PNG, JPEG or .npy in [0, 1])")
+    p.add_argument("--out", required=True, help="measurement file (.png, .jpg, or .npy to keep it exact)")
+    p.add_argument("--spec", help="spec file (default: --out with .json)")
+    p.add_argument("--seed", type=int, default=0, help="seed of random masks, kernels and noise (default 0)")
+    p.add_argument("--size", type=_size, help="resize the clean image first (centre crop + bicubic), e.g. 32")
+    p.add_argument("--model", help="resize and convert the clean image for this model")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    add_task_options(p)
+    p.set_defaults(func=cmd_degrade)
+
+    p = sub.add_parser("restore", help="restore a degraded image with SHRED",
+                       description="Restore a degraded image by optimising the input noise of a few-step DDIM (SHRED).",
+                       epilog=EPILOG_RESTORE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("measurement", help="degraded image (PNG, JPEG or .npy)")
+    p.add_argument("--spec", help="spec written by `shred degrade` (default: the measurement's .json, if any)")
+    p.add_argument("--model", help="model name (see `shred models`) or folder/checkpoint; default: the "
+                   "bundled model for the image's channels")
+    p.add_argument("--class-label", type=int, help="class for a class-conditional model")
+    p.add_argument("--out", help="restored image (default: <measurement>_restored.png)")
+    p.add_argument("--grid", help="also write a side-by-side grid (input, restorations)")
+    p.add_argument("--clean", help="ground truth, for a PSNR and a grid column")
+    p.add_argument("--resize", action="store_true", help="resample a measurement of the wrong size (see below)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = p.add_argument_group("SHRED settings (defaults come from --preset and the task)")
+    s.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help=f"settings of the paper or of the authors' code (default {DEFAULT_PRESET})")
+    s.add_argument("--iterations", type=_positive_int, help="Adam iterations N")
+    s.add_argument("--lr", type=_positive_float, help="Adam learning rate alpha")
+    s.add_argument("--delta-t", type=_positive_int, help="DDIM skip (default 100: 10 steps of T = 1000)")
+    s.add_argument("--spacing", choices=SPACINGS, help="timesteps: leading (t=900..0) or trailing (t=999..99)")
+    s.add_argument("--grad", choices=["surrogate", "exact"], help="gradient through the DDIM update only, or through the network too")
+    s.add_argument("--loss", choices=["mse", "norm"], help="mean squared error or the norm of eq. 15")
+    s.add_argument("--init", choices=["noise", "ddim-inversion"], help="start from noise or from DDIM inversion of A^+ y")
+    _bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
+    _bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
+    s.add_argument("--epsilon", type=_positive_float, help="stop an image once its loss < epsilon")
+    s.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
+    s.add_argument("--seeds", type=_seeds, help="several seeds, e.g. 0-7: one restoration each, in one batch")
+    add_task_options(p)
+    p.set_defaults(func=cmd_restore)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+# Other modules add sub-commands (models, train, bench) here: functions taking the subparsers.
+_EXTRA_COMMANDS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ShredError as exc:
+        print(f"shred: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("shred: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line, the traceback only on request
+        if os.environ.get("SHRED_DEBUG"):
+            raise
+        print(f"shred: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(set SHRED_DEBUG=1 for the traceback and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

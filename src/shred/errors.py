@@ -1,0 +1,18 @@
+"""Errors that reach the user as one line.
+
+Every problem a user can cause (a missing file, a mask of the wrong size, a bad option value)
+raises :class:`ShredError` with a message that names the problem and the fix. The CLI prints the
+message on one line and exits with status 2; the Python API lets it propagate.
+"""
+
+
+class ShredError(Exception):
+    """A problem with the user's input or set-up, explained in one line."""
+
+
+class CheckpointError(ShredError):
+    """A model file that cannot be read, or does not match any known architecture."""
+
+
+class DownloadError(ShredError):
+    """A model file that could not be fetched or failed its checksum."""

@@ -1,0 +1,212 @@
+"""Reading and writing images, atomically, and side-by-side grids.
+
+Images in memory are float32 tensors [1, C, H, W] in [0, 1] (C = 1 grey or 3 RGB). Files: PNG, JPEG
+(8 bits per channel) and .npy (float, [H, W], [H, W, C] or [C, H, W], values in [0, 1]; lossless).
+Every write goes to a temporary file in the target folder and is renamed into place, so an
+interrupted run never leaves a half-written file or clobbers a good one.
+"""
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .errors import ShredError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+ARRAY_SUFFIXES = (".npy",)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise ShredError(f"cannot write {path}: folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.part{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def _to_channels(x: torch.Tensor, channels: int | None, source: str) -> torch.Tensor:
+    c = x.shape[1]
+    if channels is None or channels == c:
+        return x
+    if channels == 1:
+        # Grey = channel mean: the same map as the colorization operator.
+        return x.mean(dim=1, keepdim=True)
+    if c == 1:
+        return x.expand(-1, channels, -1, -1).contiguous()
+    raise ShredError(f"{source}: cannot turn a {c}-channel image into {channels} channels")
+
+
+def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Tensor:
+    """An image file as float32 [1, C, H, W] in [0, 1].
+
+    ``channels`` converts: 1 takes the channel mean of a colour image, 3 repeats a grey one. Alpha is
+    dropped. Raises :class:`ShredError` for a missing file, a file that is not an image, and NaN or
+    out-of-range values in a .npy array.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ShredError(f"{path}: no such file")
+    if path.is_dir():
+        raise ShredError(f"{path} is a folder; give an image file")
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise ShredError(f"{path}: not a readable .npy array ({exc})") from None
+        if arr.dtype.kind not in "fiub":
+            raise ShredError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
+        arr = arr.astype(np.float32)
+        if arr.ndim == 2:
+            arr = arr[None]
+        elif arr.ndim == 3 and arr.shape[-1] in (1, 3) and arr.shape[0] not in (1, 3):
+            arr = arr.transpose(2, 0, 1)
+        if arr.ndim != 3 or arr.shape[0] not in (1, 3):
+            raise ShredError(f"{path}: expected [H, W], [H, W, C] or [C, H, W] with C = 1 or 3, got {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ShredError(f"{path}: the image contains NaN or infinite values")
+        if arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
+            raise ShredError(f"{path}: values span [{arr.min():.3g}, {arr.max():.3g}]; images must lie in [0, 1]")
+        x = torch.from_numpy(np.ascontiguousarray(arr)).clamp(0, 1)[None]
+        return _to_channels(x, channels, str(path))
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I"):
+                arr = np.asarray(im, dtype=np.float32) / (65535.0 if im.mode.startswith("I;16") else float(np.iinfo(np.int32).max))
+                arr = arr[..., None]
+            else:
+                im = im.convert("L") if im.mode in ("L", "LA", "1") else im.convert("RGB")
+                arr = np.asarray(im, dtype=np.float32) / 255.0
+                if arr.ndim == 2:
+                    arr = arr[..., None]
+    except UnidentifiedImageError:
+        raise ShredError(f"{path}: not an image file PIL can read (PNG or JPEG expected)") from None
+    except OSError as exc:
+        raise ShredError(f"{path}: cannot read the image ({exc})") from None
+    x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+    return _to_channels(x, channels, str(path))
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError("write one image at a time")
+        x = x[0]
+    arr = (x.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
+def image_bytes(x: torch.Tensor, suffix: str) -> bytes:
+    """Encode a [1, C, H, W] or [C, H, W] image in [0, 1] as PNG, JPEG (quality 95) or .npy."""
+    suffix = suffix.lower()
+    buf = _io.BytesIO()
+    if suffix in ARRAY_SUFFIXES:
+        t = x[0] if x.dim() == 4 else x
+        np.save(buf, t.detach().float().cpu().clamp(0, 1).numpy())
+        return buf.getvalue()
+    from PIL import Image
+
+    img = Image.fromarray(_to_uint8(x))
+    if suffix == ".png":
+        img.save(buf, format="PNG")
+    elif suffix in (".jpg", ".jpeg"):
+        img.save(buf, format="JPEG", quality=95)
+    else:
+        raise ShredError(f"cannot write {suffix!r} files; use .png, .jpg or .npy")
+    return buf.getvalue()
+
+
+def write_image(path: str | os.PathLike, x: torch.Tensor) -> None:
+    """Write one image in [0, 1] atomically; the format follows the suffix."""
+    write_bytes(path, image_bytes(x, Path(path).suffix))
+
+
+def check_writable(path: str | os.PathLike, suffixes: Sequence[str] = IMAGE_SUFFIXES + ARRAY_SUFFIXES) -> Path:
+    """Fail early, before any work, when an output path cannot be written."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ShredError(f"{path}: unsupported output type; use one of {', '.join(suffixes)}")
+    if not path.parent.exists() and str(path.parent) not in ("", "."):
+        raise ShredError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ShredError(f"{path} is a folder; give a file name")
+    return path
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre-crop to the target aspect ratio, then resample (bicubic, anti-aliased) to ``size``."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    th, tw = size
+    if (h, w) == (th, tw):
+        return x
+    scale = min(h / th, w / tw)
+    ch, cw = round(th * scale), round(tw * scale)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    x = x[..., top:top + ch, left:left + cw]
+    return F.interpolate(x, size=(th, tw), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def make_grid(columns: Sequence[tuple[str, torch.Tensor]], cell: int | None = None, pad: int = 4):
+    """A PIL image with one labelled column per (label, images [B, C, H, W] in [0, 1]) entry and one
+    row per batch element. Images are scaled (nearest) to ``cell`` pixels, by default at least 128
+    so that 32-pixel images stay visible; grey images are shown as grey RGB."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rows = max(t.shape[0] for _, t in columns)
+    side = cell or max(128, max(max(t.shape[-2:]) for _, t in columns))
+    font = ImageFont.load_default()
+    label_h = 16
+    W = len(columns) * (side + pad) + pad
+    H = label_h + rows * (side + pad) + pad
+    canvas = Image.new("RGB", (W, H), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for j, (label, imgs) in enumerate(columns):
+        x0 = pad + j * (side + pad)
+        draw.text((x0, 2), label[: max(4, side // 6)], fill=(0, 0, 0), font=font)
+        for i in range(imgs.shape[0]):
+            t = imgs[i:i + 1]
+            if t.shape[1] == 1:
+                t = t.expand(-1, 3, -1, -1)
+            tile = Image.fromarray(_to_uint8(t))
+            h, w = t.shape[-2:]
+            s = side / max(h, w)
+            tile = tile.resize((max(1, round(w * s)), max(1, round(h * s))), Image.NEAREST)
+            canvas.paste(tile, (x0, label_h + pad + i * (side + pad)))
+    return canvas
+
+
+def write_grid(path: str | os.PathLike, columns: Sequence[tuple[str, torch.Tensor]], **kw) -> None:
+    """Write :func:`make_grid` atomically (PNG or JPEG by suffix)."""
+    buf = _io.BytesIO()
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ShredError(f"{path}: a grid is written as .png or .jpg")
+    make_grid(columns, **kw).save(buf, format="PNG" if suffix == ".png" else "JPEG", quality=95)
+    write_bytes(path, buf.getvalue())

@@ -1,0 +1,85 @@
+"""Known models: the ones bundled with shred and the released checkpoints it can fetch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ShredError
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One row of the model registry.
+
+    Attributes:
+        name: the CLI name (``--model NAME``).
+        kind: ``"bundled"`` (ships inside the package) or ``"download"`` (fetched into the cache).
+        architecture: what network the file holds.
+        resolution: image side in pixels.
+        channels: 1 (grey) or 3 (RGB).
+        data_range: the model's pixel range.
+        licence: the licence of the weights.
+        description: provenance in a sentence.
+        url: public download address (downloadable models).
+        sha256: checksum of the file, when known.
+        filename: file name in the cache.
+        size_mb: approximate size of the weights.
+    """
+
+    name: str
+    kind: str
+    architecture: str
+    resolution: int
+    channels: int
+    data_range: tuple[float, float]
+    licence: str
+    description: str
+    url: str | None = None
+    sha256: str | None = None
+    filename: str | None = None
+    size_mb: float | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return BUNDLED_DIR / self.name if self.kind == "bundled" else None
+
+
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(entry: ModelEntry) -> ModelEntry:
+    MODELS[entry.name] = entry
+    return entry
+
+
+def bundled_models() -> list[ModelEntry]:
+    """Bundled entries whose files are present in this installation."""
+    return [e for e in MODELS.values() if e.kind == "bundled" and (e.path / "config.json").is_file()]
+
+
+def default_model(channels: int) -> str:
+    """The bundled model for RGB (3) or grey (1) input."""
+    for e in bundled_models():
+        if e.channels == channels:
+            return e.name
+    raise ShredError(f"no bundled model for {channels}-channel images in this installation; "
+                     "pass --model NAME or a model folder")
+
+
+def resolve_model_path(spec: str | Path) -> Path:
+    """A model name or path to a local path (a folder or a checkpoint file)."""
+    entry = MODELS.get(str(spec))
+    if entry is not None:
+        if entry.kind == "bundled":
+            if not (entry.path / "config.json").is_file():
+                raise ShredError(f"bundled model {entry.name} is missing from this installation; reinstall shred")
+            return entry.path
+        from .download import cached_or_fetch
+        return cached_or_fetch(entry)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    known = ", ".join(sorted(MODELS)) or "none"
+    raise ShredError(f"unknown model {spec!r}: not a known name ({known}) and no such file or folder")

@@ -1,0 +1,156 @@
+"""Building, saving and loading diffusers ``UNet2DModel`` networks in folders.
+
+Two folder layouts are read:
+
+* shred's own: ``config.json`` with ``"shred_format": 1``, an ``"unet"`` section (the diffusers
+  constructor arguments), ``"schedule"``, ``"data_range"`` and a free-form ``"training"`` record,
+  next to ``model.safetensors``. Written by :func:`save_folder` and ``shred train``.
+* a diffusers model folder (``config.json`` naming ``UNet2DModel``, or a pipeline folder with a
+  ``unet/`` sub-folder), with the schedule from ``scheduler_config.json`` when there is one.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..diffusion import NoiseSchedule
+from ..errors import CheckpointError
+from .base import UNetDenoiser
+
+SHRED_FORMAT = 1
+WEIGHTS = "model.safetensors"
+
+
+def build_unet(config: dict[str, Any]):
+    """A diffusers ``UNet2DModel`` from its constructor arguments (random weights)."""
+    from diffusers import UNet2DModel
+
+    cfg = {k: v for k, v in config.items() if not k.startswith("_")}
+    for key in ("block_out_channels", "down_block_types", "up_block_types"):
+        if key in cfg and isinstance(cfg[key], list):
+            cfg[key] = tuple(cfg[key])
+    try:
+        return UNet2DModel(**cfg)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"cannot build a UNet2DModel from this configuration: {exc}") from None
+
+
+def unet_config(unet) -> dict[str, Any]:
+    """The JSON-safe constructor arguments of a diffusers network."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(unet.config).items()
+            if not k.startswith("_")}
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_folder(unet, schedule: NoiseSchedule, folder: str | os.PathLike, *, name: str,
+                data_range=(-1.0, 1.0), training: dict[str, Any] | None = None,
+                dtype: torch.dtype = torch.float16) -> Path:
+    """Write ``model.safetensors`` (in ``dtype``) and ``config.json`` atomically into ``folder``."""
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in unet.state_dict().items()}
+    _atomic_write_bytes(folder / WEIGHTS, save(state))
+    config = {"shred_format": SHRED_FORMAT, "name": name, "unet": unet_config(unet),
+              "schedule": schedule.to_dict(), "data_range": list(data_range),
+              "weights_dtype": str(dtype).replace("torch.", ""), "training": training or {}}
+    _atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
+    return folder
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable JSON file ({exc})") from None
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for truncated files
+        raise CheckpointError(f"{path}: cannot read the weights ({exc}); the file is truncated or "
+                              "corrupt, download it again") from None
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load a state_dict with every key accounted for, or raise a CheckpointError that says which."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: the weights do not match the architecture "
+                              f"({len(missing)} missing keys, e.g. {missing[:2]}; {len(unexpected)} "
+                              f"unexpected, e.g. {unexpected[:2]})")
+    bad = [k for k in own if own[k].shape != state[k].shape]
+    if bad:
+        k = bad[0]
+        raise CheckpointError(f"{source}: {len(bad)} weights have the wrong shape, e.g. {k} is "
+                              f"{tuple(state[k].shape)} but the architecture needs {tuple(own[k].shape)}")
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def _diffusers_schedule(folder: Path) -> NoiseSchedule:
+    for cand in (folder / "scheduler_config.json", folder.parent / "scheduler" / "scheduler_config.json",
+                 folder.parent / "scheduler_config.json"):
+        if cand.is_file():
+            cfg = _read_json(cand)
+            kind = cfg.get("beta_schedule", "linear")
+            T = int(cfg.get("num_train_timesteps", 1000))
+            if kind == "linear":
+                return NoiseSchedule.linear(T, float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02)))
+            if kind == "squaredcos_cap_v2":
+                return NoiseSchedule.cosine(T)
+            raise CheckpointError(f"{cand}: beta_schedule {kind!r} is not supported")
+    return NoiseSchedule.linear()
+
+
+def load_folder(folder: str | os.PathLike, name: str | None = None) -> UNetDenoiser:
+    """Load a shred or diffusers model folder as a float32 :class:`UNetDenoiser` on the CPU."""
+    folder = Path(folder)
+    if (folder / "unet" / "config.json").is_file() and not (folder / "config.json").is_file():
+        folder = folder / "unet"
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{folder}: no config.json; a model folder holds config.json and its weights")
+    cfg = _read_json(cfg_path)
+    name = name or cfg.get("name") or folder.name
+    if cfg.get("shred_format") is not None:
+        if cfg["shred_format"] != SHRED_FORMAT:
+            raise CheckpointError(f"{cfg_path}: shred_format {cfg['shred_format']} is newer than this "
+                                  "shred understands; upgrade shred")
+        unet = build_unet(cfg["unet"])
+        load_state_strict(unet, _load_safetensors(folder / WEIGHTS), str(folder / WEIGHTS))
+        den = UNetDenoiser(unet.float(), NoiseSchedule.from_dict(cfg["schedule"]), name=name)
+        den.info = cfg
+        return den
+    if cfg.get("_class_name") == "UNet2DModel":
+        unet = build_unet(cfg)
+        candidates = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"]
+        weights = next((folder / c for c in candidates if (folder / c).is_file()), None)
+        if weights is None:
+            raise CheckpointError(f"{folder}: no diffusion_pytorch_model.safetensors or .bin next to config.json")
+        if weights.suffix == ".safetensors":
+            state = _load_safetensors(weights)
+        else:
+            from .checkpoints import read_torch_file
+            state = read_torch_file(weights)
+        from .checkpoints import rename_old_diffusers_attention
+        load_state_strict(unet, rename_old_diffusers_attention(state), str(weights))
+        den = UNetDenoiser(unet.float(), _diffusers_schedule(folder), name=name)
+        den.info = {"name": name, "source": str(folder), "data_range": [-1.0, 1.0]}
+        return den
+    raise CheckpointError(f"{cfg_path}: neither a shred model (shred_format) nor a diffusers UNet2DModel "
+                          f"(_class_name is {cfg.get('_class_name')!r})")

@@ -1,0 +1,13 @@
+"""Degradation operators (A, A^T, A^+, JSON specs) and the task recipes that build them."""
+from .base import OPERATORS, Operator, cgls, operator_from_spec, register_operator
+from .kernels import (anisotropic_gaussian_kernel, gaussian_kernel, load_kernel,
+                      random_anisotropic_gaussian_kernel)
+from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy
+from .masks import box_mask, load_mask, random_pixel_mask
+from .tasks import TASKS, TaskOptions, build_task, preset_key
+
+__all__ = ["OPERATORS", "Operator", "cgls", "operator_from_spec", "register_operator",
+           "anisotropic_gaussian_kernel", "gaussian_kernel", "load_kernel",
+           "random_anisotropic_gaussian_kernel", "AvgPoolSR", "BicubicSR", "Blur", "Colorize",
+           "Compose", "Identity", "Mask", "Noisy", "box_mask", "load_mask", "random_pixel_mask",
+           "TASKS", "TaskOptions", "build_task", "preset_key"]

@@ -1,0 +1,370 @@
+"""The registered degradation operators.
+
+All act on images in [0, 1] with shape [B, C, H, W]; buffers are kept in float64 and cast to the
+input's dtype and device on use, so one operator serves float32 restoration and float64 tests.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ShredError
+from .base import Operator, operator_from_spec, register_operator
+from .masks import pack_mask, unpack_mask
+
+
+def _shape(in_shape) -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in in_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ShredError(f"image shape must be (C, H, W) with positive sides, got {in_shape}")
+    return shape
+
+
+@register_operator("identity")
+class Identity(Operator):
+    """H = I: denoising, or the inversion test of the paper's Fig. 2."""
+
+    coisometry = 1.0
+
+    def __init__(self, in_shape):
+        self.in_shape = self.out_shape = _shape(in_shape)
+        self._freeze()
+
+    def A(self, x):
+        return x
+
+    def AT(self, y):
+        return y
+
+
+@register_operator("mask")
+class Mask(Operator):
+    """Pixel mask: y = m * x, kept pixels (m = 1) in place and zeros elsewhere.
+
+    Used for inpainting (box or file masks) and compressed sensing (random pixels). The measurement
+    stays image-sized so it can be saved and viewed; A is an orthogonal projection, so A^T = A^+ = A.
+
+    Args:
+        in_shape: (C, H, W).
+        mask: [H, W] tensor of 0/1 (1 = kept), shared by all channels and batch elements.
+        kind: what made the mask (``"box"``, ``"random"``, ``"file"``), for the record.
+    """
+
+    def __init__(self, in_shape, mask: torch.Tensor, kind: str = "custom"):
+        self.in_shape = self.out_shape = _shape(in_shape)
+        mask = torch.as_tensor(mask, dtype=torch.float64)
+        c, h, w = self.in_shape
+        if tuple(mask.shape) != (h, w):
+            raise ShredError(f"the mask is {mask.shape[-2]}x{mask.shape[-1]} but the image is {h}x{w}; "
+                             "use a mask of the image's size")
+        if not ((mask == 0) | (mask == 1)).all():
+            raise ShredError("a mask holds only 0 (missing) and 1 (kept)")
+        if mask.sum() == 0:
+            raise ShredError("the mask keeps no pixel")
+        self.mask = mask
+        self.kind = kind
+        self._freeze()
+
+    def _m(self, x):
+        return self.mask.to(device=x.device, dtype=x.dtype)
+
+    def A(self, x):
+        return x * self._m(x)
+
+    def AT(self, y):
+        return y * self._m(y)
+
+    def pinv(self, y):
+        return y * self._m(y)
+
+    def num_measurements(self) -> int:
+        return int(self.mask.sum()) * self.in_shape[0]
+
+    def measurement_weight(self):
+        return self.mask
+
+    def params(self):
+        c, h, w = self.in_shape
+        return {"kind": self.kind, "kept_fraction": round(float(self.mask.mean()), 6),
+                "mask_bits": pack_mask(self.mask)}
+
+    @classmethod
+    def from_params(cls, in_shape, mask_bits: str, kind: str = "custom", kept_fraction=None):
+        c, h, w = _shape(in_shape)
+        return cls(in_shape, unpack_mask(mask_bits, h, w), kind=kind)
+
+
+@register_operator("sr-avg")
+class AvgPoolSR(Operator):
+    """Super-resolution by average pooling: each k x k block becomes its mean (the paper's uniform
+    down-sampling; ``AdaptiveAvgPool2d`` in the authors' code). A A^T = I / k^2."""
+
+    def __init__(self, in_shape, scale: int):
+        self.in_shape = _shape(in_shape)
+        c, h, w = self.in_shape
+        scale = int(scale)
+        if scale < 1 or h % scale or w % scale:
+            raise ShredError(f"scale {scale} does not divide the image size {h}x{w}; "
+                             f"use a scale that divides it")
+        self.scale = scale
+        self.coisometry = 1.0 / scale ** 2
+        self.out_shape = (c, h // scale, w // scale)
+        self._freeze()
+
+    def A(self, x):
+        return F.avg_pool2d(x, self.scale)
+
+    def AT(self, y):
+        return F.interpolate(y, scale_factor=self.scale, mode="nearest") / self.scale ** 2
+
+    def params(self):
+        return {"scale": self.scale}
+
+
+def bicubic_matrix(n_in: int, scale: int) -> torch.Tensor:
+    """[n_in // scale, n_in] down-sampling matrix of MATLAB's ``imresize(x, 1/scale, 'bicubic')``:
+    Keys cubic (a = -0.5) stretched by ``scale`` for anti-aliasing, symmetric borders."""
+    def cubic(u: torch.Tensor) -> torch.Tensor:
+        a = u.abs()
+        return torch.where(a <= 1, 1.5 * a ** 3 - 2.5 * a ** 2 + 1,
+                           torch.where(a < 2, -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2, torch.zeros_like(a)))
+    n_out = n_in // scale
+    mat = torch.zeros(n_out, n_in, dtype=torch.float64)
+    support = 2 * scale
+    for i in range(n_out):
+        centre = (i + 0.5) * scale - 0.5
+        js = torch.arange(math.floor(centre - support), math.ceil(centre + support) + 1)
+        wts = cubic((centre - js.double()) / scale)
+        wts = wts / wts.sum()
+        js = torch.where(js < 0, -js - 1, js)
+        js = torch.where(js >= n_in, 2 * n_in - 1 - js, js)
+        mat[i].index_add_(0, js, wts)
+    return mat
+
+
+@register_operator("sr-bicubic")
+class BicubicSR(Operator):
+    """Super-resolution by bicubic down-sampling (MATLAB ``imresize`` with anti-aliasing), written
+    as y = D_h x D_w^T with exact adjoint and pseudo-inverse from the separable matrices."""
+
+    def __init__(self, in_shape, scale: int):
+        self.in_shape = _shape(in_shape)
+        c, h, w = self.in_shape
+        scale = int(scale)
+        if scale < 2 or h % scale or w % scale:
+            raise ShredError(f"scale {scale} does not divide the image size {h}x{w}; "
+                             f"use a scale >= 2 that divides it")
+        self.scale = scale
+        self.out_shape = (c, h // scale, w // scale)
+        self.Dh, self.Dw = bicubic_matrix(h, scale), bicubic_matrix(w, scale)
+        self.Dh_pinv, self.Dw_pinv = torch.linalg.pinv(self.Dh), torch.linalg.pinv(self.Dw)
+        self._freeze()
+
+    @staticmethod
+    def _apply(x, left, right):
+        left = left.to(device=x.device, dtype=x.dtype)
+        right = right.to(device=x.device, dtype=x.dtype)
+        return left @ x @ right.T
+
+    def A(self, x):
+        return self._apply(x, self.Dh, self.Dw)
+
+    def AT(self, y):
+        return self._apply(y, self.Dh.T, self.Dw.T)
+
+    def pinv(self, y):
+        # (D_h (x) D_w)^+ = D_h^+ (x) D_w^+ for a Kronecker product.
+        return self._apply(y, self.Dh_pinv, self.Dw_pinv)
+
+    def params(self):
+        return {"scale": self.scale}
+
+
+def conv_matrix(taps: torch.Tensor, n: int) -> torch.Tensor:
+    """[n, n] matrix of the 1-D 'same' convolution with zero padding by an odd-length filter."""
+    half = taps.numel() // 2
+    mat = torch.zeros(n, n, dtype=torch.float64)
+    for i in range(n):
+        for j, w in enumerate(taps.tolist()):
+            col = i - (j - half)
+            if 0 <= col < n:
+                mat[i, col] += w
+    return mat
+
+
+@register_operator("blur")
+class Blur(Operator):
+    """Convolution of every channel with a known kernel, 'same' size with zero padding (as in the
+    authors' code). A^T is the correlation with the same kernel (a transposed convolution).
+
+    A^+ is exact for separable kernels (isotropic or axis-aligned Gaussians: the kernel matrix has
+    rank one, k = u v^T, and A = T_u (x) T_v with 1-D convolution matrices). Other kernels use CGLS,
+    which converges slowly on ill-conditioned blurs: ||A A^+ A x - A x|| / ||A x|| reaches about
+    1e-3 to 1e-5 (see the tests).
+    """
+
+    def __init__(self, in_shape, kernel: torch.Tensor, kind: str = "custom"):
+        from .kernels import _normalise
+        self.in_shape = self.out_shape = _shape(in_shape)
+        self.kernel = _normalise(torch.as_tensor(kernel, dtype=torch.float64), "blur kernel")
+        self.kind = kind
+        u, sv, vh = torch.linalg.svd(self.kernel)
+        self.separable = bool(sv.numel() == 1 or sv[1] <= 1e-12 * sv[0])
+        if self.separable:
+            c, h, w = self.in_shape
+            col, row = u[:, 0] * sv[0].sqrt(), vh[0] * sv[0].sqrt()
+            self._pinv_h = torch.linalg.pinv(conv_matrix(col, h))
+            self._pinv_w = torch.linalg.pinv(conv_matrix(row, w))
+        self._freeze()
+
+    def pinv(self, y):
+        if not self.separable:
+            return super().pinv(y)
+        left = self._pinv_h.to(device=y.device, dtype=y.dtype)
+        right = self._pinv_w.to(device=y.device, dtype=y.dtype)
+        return left @ y @ right.T
+
+    def _weight(self, x):
+        c = x.shape[1]
+        # conv2d computes a correlation; flip the kernel so that A is a true convolution.
+        k = self.kernel.flip(0, 1).to(device=x.device, dtype=x.dtype)
+        return k.expand(c, 1, *k.shape)
+
+    def A(self, x):
+        kh, kw = self.kernel.shape
+        return F.conv2d(x, self._weight(x), padding=(kh // 2, kw // 2), groups=x.shape[1])
+
+    def AT(self, y):
+        kh, kw = self.kernel.shape
+        return F.conv_transpose2d(y, self._weight(y), padding=(kh // 2, kw // 2), groups=y.shape[1])
+
+    def params(self):
+        return {"kind": self.kind, "kernel": self.kernel.tolist()}
+
+    @classmethod
+    def from_params(cls, in_shape, kernel, kind: str = "custom"):
+        return cls(in_shape, torch.tensor(kernel, dtype=torch.float64), kind=kind)
+
+
+@register_operator("colorize")
+class Colorize(Operator):
+    """Colorization: y is the grey image, the mean of the colour channels. A A^T = I / C."""
+
+    def __init__(self, in_shape):
+        self.in_shape = _shape(in_shape)
+        c, h, w = self.in_shape
+        if c < 2:
+            raise ShredError("colorization needs a colour model; this image has one channel")
+        self.out_shape = (1, h, w)
+        self.coisometry = 1.0 / c
+        self._freeze()
+
+    def A(self, x):
+        return x.mean(dim=1, keepdim=True)
+
+    def AT(self, y):
+        return y.expand(-1, self.in_shape[0], -1, -1) / self.in_shape[0]
+
+
+@register_operator("compose")
+class Compose(Operator):
+    """A = A_n o ... o A_1 (the first listed is applied first), e.g. colorization then x4."""
+
+    def __init__(self, in_shape, ops: list[Operator]):
+        self.in_shape = _shape(in_shape)
+        if not ops:
+            raise ShredError("a composition needs at least one operator")
+        shape = self.in_shape
+        for op in ops:
+            if tuple(op.in_shape) != tuple(shape):
+                raise ShredError(f"cannot compose: {op.name} expects {tuple(op.in_shape)} but receives {tuple(shape)}")
+            shape = op.out_shape
+        self.ops = tuple(ops)
+        self.out_shape = tuple(shape)
+        self.linear = all(op.linear for op in ops)
+        scales = [op.coisometry for op in ops]
+        # If every factor satisfies A_i A_i^T = c_i I, so does the product, with c = prod c_i.
+        self.coisometry = math.prod(scales) if all(s is not None for s in scales) else None
+        self._freeze()
+
+    def A(self, x):
+        for op in self.ops:
+            x = op.A(x)
+        return x
+
+    def AT(self, y):
+        for op in reversed(self.ops):
+            y = op.AT(y)
+        return y
+
+    def num_measurements(self) -> int:
+        return self.ops[-1].num_measurements()
+
+    def measurement_weight(self):
+        return self.ops[-1].measurement_weight()
+
+    def params(self):
+        return {"ops": [op.spec() for op in self.ops]}
+
+    @classmethod
+    def from_params(cls, in_shape, ops: list[dict[str, Any]]):
+        return cls(in_shape, [operator_from_spec(s) for s in ops])
+
+
+@register_operator("noisy")
+class Noisy(Operator):
+    """Additive white Gaussian measurement noise: y = A(x) + sigma_y n, n ~ N(0, I) (eq. 10).
+
+    ``A``, ``AT`` and ``pinv`` are those of the wrapped operator (the noise-free model used by the
+    solvers); only :meth:`degrade` draws the noise. ``sigma_y`` is in [0, 1] image units.
+    """
+
+    def __init__(self, in_shape, op: Operator, sigma_y: float):
+        self.in_shape = _shape(in_shape)
+        if tuple(op.in_shape) != self.in_shape:
+            raise ShredError("noisy: inner operator has a different input shape")
+        if not (sigma_y >= 0 and math.isfinite(sigma_y)):
+            raise ShredError(f"sigma_y must be a finite number >= 0, got {sigma_y}")
+        self.op = op
+        self.noise = float(sigma_y)
+        self.out_shape = op.out_shape
+        self.linear = op.linear
+        self.coisometry = op.coisometry
+        self._freeze()
+
+    @property
+    def sigma_y(self) -> float:
+        return self.noise
+
+    def A(self, x):
+        return self.op.A(x)
+
+    def AT(self, y):
+        return self.op.AT(y)
+
+    def pinv(self, y):
+        return self.op.pinv(y)
+
+    def degrade(self, x, generator=None):
+        y = self.op.degrade(x, generator)
+        n = torch.randn(y.shape, generator=generator, dtype=y.dtype, device="cpu" if generator is None else generator.device)
+        w = self.op.measurement_weight()
+        if w is not None:
+            n = n * w.to(dtype=n.dtype, device=n.device)
+        return y + self.noise * n.to(y.device)
+
+    def num_measurements(self):
+        return self.op.num_measurements()
+
+    def measurement_weight(self):
+        return self.op.measurement_weight()
+
+    def params(self):
+        return {"sigma_y": self.noise, "op": self.op.spec()}
+
+    @classmethod
+    def from_params(cls, in_shape, op: dict[str, Any], sigma_y: float):
+        return cls(in_shape, operator_from_spec(op), sigma_y)

@@ -1,0 +1,129 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from shred.cli import main
+
+
+@pytest.fixture
+def clean_png(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "clean.png"
+    Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(p)
+    return p
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_degrade_then_restore_from_the_spec(tmp_path, clean_png, tiny_model_dir, capsys):
+    y, spec = tmp_path / "y.png", tmp_path / "y.json"
+    code, out, err = run(["degrade", clean_png, "--task", "sr", "--scale", "2", "--out", y], capsys)
+    assert code == 0, err
+    assert Image.open(y).size == (8, 8)
+    s = json.loads(spec.read_text())
+    assert s["task"] == "sr" and s["operator"] == {"name": "sr-avg", "in_shape": [3, 16, 16], "scale": 2}
+    out_png, grid = tmp_path / "r.png", tmp_path / "grid.png"
+    code, out, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "3", "--out", out_png,
+                          "--grid", grid, "--clean", clean_png, "--quiet"], capsys)
+    assert code == 0, err
+    assert Image.open(out_png).size == (16, 16) and Image.open(grid).size[0] > 3 * 128
+    assert "PSNR" in err and "relative measurement error" in err
+
+
+def test_spec_round_trips_the_operator(tmp_path, clean_png, capsys):
+    from shred import read_spec
+    from shred.io import read_image
+
+    y = tmp_path / "y.npy"
+    code, _, err = run(["degrade", clean_png, "--task", "cs", "--fraction", "0.1", "--seed", "5", "--out", y], capsys)
+    assert code == 0, err
+    op, spec = read_spec(tmp_path / "y.json")
+    x = read_image(clean_png)
+    # .npy keeps the measurement exact: it equals A(x) with the rebuilt operator.
+    assert torch.allclose(read_image(y), op.A(x), atol=1e-6)
+    assert int(op.mask.sum()) == round(0.1 * 256) and spec["seed"] == 5
+
+
+def test_several_seeds_write_one_file_each(tmp_path, clean_png, tiny_model_dir, capsys):
+    y = tmp_path / "y.png"
+    run(["degrade", clean_png, "--task", "inpaint", "--out", y], capsys)
+    code, _, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "2", "--seeds", "0-2",
+                        "--out", tmp_path / "r.png", "--grid", tmp_path / "g.png", "--quiet"], capsys)
+    assert code == 0, err
+    assert all((tmp_path / f"r_seed{s}.png").is_file() for s in range(3))
+    a, b = (np.asarray(Image.open(tmp_path / f"r_seed{s}.png")) for s in (0, 1))
+    assert not np.array_equal(a, b)
+
+
+def test_restore_with_task_and_resize_policy(tmp_path, tiny_model_dir, capsys):
+    small = tmp_path / "small.png"
+    Image.fromarray(np.full((6, 6, 3), 128, np.uint8)).save(small)
+    code, _, err = run(["restore", small, "--task", "sr", "--scale", "2", "--model", tiny_model_dir,
+                        "--iterations", "1", "--quiet"], capsys)
+    assert code == 2 and "expects a 8x8 measurement" in err and "--resize" in err
+    assert not (tmp_path / "small_restored.png").exists()
+    code, _, err = run(["restore", small, "--task", "sr", "--scale", "2", "--model", tiny_model_dir,
+                        "--iterations", "1", "--quiet", "--resize"], capsys)
+    assert code == 0, err and (tmp_path / "small_restored.png").is_file()
+
+
+def _bad_cases(tmp_path, clean_png, tiny_model_dir):
+    notimg = tmp_path / "notimg.png"
+    notimg.write_text("hello")
+    mask8 = tmp_path / "mask8.png"
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(mask8)
+    nan = tmp_path / "nan.npy"
+    arr = np.full((8, 8, 3), 0.5, np.float32)
+    arr[2, 2, 1] = np.nan
+    np.save(nan, arr)
+    y = tmp_path / "good_y.png"
+    Image.fromarray(np.full((8, 8, 3), 100, np.uint8)).save(y)
+    restore = ["restore", "--model", tiny_model_dir, "--task", "sr", "--scale", "2", "--out", tmp_path / "o.png"]
+    return {
+        "missing file": (["degrade", tmp_path / "nope.png", "--task", "sr", "--out", tmp_path / "o.png"], "no such file"),
+        "not an image": (["degrade", notimg, "--task", "sr", "--out", tmp_path / "o.png"], "not an image"),
+        "mask size": (["degrade", clean_png, "--task", "inpaint-mask", "--mask", mask8, "--out", tmp_path / "o.png"],
+                      "mask is 8x8 but the image is 16x16"),
+        "scale": (["degrade", clean_png, "--task", "sr", "--scale", "3", "--out", tmp_path / "o.png"], "does not divide"),
+        "delta_t 0": ([*restore[:1], y, *restore[1:], "--delta-t", "0"], "positive integer"),
+        "delta_t > T": ([*restore[:1], y, *restore[1:], "--delta-t", "1001"], "delta_t must be an integer in 1..T=1000"),
+        "NaN": ([*restore[:1], nan, *restore[1:]], "NaN"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "not an image", "mask size", "scale", "delta_t 0",
+                                  "delta_t > T", "NaN"])
+def test_bad_input_gives_one_line_and_no_output(case, tmp_path, clean_png, tiny_model_dir, capsys):
+    argv, expect = _bad_cases(tmp_path, clean_png, tiny_model_dir)[case]
+    before = set(tmp_path.iterdir())
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse's own checks exit
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("shred") and "error:" in lines[0], err
+    assert expect in lines[0], lines[0]
+    assert set(tmp_path.iterdir()) == before  # nothing written, not even a temporary file
+
+
+def test_existing_output_survives_a_failed_run(tmp_path, clean_png, capsys):
+    out = tmp_path / "y.png"
+    out.write_bytes(b"precious")
+    code, _, _ = run(["degrade", clean_png, "--task", "sr", "--scale", "3", "--out", out], capsys)
+    assert code == 2 and out.read_bytes() == b"precious"
+
+
+def test_help_has_examples_and_runs_as_a_program():
+    res = subprocess.run([sys.executable, "-m", "shred.cli", "restore", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "examples:" in res.stdout and "--seeds" in res.stdout

@@ -1,0 +1,134 @@
+import math
+
+import pytest
+import torch
+
+from shred.diffusion import NoiseSchedule, ddim_invert, ddim_sample, ddim_step, time_pairs
+from shred.errors import ShredError
+
+
+def test_linear_schedule_is_float64_and_matches_ddpm():
+    s = NoiseSchedule.linear()
+    assert s.T == 1000 and s.abar.dtype == torch.float64
+    assert s.betas[0].item() == pytest.approx(1e-4) and s.betas[-1].item() == pytest.approx(0.02)
+    # abar_t = prod (1 - beta): check one value against an independent product.
+    assert s.abar_at(499) == pytest.approx(math.prod(1 - b for b in s.betas[:500].tolist()), rel=1e-12)
+    assert s.abar_at(-1) == 1.0
+    assert NoiseSchedule.from_dict(s.to_dict()).abar.equal(s.abar)
+
+
+def test_cosine_and_given_schedules_round_trip():
+    c = NoiseSchedule.cosine(T=50)
+    assert c.T == 50 and torch.all(c.abar[1:] < c.abar[:-1])
+    g = NoiseSchedule([0.1, 0.2, 0.3])
+    assert NoiseSchedule.from_dict(g.to_dict()).abar.allclose(torch.tensor([0.9, 0.72, 0.504], dtype=torch.float64))
+    with pytest.raises(ShredError):
+        NoiseSchedule([0.5, 1.5])
+
+
+def test_time_pairs_authors_and_trailing_spacing():
+    lead = time_pairs(1000, delta_t=100)
+    assert [t for t, _ in lead] == list(range(900, -1, -100))
+    assert lead[-1] == (0, -1) and all(tn == t - 100 for t, tn in lead[:-1])
+    trail = time_pairs(1000, delta_t=100, spacing="trailing")
+    assert trail[0] == (999, 899) and trail[-1] == (99, -1) and len(trail) == 10
+    assert time_pairs(1000, steps=10) == lead
+    full = time_pairs(1000, delta_t=1)  # naive inversion: the fully unrolled chain
+    assert len(full) == 1000 and full[0] == (999, 998) and full[-1] == (0, -1)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1001, 2.5, None])
+def test_time_pairs_rejects_bad_delta_t(bad):
+    with pytest.raises(ShredError, match="delta_t|exactly one"):
+        time_pairs(1000, delta_t=bad)
+
+
+def _affine_map(prior, pairs):
+    """x0 = f(x_T) is affine per pixel for the Gaussian prior: return its slope and offset."""
+    zero = torch.zeros(1, *prior.mu.shape, dtype=torch.float64)
+    offset = ddim_sample(prior, zero, pairs)
+    slope = ddim_sample(prior, zero + 1, pairs) - offset
+    return slope[0], offset[0]
+
+
+def test_many_step_ddim_maps_standard_normal_to_the_prior(gaussian_prior):
+    mu, s = gaussian_prior.mu, gaussian_prior.sigma
+    a = gaussian_prior.schedule.abar_at(999)
+    # The exact probability-flow map from t = 999 to data: x_t = sqrt(a) mu + sqrt(a s^2 + 1 - a) z
+    # and x_0 = mu + s z, so x_0 = offset + slope * x_T with:
+    scale = torch.sqrt(a * s ** 2 + 1 - a)
+    exact_slope, exact_offset = s / scale, mu - s * math.sqrt(a) * mu / scale
+    errors = []
+    for delta_t in (100, 10, 1):
+        slope, offset = _affine_map(gaussian_prior, time_pairs(1000, delta_t=delta_t, spacing="trailing"))
+        errors.append(max((offset - exact_offset).abs().max().item(), (slope / exact_slope - 1).abs().max().item()))
+    assert errors[2] < errors[1] < errors[0] and errors[2] < 0.02, errors
+    # f(N(0, I)) = N(offset, slope^2): the prior's moments, up to the O(sqrt(abar_999)) = 0.006
+    # left over because x_T at t = 999 is not pure noise.
+    slope, offset = _affine_map(gaussian_prior, time_pairs(1000, delta_t=1, spacing="trailing"))
+    assert (offset - mu).abs().max() < 2e-3 and (slope / s - 1).abs().max() < 0.07
+    # And by sampling: 4000 draws land on the prior's moments within sampling error.
+    from shred.models import GaussianPrior
+
+    small = GaussianPrior(mu[:1, :8, :8], s[:1, :8, :8])
+    g = torch.Generator().manual_seed(1)
+    x_T = torch.randn(4000, 1, 8, 8, generator=g, dtype=torch.float64)
+    x0 = ddim_sample(small, x_T, time_pairs(1000, delta_t=1, spacing="trailing"))
+    z_mean = (x0.mean(0) - small.mu) / (small.sigma / math.sqrt(4000))
+    assert z_mean.abs().max() < 4.5  # 64 pixels, each a standard normal under the null (plus a ~0.1 bias)
+    # The sample std of 4000 normals has relative standard error 1/sqrt(8000) = 1.1%.
+    assert ((x0.std(0) / small.sigma) - 1).abs().max() < 0.05
+
+
+def test_inversion_then_sampling_returns_the_start(gaussian_prior):
+    x0 = gaussian_prior.sample(3, torch.Generator().manual_seed(2))
+    errs = []
+    for delta_t in (100, 20, 5, 1):
+        pairs = time_pairs(1000, delta_t=delta_t)
+        with torch.no_grad():
+            rec = ddim_sample(gaussian_prior, ddim_invert(gaussian_prior, x0, pairs), pairs)
+        errs.append((rec - x0).abs().max().item())
+    assert all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert errs[-1] < 0.02
+
+
+def test_exact_gradient_passes_gradcheck(gaussian_prior):
+    from shred.models import GaussianPrior
+
+    small = GaussianPrior(gaussian_prior.mu[:1, :2, :2], gaussian_prior.sigma[:1, :2, :2])
+    pairs = time_pairs(1000, delta_t=250)
+    x_T = torch.randn(2, 1, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: ddim_sample(small, x, pairs, grad="exact"), (x_T,))
+    assert torch.autograd.gradcheck(lambda x: ddim_sample(small, x, pairs, grad="exact", clip_x0=True), (x_T * 0.1,))
+
+
+def test_checkpointed_and_stored_exact_gradients_agree(gaussian_prior):
+    pairs = time_pairs(1000, delta_t=100)
+    x_T = torch.randn(2, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+    g1, = torch.autograd.grad(ddim_sample(gaussian_prior, x_T, pairs, grad="exact").square().sum(), x_T)
+    g2, = torch.autograd.grad(ddim_sample(gaussian_prior, x_T, pairs, grad="exact",
+                                          checkpoint_steps=False).square().sum(), x_T)
+    assert torch.allclose(g1, g2, atol=1e-12)
+
+
+def test_surrogate_gradient_equals_its_closed_form(gaussian_prior):
+    # With eps held constant, each step scales x_t by sqrt(abar_next / abar_t); over the whole
+    # trajectory d x0 / d x_T = sqrt(abar_{t_next of last} / abar_{t first}) = 1 / sqrt(abar_900).
+    pairs = time_pairs(1000, delta_t=100)
+    x_T = torch.randn(2, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    g, = torch.autograd.grad((ddim_sample(gaussian_prior, x_T, pairs, grad="surrogate") * w).sum(), x_T)
+    expected = w / math.sqrt(gaussian_prior.schedule.abar_at(900))
+    assert torch.allclose(g, expected, rtol=1e-12, atol=0)
+
+
+def test_ddim_step_clipping_rederives_eps():
+    x_t = torch.tensor([[[[3.0]]]], dtype=torch.float64)
+    eps = torch.zeros_like(x_t)
+    x_next, x0 = ddim_step(x_t, eps, 0.5, 0.9, clip_x0=True)
+    assert x0.item() == 1.0
+    eps_re = (3.0 - math.sqrt(0.5)) / math.sqrt(0.5)
+    assert x_next.item() == pytest.approx(math.sqrt(0.9) + math.sqrt(0.1) * eps_re)
+    # The sampler itself switches no gradients off: plain sampling under grad keeps a graph.
+    x = torch.ones(1, 1, 1, 1, dtype=torch.float64, requires_grad=True)
+    assert ddim_step(x, eps, 0.5, 0.9)[0].requires_grad

@@ -1,0 +1,218 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import shared
+from shred.errors import ShredError
+from shred.operators import (OPERATORS, TASKS, Blur, Mask, TaskOptions, anisotropic_gaussian_kernel, build_task,
+                             gaussian_kernel, load_kernel, load_mask, operator_from_spec,
+                             random_anisotropic_gaussian_kernel)
+
+SHAPE = (3, 16, 16)
+
+
+def _mask_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("mask") / "m.npy"
+    np.save(p, (np.arange(256).reshape(16, 16) % 3 != 0).astype(np.uint8))
+    return str(p)
+
+
+# One instance of every task, and compositions, built with a fixed generator.
+CASES = {
+    "denoise": ("denoise", TaskOptions()),
+    "inpaint": ("inpaint", TaskOptions(box_size=6)),
+    "inpaint-mask": ("inpaint-mask", None),
+    "cs": ("cs", TaskOptions(fraction=0.05)),
+    "sr": ("sr", TaskOptions(scale=4)),
+    "sr-bicubic": ("sr-bicubic", TaskOptions(scale=2)),
+    "deblur": ("deblur", TaskOptions(kernel_sigma=1.5)),
+    "deblur-random": ("deblur", TaskOptions(kernel="random", kernel_size=7)),
+    "colorize": ("colorize", TaskOptions()),
+    "colorize+sr": ("colorize+sr", TaskOptions(scale=2)),
+    "inpaint+sr": ("inpaint+sr", TaskOptions(scale=2, box_size=4)),
+    "noisy-sr": ("sr", TaskOptions(scale=2, sigma_y=0.05)),
+}
+
+
+def test_every_task_has_a_case():
+    covered = {t for task, _ in CASES.values() for t in task.split("+")}
+    assert covered == set(TASKS)
+
+
+@pytest.fixture(params=sorted(CASES))
+def op(request, tmp_path_factory):
+    task, opts = CASES[request.param]
+    if opts is None:
+        opts = TaskOptions(mask=_mask_file(tmp_path_factory))
+    return build_task(task, SHAPE, opts, generator=torch.Generator().manual_seed(0))
+
+
+def _rand(shape, seed):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_adjoint(op):
+    x, y = _rand((2, *op.in_shape), 1), _rand((2, *op.out_shape), 2)
+    lhs = (op.A(x) * y).sum()
+    rhs = (x * op.AT(y)).sum()
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs.item()))
+
+
+def test_pseudo_inverse(op):
+    x = _rand((2, *op.in_shape), 3)
+    Ax = op.A(x)
+    err = (op.A(op.pinv(Ax)) - Ax).norm() / Ax.norm()
+    # Closed forms are exact to rounding. CGLS (non-separable blur, masked SR) is iterative: it
+    # stalls in the directions of tiny singular values of an ill-conditioned blur, which leaves a
+    # relative residual near 1e-3 after its 500 iterations (measured 5e-4 for the 7x7 case here).
+    iterative = op.coisometry is None and not getattr(op, "separable", True) or op.name == "compose"
+    assert err < (2e-3 if iterative else 1e-10), err
+    # A^+ y lies in the row space of A: A^+ A A^+ = A^+ for the closed forms.
+    if op.coisometry is not None:
+        p = op.pinv(Ax)
+        assert torch.allclose(op.pinv(op.A(p)), p, atol=1e-10)
+
+
+def test_batching(op):
+    x = _rand((3, *op.in_shape), 4)
+    batched = op.A(x)
+    single = torch.cat([op.A(x[i:i + 1]) for i in range(3)])
+    assert batched.shape == (3, *op.out_shape)
+    assert torch.allclose(batched, single, atol=1e-12)
+
+
+def test_differentiable(op):
+    x = _rand((1, *op.in_shape), 5).requires_grad_(True)
+    y = _rand((1, *op.out_shape), 6)
+    g, = torch.autograd.grad((op.A(x) * y).sum(), x)
+    # For a linear operator the gradient of <A x, y> is A^T y.
+    assert torch.allclose(g, op.AT(y), atol=1e-12)
+
+
+def test_spec_round_trip(op):
+    spec = json.loads(json.dumps(op.spec()))
+    again = operator_from_spec(spec)
+    x = _rand((2, *op.in_shape), 7)
+    assert type(again) is type(op) and again.out_shape == op.out_shape
+    assert torch.equal(again.A(x), op.A(x))
+    assert again.spec() == op.spec()
+
+
+def test_operators_are_immutable(op):
+    with pytest.raises(AttributeError):
+        op.in_shape = (1, 2, 2)
+
+
+def test_float32_input_keeps_float32(op):
+    x = torch.rand(1, *op.in_shape)
+    assert op.A(x).dtype == torch.float32
+
+
+def test_registry_names():
+    assert {"identity", "mask", "sr-avg", "sr-bicubic", "blur", "colorize", "compose", "noisy"} <= set(OPERATORS)
+
+
+def test_avgpool_and_colorize_values():
+    x = torch.arange(16.0).view(1, 1, 4, 4).expand(1, 3, 4, 4)
+    sr = build_task("sr", (3, 4, 4), TaskOptions(scale=2))
+    assert sr.A(x)[0, 0].tolist() == [[2.5, 4.5], [10.5, 12.5]]
+    col = build_task("colorize", (3, 1, 1))
+    assert col.A(torch.tensor([[[[0.0]], [[0.3]], [[0.9]]]])).item() == pytest.approx(0.4)
+
+
+def test_bicubic_preserves_constants_and_smooth_ramps():
+    op = build_task("sr-bicubic", (1, 32, 32), TaskOptions(scale=4))
+    ones = torch.ones(1, 1, 32, 32, dtype=torch.float64)
+    assert torch.allclose(op.A(ones), torch.ones(1, 1, 8, 8, dtype=torch.float64))
+    ramp = torch.arange(32, dtype=torch.float64).view(1, 1, 1, 32).expand(1, 1, 32, 32)
+    # Away from the borders a linear ramp is sampled at the block centres (i + 0.5) * 4 - 0.5.
+    assert torch.allclose(op.A(ramp)[0, 0, 0, 2:6], torch.tensor([9.5, 13.5, 17.5, 21.5], dtype=torch.float64))
+
+
+def test_blur_is_a_convolution():
+    k = torch.zeros(3, 3, dtype=torch.float64)
+    k[1, 2] = 1  # shifts the image one pixel to the right under convolution
+    op = Blur((1, 5, 5), k)
+    x = torch.zeros(1, 1, 5, 5, dtype=torch.float64)
+    x[0, 0, 2, 2] = 1
+    assert op.A(x)[0, 0, 2, 3] == 1
+
+
+def test_noise_is_added_only_by_degrade():
+    op = build_task("sr", SHAPE, TaskOptions(scale=2, sigma_y=0.1))
+    x = torch.rand(1, *SHAPE, dtype=torch.float64)
+    y = op.degrade(x, torch.Generator().manual_seed(0))
+    assert op.sigma_y == 0.1 and torch.equal(op.A(x), build_task("sr", SHAPE, TaskOptions(scale=2)).A(x))
+    assert 0.08 < (y - op.A(x)).std().item() < 0.12
+
+
+def test_mask_generators_are_seeded_and_exact():
+    a = build_task("cs", SHAPE, TaskOptions(fraction=0.05), torch.Generator().manual_seed(3))
+    b = build_task("cs", SHAPE, TaskOptions(fraction=0.05), torch.Generator().manual_seed(3))
+    c = build_task("cs", SHAPE, TaskOptions(fraction=0.05), torch.Generator().manual_seed(4))
+    assert torch.equal(a.mask, b.mask) and not torch.equal(a.mask, c.mask)
+    assert int(a.mask.sum()) == round(0.05 * 256)
+    box = build_task("inpaint", (3, 32, 32))
+    assert box.mask.sum() == 32 * 32 - 16 * 16 and box.mask[16, 16] == 0 and box.mask[0, 0] == 1
+
+
+def test_kernel_generators():
+    k = gaussian_kernel(9, 1.5)
+    assert k.shape == (9, 9) and k.sum().item() == pytest.approx(1) and torch.allclose(k, k.T)
+    an = anisotropic_gaussian_kernel(21, 1.0, 4.0, 0.0)
+    assert an.sum(0).std() > an.sum(1).std()  # wider along x than along y
+    r1 = random_anisotropic_gaussian_kernel(41, torch.Generator().manual_seed(0))
+    r2 = random_anisotropic_gaussian_kernel(41, torch.Generator().manual_seed(0))
+    assert r1.shape == (41, 41) and torch.equal(r1, r2) and (r1 >= 0).all()
+
+
+def test_kernel_files(tmp_path):
+    k = np.random.default_rng(0).random((5, 5))
+    np.save(tmp_path / "k.npy", k)
+    got = load_kernel(str(tmp_path / "k.npy"))
+    assert np.allclose(got.numpy(), k / k.sum())
+    np.save(tmp_path / "even.npy", np.ones((4, 4)))
+    with pytest.raises(ShredError, match="odd"):
+        load_kernel(str(tmp_path / "even.npy"))
+    np.save(tmp_path / "neg.npy", -np.ones((3, 3)))
+    with pytest.raises(ShredError, match="negative"):
+        load_kernel(str(tmp_path / "neg.npy"))
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(ShredError, match="not a readable"):
+        load_kernel(str(tmp_path / "junk.npy"))
+    with pytest.raises(ShredError, match="does not exist"):
+        load_kernel(str(tmp_path / "missing.npy"))
+
+
+def test_shared_kernel_files():
+    bird = load_kernel(str(shared("kernels", "bird_kernel.npy")))
+    assert bird.shape == (41, 41)
+    levin = shared("kernels", "Levin09.mat")
+    with pytest.raises(ShredError, match="pick one"):
+        load_kernel(str(levin))
+    k = load_kernel(f"{levin}:0")
+    assert k.sum().item() == pytest.approx(1) and k.shape[0] % 2 == 1
+
+
+def test_mask_files(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(tmp_path / "white.png")
+    assert load_mask(tmp_path / "white.png").sum() == 256
+    with pytest.raises(ShredError, match="mask is 16x16 but the image is 32x32"):
+        Mask((3, 32, 32), load_mask(tmp_path / "white.png"))
+    ddnm = load_mask(shared("masks", "ddnm_mask.npy"))
+    assert ddnm.shape == (256, 256) and 0.7 < ddnm.mean() < 0.78
+
+
+def test_bad_task_values():
+    with pytest.raises(ShredError, match="does not divide"):
+        build_task("sr", (3, 32, 32), TaskOptions(scale=3))
+    with pytest.raises(ShredError, match="unknown task"):
+        build_task("warp", SHAPE)
+    with pytest.raises(ShredError, match="fraction"):
+        build_task("cs", SHAPE, TaskOptions(fraction=1.5))
+    with pytest.raises(ShredError, match="colour"):
+        build_task("colorize", (1, 8, 8))
