@@ -1,7 +1,8 @@
 """SHRED and the peer methods behind one call: ``result = solver(y, operator, seeds=...)``."""
 from .base import Result, Solver, prepare_batch, seeded_noise, to_image_space, to_model_space
 from .presets import DEFAULT_PRESET, PRESETS, preset_config
+from .registry import SOLVERS, build_solver, register_solver
 from .shred import Shred, ShredConfig, measurement_loss
 
 __all__ = ["Result", "Solver", "prepare_batch", "seeded_noise", "to_image_space", "to_model_space",
-           "DEFAULT_PRESET", "PRESETS", "preset_config", "Shred", "ShredConfig", "measurement_loss"]
+           "DEFAULT_PRESET", "PRESETS", "preset_config", "SOLVERS", "build_solver", "register_solver", "Shred", "ShredConfig", "measurement_loss"]

@@ -21,6 +21,7 @@ from ..errors import ShredError
 from ..models.base import Denoiser
 from ..operators import Operator
 from .base import Result, Solver, seeded_noise, to_image_space, to_model_space
+from .registry import register_solver
 
 LOSSES = ("mse", "norm")
 INITS = ("noise", "ddim-inversion")
@@ -107,6 +108,7 @@ def measurement_loss(residual: torch.Tensor, kind: str, m: int) -> torch.Tensor:
     return sq / m if kind == "mse" else sq.clamp_min(1e-30).sqrt()
 
 
+@register_solver("shred")
 class Shred(Solver):
     """The SHRED solver (Algorithm 1) for a known operator.
 

@@ -1,4 +1,4 @@
-"""Image-quality and consistency metrics. Images are [B, C, H, W] in [0, 1]; results are [B]."""
+"""Per-image quality metrics against a reference. Images are [B, C, H, W] in [0, 1]; results are [B]."""
 from __future__ import annotations
 
 import torch
