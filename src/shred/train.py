@@ -1,0 +1,296 @@
+"""Training unconditional eps-prediction diffusion models (``shred train``).
+
+The objective is DDPM's (eq. 3 of the SHRED paper): ``|| eps - eps_theta(sqrt(abar_t) x_0 +
+sqrt(1 - abar_t) eps, t) ||^2`` with t uniform, on images scaled to [-1, 1], linear betas 1e-4 .. 0.02
+and T = 1000 (the schedule of every model the paper uses). The network is a diffusers
+``UNet2DModel``; an exponential moving average (EMA) of its weights is what gets saved.
+
+A run is budgeted in steps and/or minutes; the learning rate warms up, then follows a cosine to zero
+over the budget. ``checkpoint.pt`` (written atomically every few minutes and at the end) holds the
+weights, the EMA, Adam's state, the step, the elapsed time and every random generator's state, so a
+resumed run continues exactly where it stopped. The output folder then gets ``model.safetensors``
+(EMA weights, fp16) and ``config.json`` (architecture, schedule, data range, training record).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .diffusion import NoiseSchedule
+from .errors import ShredError
+
+
+def _unet(size: int, channels: int, widths: list[int], attn_levels: tuple[int, ...], layers: int,
+          groups: int = 32) -> dict[str, Any]:
+    n = len(widths)
+    return dict(sample_size=size, in_channels=channels, out_channels=channels, block_out_channels=list(widths),
+                down_block_types=["AttnDownBlock2D" if i in attn_levels else "DownBlock2D" for i in range(n)],
+                up_block_types=["AttnUpBlock2D" if n - 1 - i in attn_levels else "UpBlock2D" for i in range(n)],
+                layers_per_block=layers, norm_num_groups=groups, attention_head_dim=None, dropout=0.0)
+
+
+# Architectures by name. The bundled models must stay under 16 MB as fp16 (8M parameters) and run
+# SHRED on two CPU cores, which favours few, narrow levels.
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "cifar10-32": _unet(32, 3, [64, 128, 128], (1,), 2),
+    "fashion-mnist-28": _unet(28, 1, [32, 64, 64], (1,), 2),
+    "tiny": _unet(16, 3, [8, 16], (1,), 1, groups=4),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a training run (frozen; saved in the checkpoint and in config.json).
+
+    Attributes:
+        data: images (folder, zip, IDX file or a known split such as ``cifar10-train``).
+        out: output folder (model, checkpoint).
+        arch: an :data:`ARCHITECTURES` name (its image size and channels must match the data).
+        name: the model's name in config.json.
+        steps: optimiser steps budget (None: limited by minutes only).
+        minutes: wall-clock budget in minutes (None: limited by steps only).
+        batch: images per step.
+        lr: peak learning rate (AdamW), reached after ``warmup`` steps, then cosine to 0.
+        ema: EMA decay (with the usual ramp min(ema, (1 + step) / (10 + step))).
+        flip: random horizontal flips.
+        seed: seed of every random choice (data order, flips, t, noise).
+        bf16: bf16 autocast on a GPU.
+        compile: ``torch.compile`` the network on a GPU.
+        checkpoint_minutes: how often to write checkpoint.pt.
+        limit: use only the first N images.
+        workers: processes decoding the images.
+    """
+
+    data: str
+    out: str
+    arch: str = "cifar10-32"
+    name: str | None = None
+    steps: int | None = None
+    minutes: float | None = None
+    batch: int = 128
+    lr: float = 2e-4
+    warmup: int = 500
+    ema: float = 0.9995
+    flip: bool = True
+    seed: int = 0
+    bf16: bool = True
+    compile: bool = True
+    checkpoint_minutes: float = 2.0
+    limit: int | None = None
+    workers: int = 0
+
+    def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            raise ShredError(f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHITECTURES)}")
+        if self.steps is None and self.minutes is None:
+            raise ShredError("give a budget: --steps and/or --minutes")
+        if self.steps is not None and self.steps < 1 or self.minutes is not None and self.minutes <= 0:
+            raise ShredError("the budget must be positive")
+        if self.batch < 1 or self.lr <= 0 or not 0 <= self.ema < 1:
+            raise ShredError("batch must be >= 1, lr > 0 and ema in [0, 1)")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training (saved in checkpoint.pt)."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    images_seen: int = 0
+    losses: list[float] = field(default_factory=list)
+
+
+def _progress(cfg: TrainConfig, state: TrainState) -> float:
+    parts = []
+    if cfg.steps is not None:
+        parts.append(state.step / cfg.steps)
+    if cfg.minutes is not None:
+        parts.append(state.elapsed / (60 * cfg.minutes))
+    return max(parts)
+
+
+def lr_at(cfg: TrainConfig, state: TrainState) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` to 0 over the budget."""
+    warm = min(1.0, (state.step + 1) / max(1, cfg.warmup))
+    return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, _progress(cfg, state))))
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """One training run; ``Trainer(cfg).run()``. Uses CUDA when available."""
+
+    def __init__(self, cfg: TrainConfig, data=None, device: str | torch.device | None = None):
+        from .data import load_images
+        from .models import build_unet
+
+        self.cfg = cfg
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.data = data if data is not None else load_images(cfg.data, limit=cfg.limit, workers=cfg.workers)
+        arch = ARCHITECTURES[cfg.arch]
+        want = (arch["in_channels"], arch["sample_size"], arch["sample_size"])
+        if tuple(self.data.images.shape[1:]) != want:
+            raise ShredError(f"{cfg.data}: images are {tuple(self.data.images.shape[1:])} but architecture "
+                             f"{cfg.arch} needs {want}")
+        self.schedule = NoiseSchedule.linear()
+        self.sqrt_abar = self.schedule.abar.sqrt().float().to(self.device)
+        self.sqrt_1m_abar = (1 - self.schedule.abar).sqrt().float().to(self.device)
+        torch.manual_seed(cfg.seed)  # weight initialisation only; training randomness uses generators
+        self.model = build_unet(arch).to(self.device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.state = TrainState()
+        self.g_data = torch.Generator().manual_seed(cfg.seed)
+        self.g_noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.images = self.data.images.to(self.device)
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt_path = self.out / "checkpoint.pt"
+        self._step_fn = self._train_step
+        if self.device.type == "cuda" and cfg.compile:
+            self._step_fn = torch.compile(self._train_step)
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        _atomic_save({"config": asdict(self.cfg), "state": asdict(self.state), "model": self.model.state_dict(),
+                      "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
+                      "g_data": self.g_data.get_state(), "g_noise": self.g_noise.get_state()}, self.ckpt_path)
+
+    def resume(self) -> bool:
+        """Load checkpoint.pt if there is one; returns whether it did."""
+        if not self.ckpt_path.is_file():
+            return False
+        ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
+        if ck["config"]["arch"] != self.cfg.arch:
+            raise ShredError(f"{self.ckpt_path} was trained with arch {ck['config']['arch']}, not {self.cfg.arch}")
+        self.model.load_state_dict(ck["model"])
+        self.ema.load_state_dict(ck["ema"])
+        self.opt.load_state_dict(ck["opt"])
+        self.state = TrainState(**ck["state"])
+        self.g_data.set_state(ck["g_data"].cpu())
+        self.g_noise.set_state(ck["g_noise"].cpu())
+        return True
+
+    # -- one step --------------------------------------------------------------------------------------
+    def _batch(self):
+        n = self.images.shape[0]
+        idx = torch.randint(0, n, (self.cfg.batch,), generator=self.g_data)
+        flips = torch.rand(self.cfg.batch, generator=self.g_data) < 0.5 if self.cfg.flip else None
+        x = self.images[idx.to(self.device)].float() / 127.5 - 1
+        if flips is not None:
+            x = torch.where(flips.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
+        t = torch.randint(0, self.schedule.T, (self.cfg.batch,), generator=self.g_noise, device=self.device)
+        eps = torch.randn(x.shape, generator=self.g_noise, device=self.device)
+        return x, t, eps
+
+    def _train_step(self, x, t, eps):
+        x_t = self.sqrt_abar[t].view(-1, 1, 1, 1) * x + self.sqrt_1m_abar[t].view(-1, 1, 1, 1) * eps
+        use_bf16 = self.cfg.bf16 and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            pred = self.model(x_t, t).sample
+        return F.mse_loss(pred.float(), eps)
+
+    @torch.no_grad()
+    def _update_ema(self):
+        d = min(self.cfg.ema, (1 + self.state.step) / (10 + self.state.step))
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.lerp_(p.detach(), 1 - d)
+
+    def done(self) -> bool:
+        return _progress(self.cfg, self.state) >= 1.0
+
+    def run(self, progress: bool = True, max_steps_this_call: int | None = None) -> Path:
+        """Train until the budget is spent (or ``max_steps_this_call`` steps, for tests), then write
+        checkpoint.pt and, when the budget is spent, the model folder. Returns the output folder."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        self.model.train()
+        bar = tqdm(total=cfg.steps, initial=self.state.step, desc=f"train {cfg.arch}", unit="step",
+                   disable=not progress)
+        last_ckpt = time.perf_counter()
+        pending: list[torch.Tensor] = []
+        steps_here = 0
+        try:
+            while not self.done() and (max_steps_this_call is None or steps_here < max_steps_this_call):
+                t0 = time.perf_counter()
+                for group in self.opt.param_groups:
+                    group["lr"] = lr_at(cfg, self.state)
+                x, t, eps = self._batch()
+                loss = self._step_fn(x, t, eps)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                self.opt.step()
+                self._update_ema()
+                pending.append(loss.detach())
+                self.state.step += 1
+                steps_here += 1
+                self.state.images_seen += cfg.batch
+                if self.state.step % 50 == 0 or self.done():
+                    # Read the losses back in bulk: one host synchronisation per 50 steps.
+                    self.state.losses.extend(torch.stack(pending).float().cpu().tolist())
+                    pending.clear()
+                if self.device.type == "cuda" and self.state.step % 50 == 0:
+                    torch.cuda.synchronize()
+                self.state.elapsed += time.perf_counter() - t0
+                if progress and self.state.step % 10 == 0:
+                    recent = self.state.losses[-50:] or [float("nan")]
+                    bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
+                                    img_s=f"{self.state.images_seen / max(self.state.elapsed, 1e-9):.0f}", refresh=False)
+                    bar.update(self.state.step - bar.n)
+                if time.perf_counter() - last_ckpt > 60 * cfg.checkpoint_minutes:
+                    self.save_checkpoint()
+                    last_ckpt = time.perf_counter()
+        finally:
+            bar.close()
+        if pending:
+            self.state.losses.extend(torch.stack(pending).float().cpu().tolist())
+        self.save_checkpoint()
+        if self.done():
+            self.export()
+        return self.out
+
+    def training_record(self) -> dict[str, Any]:
+        hw = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        tail = self.state.losses[-500:]
+        return {"dataset": str(self.cfg.data), "images": len(self.data), "steps": self.state.step,
+                "batch": self.cfg.batch, "images_seen": self.state.images_seen, "lr": self.cfg.lr,
+                "ema": self.cfg.ema, "flip": self.cfg.flip, "seed": self.cfg.seed,
+                "bf16": self.cfg.bf16 and self.device.type == "cuda", "hardware": hw,
+                "wall_time_s": round(self.state.elapsed, 1),
+                "final_loss": round(sum(tail) / len(tail), 5) if tail else None,
+                "parameters": sum(p.numel() for p in self.model.parameters()),
+                "torch": torch.__version__}
+
+    def export(self) -> Path:
+        """Write the EMA weights (fp16) and config.json into the output folder."""
+        from .models import save_folder
+
+        name = self.cfg.name or self.cfg.arch
+        return save_folder(self.ema, self.schedule, self.out, name=name, training=self.training_record())
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Train (resuming from ``cfg.out/checkpoint.pt`` when present) and export the model."""
+    trainer = Trainer(cfg)
+    if resume and trainer.resume() and progress:
+        print(f"resumed from {trainer.ckpt_path} at step {trainer.state.step}")
+    return trainer.run(progress=progress)
