@@ -98,11 +98,11 @@ def frechet_distance(fa: torch.Tensor, fb: torch.Tensor) -> float:
     a, b = fa.double().cpu().numpy(), fb.double().cpu().numpy()
     mu_a, mu_b = a.mean(0), b.mean(0)
     sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(sa @ sb, disp=False)
+    covmean = linalg.sqrtm(sa @ sb)
     if not np.isfinite(covmean).all():
         eps = np.eye(sa.shape[0]) * 1e-6
         covmean = linalg.sqrtm((sa + eps) @ (sb + eps))
-    covmean = covmean.real
+    covmean = np.real(covmean)
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * np.trace(covmean))
 
 
