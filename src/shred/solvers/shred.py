@@ -9,6 +9,7 @@ gradient, x0 clipping, the projection of x_T onto the sphere of radius sqrt(D), 
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -127,7 +128,8 @@ class Shred(Solver):
         self.config = config or ShredConfig()
         self.pairs = time_pairs(denoiser.schedule.T, delta_t=self.config.delta_t, spacing=self.config.spacing)
         if device is None:
-            p = next(iter(denoiser.parameters()), None) or next(iter(denoiser.buffers()), None)
+            # (Not `param or buffer`: truth-testing a tensor of several values raises.)
+            p = next(itertools.chain(denoiser.parameters(), denoiser.buffers()), None)
             device = p.device if p is not None else torch.device("cpu")
         self.device = torch.device(device)
         self.dtype = dtype
