@@ -79,6 +79,19 @@ class Operator:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.A(x)
 
+    def to(self, device: str | torch.device) -> "Operator":
+        """A copy whose tensors (masks, kernels, matrices) live on ``device``, so that applying it
+        there copies nothing from the host (each such copy would stall a GPU queue)."""
+        def move(v):
+            if isinstance(v, torch.Tensor):
+                return v.to(device)
+            if isinstance(v, Operator):
+                return v.to(device)
+            if isinstance(v, tuple) and v and all(isinstance(e, Operator) for e in v):
+                return tuple(e.to(device) for e in v)
+            return v
+        return copy_operator(self, **{k: move(v) for k, v in vars(self).items() if k != "_frozen"})
+
     def degrade(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The measurement a camera would record: A(x), plus noise for :class:`Noisy`."""
         return self.A(x)

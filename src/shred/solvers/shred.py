@@ -170,10 +170,12 @@ class Shred(Solver):
         c = self.config
         start = time.perf_counter()
         y = y.to(self.device, self.dtype)
+        operator = operator.to(self.device)
         weight = operator.measurement_weight()
         m = operator.num_measurements()
         x_T = self.initial_latent(y, operator, seeds).detach().requires_grad_(True)
-        opt = torch.optim.Adam([{"params": [x_T], "lr": c.lr}, *self.extra_parameters(operator)])
+        opt = torch.optim.Adam([{"params": [x_T], "lr": c.lr}, *self.extra_parameters(operator)],
+                               fused=self.device.type == "cuda")
         sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, c.iterations) if c.lr_decay == "cosine" else None)
         B = y.shape[0]
         active = torch.ones(B, dtype=torch.bool, device=self.device)

@@ -1,0 +1,251 @@
+"""Speed of SHRED: time per image, peak memory and achieved TFLOP/s, fast path against reference.
+
+    python bench/speed.py --device cuda --out bench/results/speed-gpu.json     # the GPU table
+    python bench/speed.py --device cpu --out bench/results/speed-cpu.json      # bundled models
+    python bench/speed.py --device cpu --quick                                  # a smoke test
+
+Each configuration runs SHRED (x4 average-pooling super-resolution, delta_t = 100, i.e. 10 DDIM
+steps per iteration) on random-weight networks of the paper's architectures, built from the
+configurations shred's own checkpoint loader produces for the released layouts (the reference
+files in ../shared/data/reference-checkpoints, widths as released: 113.7M and 552.8M parameters).
+It times ``--iterations`` iterations after a warm-up (which absorbs compilation) and reports
+per-image time extrapolated to 100 iterations. The reference-style configuration (fp32, eager,
+batch 1) runs in the same process, so speed-ups are ratios measured side by side. Floating-point
+operations come from ``torch.utils.flop_counter`` on one eager iteration.
+
+Results go to JSON after every configuration, so a run stopped by ``--deadline`` keeps what it
+measured.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from shred.diffusion import NoiseSchedule  # noqa: E402
+from shred.metrics import psnr  # noqa: E402
+from shred.models import UNetDenoiser, build_unet  # noqa: E402
+from shred.models.fast import RunOptions, accelerate  # noqa: E402
+from shred.operators import TaskOptions, build_task  # noqa: E402
+from shred.solvers import Shred, ShredConfig  # noqa: E402
+
+_DDPM_LEVELS = dict(down_block_types=["DownBlock2D"] * 4 + ["AttnDownBlock2D", "DownBlock2D"],
+                    up_block_types=["UpBlock2D", "AttnUpBlock2D"] + ["UpBlock2D"] * 4)
+_ADM_LEVELS = dict(down_block_types=["ResnetDownsampleBlock2D"] * 3 + ["AttnDownBlock2D"] * 3,
+                   up_block_types=["AttnUpBlock2D"] * 3 + ["ResnetUpsampleBlock2D"] * 3)
+
+# What shred's loader (models/convert.py) builds for celeba_hq.ckpt and 256x256_diffusion_uncond.pt
+# (checked against the reference files by tests/test_speed_bench.py).
+ARCHS = {
+    "celeba-ddpm": dict(sample_size=256, in_channels=3, out_channels=3, block_out_channels=[128, 128, 256, 256, 512, 512],
+                        layers_per_block=2, **_DDPM_LEVELS, freq_shift=1, flip_sin_to_cos=False, downsample_padding=0,
+                        attention_head_dim=None, norm_num_groups=32, norm_eps=1e-6),
+    "adm-imagenet": dict(sample_size=256, in_channels=3, out_channels=6, block_out_channels=[256, 256, 512, 512, 1024, 1024],
+                         layers_per_block=2, **_ADM_LEVELS, freq_shift=0, flip_sin_to_cos=True,
+                         resnet_time_scale_shift="scale_shift", downsample_type="resnet", upsample_type="resnet",
+                         attention_head_dim=64, norm_num_groups=32, attn_norm_num_groups=32, norm_eps=1e-5),
+}
+
+
+def scaled(cfg: dict, width_divisor: int, size: int) -> dict:
+    """A narrower, smaller copy of an architecture for smoke tests on a CPU."""
+    out = dict(cfg, sample_size=size, block_out_channels=[max(32, c // width_divisor) for c in cfg["block_out_channels"]])
+    if out.get("attention_head_dim"):
+        out["attention_head_dim"] = 16
+    return out
+
+
+def make_denoiser(cfg: dict, device) -> UNetDenoiser:
+    torch.manual_seed(0)
+    with torch.device(device):
+        unet = build_unet(cfg)
+    return UNetDenoiser(unet, NoiseSchedule.linear(), name="random")
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def problem(size: int, batch: int, device, channels: int = 3):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, channels, size, size, generator=g)
+    op = build_task("sr", (channels, size, size), TaskOptions(scale=4))
+    return op.A(x).expand(batch, -1, -1, -1).contiguous(), op
+
+
+def flops_per_iteration(den, y, op, grad: str) -> float:
+    """Floating-point operations of one SHRED iteration for the batch in y (eager)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    solver = Shred(den, ShredConfig(iterations=1, grad=grad))
+    with FlopCounterMode(display=False) as counter:
+        solver(y, op, seeds=list(range(y.shape[0])))
+    return float(counter.get_total_flops())
+
+
+def time_config(den, y, op, grad: str, iterations: int, device) -> dict:
+    solver = Shred(den, ShredConfig(iterations=iterations, grad=grad, check_every=iterations))
+    warm = Shred(den, ShredConfig(iterations=2, grad=grad, check_every=2))
+    seeds = list(range(y.shape[0]))
+    warm(y, op, seeds=seeds)
+    sync(device)
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    res = solver(y, op, seeds=seeds)
+    sync(device)
+    wall = time.perf_counter() - t0
+    per_iter = wall / iterations
+    out = {"iteration_s": per_iter, "per_image_100it_s": per_iter * 100 / y.shape[0], "timed_iterations": iterations}
+    if torch.device(device).type == "cuda":
+        out["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
+    out["_x0"] = res.x0
+    return out
+
+
+def run(args) -> dict:
+    device = torch.device(args.device)
+    results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+               f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+               "torch": torch.__version__, "iterations_timed": args.iterations, "rows": []}
+    start = time.perf_counter()
+    out_path = Path(args.out) if args.out else None
+
+    def save():
+        if out_path:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results, indent=2) + "\n")
+            os.replace(tmp, out_path)
+
+    plan = args.plan if args.plan != "auto" else ("gpu" if device.type == "cuda" else "cpu")
+    plans = gpu_plan(args) if plan == "gpu" else cpu_plan(args)
+    refs: dict[str, torch.Tensor] = {}
+    for plan in plans:
+        if args.deadline and time.perf_counter() - start > args.deadline:
+            results["rows"].append({**plan["row"], "skipped": "deadline"})
+            continue
+        row = dict(plan["row"])
+        try:
+            den = plan["denoiser"]()
+            size = den.image_size[0]
+            y, op = problem(size, row["batch"], device, den.channels)
+            if args.no_compile:
+                row["compile"] = None
+            fast = accelerate(den, RunOptions(row["precision"], row["channels_last"], row["compile"]))
+            if row.pop("count_flops", False):
+                row["gflop_per_image_iteration"] = flops_per_iteration(den, y[:1], op, row["grad"]) / 1e9
+            m = time_config(fast, y, op, row["grad"], row["iterations"], device)
+            x0 = m.pop("_x0")
+            row.update(m)
+            key = f"{row['model']}/{row['grad']}"
+            if row.get("reference"):
+                refs[key] = x0[:1].float().cpu()
+            elif key in refs:
+                # Same seed 0, same iterations: rounding is the only difference from fp32 eager.
+                row["psnr_vs_fp32_db"] = float(psnr(x0[:1].float().cpu().clamp(0, 1), refs[key].clamp(0, 1)))
+            gf = row.get("gflop_per_image_iteration") or plan.get("gflop")
+            if gf:
+                row["tflops"] = gf * row["batch"] / row["iteration_s"] / 1e3
+            del den, fast
+        except Exception as exc:  # keep measuring the other configurations
+            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        row["elapsed_s"] = round(time.perf_counter() - start, 1)
+        results["rows"].append(row)
+        print(format_row(row), flush=True)
+        save()
+    save()
+    return results
+
+
+def _row(model, grad, precision, channels_last, compile_mode, batch, iterations, **extra):
+    return {"model": model, "grad": grad, "precision": precision, "channels_last": channels_last,
+            "compile": compile_mode, "batch": batch, "iterations": iterations, **extra}
+
+
+def gpu_plan(args) -> list[dict]:
+    archs = {k: (lambda k=k: make_denoiser(ARCHS[k] if not args.quick else scaled(ARCHS[k], 8, 64), args.device))
+             for k in ARCHS}
+    it = args.iterations
+    plans = []
+    for model in ("celeba-ddpm", "adm-imagenet"):
+        mk = archs[model]
+        plans.append({"denoiser": mk, "row": _row(model, "surrogate", "fp32", False, None, 1, max(2, it // 2),
+                                                  reference=True, count_flops=True)})
+        plans.append({"denoiser": mk, "row": _row(model, "exact", "fp32", False, None, 1, max(2, it // 4),
+                                                  reference=True, count_flops=True)})
+    plans += [
+        {"denoiser": archs["celeba-ddpm"], "row": _row("celeba-ddpm", "surrogate", "bf16", True, None, 8, it)},
+        {"denoiser": archs["celeba-ddpm"], "row": _row("celeba-ddpm", "surrogate", "bf16", True, "default", 16, it)},
+        {"denoiser": archs["celeba-ddpm"], "row": _row("celeba-ddpm", "exact", "bf16", True, None, 8, max(2, it // 2))},
+        {"denoiser": archs["adm-imagenet"], "row": _row("adm-imagenet", "surrogate", "bf16", True, "default", 8, it)},
+        {"denoiser": archs["celeba-ddpm"], "row": _row("celeba-ddpm", "surrogate", "bf16", True, "default", 32, it)},
+        {"denoiser": archs["adm-imagenet"], "row": _row("adm-imagenet", "exact", "bf16", True, None, 8, max(2, it // 2))},
+        {"denoiser": archs["celeba-ddpm"], "row": _row("celeba-ddpm", "surrogate", "bf16", True, "reduce-overhead", 16, it)},
+    ]
+    return plans
+
+
+def cpu_plan(args) -> list[dict]:
+    from shred.models import load_model
+    from shred.models.registry import bundled_models
+
+    plans = []
+    names = [e.name for e in bundled_models()]
+    if args.quick or not names:
+        tiny = dict(sample_size=32, in_channels=3, out_channels=3, block_out_channels=[32, 64],
+                    down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+                    layers_per_block=1, norm_num_groups=32, attention_head_dim=None)
+        plans.append({"denoiser": lambda: make_denoiser(tiny, "cpu"),
+                      "row": _row("tiny-32", "surrogate", "fp32", False, None, 1, args.iterations, reference=True,
+                                  count_flops=True)})
+        return plans
+    for name in names:
+        mk = lambda name=name: load_model(name)  # noqa: E731
+        plans.append({"denoiser": mk, "row": _row(name, "surrogate", "fp32", False, None, 1, args.iterations,
+                                                  reference=True, count_flops=True)})
+        plans.append({"denoiser": mk, "row": _row(name, "surrogate", "fp32", True, None, 1, args.iterations)})
+        plans.append({"denoiser": mk, "row": _row(name, "exact", "fp32", False, None, 1, max(2, args.iterations // 2))})
+        plans.append({"denoiser": mk, "row": _row(name, "surrogate", "fp32", False, None, 8, args.iterations)})
+    return plans
+
+
+def format_row(r: dict) -> str:
+    if "error" in r or "skipped" in r:
+        return f"{r['model']:14s} {r['grad']:9s} {r['precision']} bs{r['batch']:<3d} compile={r['compile']}: {r.get('error') or r.get('skipped')}"
+    extra = "".join([f"  {r['tflops']:6.1f} TFLOP/s" if "tflops" in r else "",
+                     f"  {r['peak_memory_gb']:5.1f} GB" if "peak_memory_gb" in r else "",
+                     f"  PSNR vs fp32 {r['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in r else ""])
+    return (f"{r['model']:14s} {r['grad']:9s} {r['precision']} cl={int(r['channels_last'])} compile={str(r['compile']):15s} "
+            f"bs{r['batch']:<3d} {1e3 * r['iteration_s']:8.1f} ms/it  {r['per_image_100it_s']:7.2f} s/img(100 it){extra}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--iterations", type=int, default=10, help="timed iterations per configuration")
+    p.add_argument("--out", help="JSON results file")
+    p.add_argument("--deadline", type=float, help="skip configurations once this many seconds have passed")
+    p.add_argument("--quick", action="store_true", help="small networks at 64x64 (a smoke test)")
+    p.add_argument("--plan", choices=["auto", "gpu", "cpu"], default="auto",
+                   help="which table: the GPU architectures or the bundled models (default: by device)")
+    p.add_argument("--no-compile", action="store_true", help="run every configuration eagerly")
+    args = p.parse_args(argv)
+    res = run(args)
+    return 0 if any("iteration_s" in r for r in res["rows"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
