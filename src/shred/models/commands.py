@@ -44,7 +44,7 @@ def cmd_list(args) -> int:
     from .registry import MODELS
 
     rows = [(e.name, f"{e.resolution}x{e.resolution} {'RGB' if e.channels == 3 else 'grey'}", _size(e), _status(e), e)
-            for e in MODELS.values()]
+            for e in sorted(MODELS.values(), key=lambda e: e.kind != "bundled")]  # bundled first
     width = max([len(r[0]) for r in rows] + [4]) + 2
     print(f"{'NAME':<{width}}{'IMAGES':<13}{'SIZE':<9}STATUS")
     for name, images, size, status, e in rows:
