@@ -159,9 +159,10 @@ def _convert(state: dict[str, torch.Tensor], *, head_channels: int = 64) -> Conv
     scale_shift = emb_rows is not None and emb_rows.shape[0] == 2 * block_out[0]
     learned_sigma = out_channels == 2 * in_channels
     mult = tuple(c / ch if c % ch else c // ch for c in block_out)
-    summary = (f"ADM UNet: {ch} channels x {mult}, {n_res} res block{'s' * (n_res != 1)}, attention at down-sampling "
-               f"factors {[2 ** lvl for lvl in range(L) if down_attn[lvl]]}, {in_channels} -> {out_channels} "
-               f"channels{', learned sigma' if learned_sigma else ''}{f', {classes} classes' if classes else ''}")
+    summary = (f"ADM UNet: {ch} channels x {mult}, {n_res} res block{'s' * (n_res != 1)}, attention at "
+               f"down-sampling factors {[2 ** lvl for lvl in range(L) if down_attn[lvl]]}, "
+               f"{in_channels} -> {out_channels} channels{', learned sigma' if learned_sigma else ''}"
+               f"{f', {classes} classes' if classes else ''}")
     problems = []
     if t_in != ch:
         problems.append(f"a time embedding of width {t_in} for {ch} channels after the first convolution")
