@@ -417,3 +417,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+from .models.commands import add_models_parser  # noqa: E402  (`shred models`, `shred models download`)
+
+_EXTRA_COMMANDS.append(add_models_parser)

@@ -5,32 +5,54 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ShredError
+from . import known  # noqa: F401  (registers the released checkpoints)
 from .analytic import GaussianPrior
 from .base import Denoiser, UNetDenoiser
 from .registry import MODELS, ModelEntry, bundled_models, default_model, register_model, resolve_model_path
+from .convert import load_checkpoint_file
 from .unet import build_unet, load_folder, save_folder
 
 
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
 def load_model(spec: str | Path, *, device: str | torch.device | None = None,
-               class_label: int | None = None) -> Denoiser:
+               class_label: int | None = None, dtype: torch.dtype | None = None) -> Denoiser:
     """Load a denoiser by registry name, model folder or checkpoint file.
 
-    The network is put in eval mode with frozen weights, in float32, on ``device`` (default CPU).
+    A registry name that is not in the cache yet is downloaded first (``shred models`` lists them).
+    Checkpoint files are recognised by their content (see :mod:`shred.models.convert`).
+    The network is in eval mode with frozen weights, on ``device`` (default CPU), in ``dtype``
+    (default float32; ``torch.bfloat16`` or ``torch.float16`` for half-precision inference: the
+    denoiser casts ``x_t`` to it and eps back to the caller's dtype).
+
+    Args:
+        class_label: the class (0 .. K-1) a class-conditional network generates; it can also be
+            given per call as ``den(x_t, t, class_labels)``.
     """
+    entry = MODELS.get(str(spec))
     path = resolve_model_path(spec)
+    name = entry.name if entry is not None else None
     if path.is_dir():
-        den = load_folder(path, name=str(spec) if str(spec) in MODELS else None)
+        den = load_folder(path, name=name)
     else:
-        from .convert import load_checkpoint_file
-        den = load_checkpoint_file(path, name=str(spec) if str(spec) in MODELS else None)
+        den = load_checkpoint_file(path, name=name, image_size=entry.resolution if entry is not None else None)
     if class_label is not None:
-        if not getattr(den, "num_classes", None):
+        classes = getattr(den, "num_classes", None)
+        if not classes:
             raise CheckpointError(f"{den.name} is not class-conditional; drop the class label")
+        if not 0 <= int(class_label) < classes:
+            raise CheckpointError(f"class label {class_label} is out of range for {den.name}: give 0 .. {classes - 1}")
         den.class_label = int(class_label)
+    if dtype is not None:
+        if dtype not in _DTYPES:
+            raise ShredError(f"dtype {dtype} is not a floating-point type; use torch.float32, torch.bfloat16 "
+                             "or torch.float16")
+        den = den.to(dtype=dtype)
     return den.to(device) if device is not None else den
 
 
 __all__ = ["Denoiser", "UNetDenoiser", "GaussianPrior", "ModelEntry", "MODELS", "bundled_models",
            "default_model", "register_model", "resolve_model_path", "build_unet", "load_folder",
-           "save_folder", "load_model"]
+           "save_folder", "load_model", "load_checkpoint_file"]

@@ -10,6 +10,23 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
 
 
 @dataclass(frozen=True)
+class RemoteFile:
+    """One file of a downloadable model.
+
+    Attributes:
+        path: where it goes inside the model's cache folder (``config.json``, ``celeba_hq.ckpt``).
+        url: public address, or ``None`` when it cannot be fetched by a program (see ``homepage``).
+        sha256: hex checksum, or ``None`` where no published checksum is known.
+        size: bytes, when known.
+    """
+
+    path: str
+    url: str | None
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One row of the model registry.
 
@@ -26,6 +43,9 @@ class ModelEntry:
         sha256: checksum of the file, when known.
         filename: file name in the cache.
         size_mb: approximate size of the weights.
+        files: the files of a model made of several (a diffusers repository), fetched into one folder;
+            empty for a single-file model, which uses ``url``, ``sha256`` and ``filename``.
+        homepage: where a person can get the files by hand (the only way when ``url`` is ``None``).
     """
 
     name: str
@@ -40,10 +60,21 @@ class ModelEntry:
     sha256: str | None = None
     filename: str | None = None
     size_mb: float | None = None
+    files: tuple[RemoteFile, ...] = ()
+    homepage: str | None = None
 
     @property
     def path(self) -> Path | None:
         return BUNDLED_DIR / self.name if self.kind == "bundled" else None
+
+    @property
+    def remote_files(self) -> tuple[RemoteFile, ...]:
+        """The files to fetch: ``files``, or the one file named by ``filename`` and ``url``."""
+        if self.files:
+            return self.files
+        if self.filename is None:
+            return ()
+        return (RemoteFile(self.filename, self.url, self.sha256),)
 
 
 MODELS: dict[str, ModelEntry] = {}

@@ -25,8 +25,12 @@ SHRED_FORMAT = 1
 WEIGHTS = "model.safetensors"
 
 
-def build_unet(config: dict[str, Any]):
-    """A diffusers ``UNet2DModel`` from its constructor arguments (random weights)."""
+def build_unet(config: dict[str, Any], *, empty: bool = False):
+    """A diffusers ``UNet2DModel`` from its constructor arguments.
+
+    ``empty=True`` builds it on the meta device: no memory and no random initialisation, for
+    weights that :func:`load_state_strict` then assigns (a 2 GB checkpoint is not held twice).
+    """
     from diffusers import UNet2DModel
 
     cfg = {k: v for k, v in config.items() if not k.startswith("_")}
@@ -34,9 +38,26 @@ def build_unet(config: dict[str, Any]):
         if key in cfg and isinstance(cfg[key], list):
             cfg[key] = tuple(cfg[key])
     try:
+        if empty:
+            with torch.device("meta"):
+                return UNet2DModel(**cfg)
         return UNet2DModel(**cfg)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"cannot build a UNet2DModel from this configuration: {exc}") from None
+
+
+def _known_unet_arguments(config: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a diffusers config.json that this diffusers' ``UNet2DModel`` accepts.
+
+    Configs written by other diffusers versions carry keys this one does not know (or no longer
+    uses); diffusers itself ignores them with a warning, and so do we.
+    """
+    import inspect
+
+    from diffusers import UNet2DModel
+
+    accepted = set(inspect.signature(UNet2DModel.__init__).parameters) - {"self"}
+    return {k: v for k, v in config.items() if k in accepted}
 
 
 def unet_config(unet) -> dict[str, Any]:
@@ -85,8 +106,14 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
                               "corrupt, download it again") from None
 
 
-def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load a state_dict with every key accounted for, or raise a CheckpointError that says which."""
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, *,
+                      assign: bool = False) -> None:
+    """Load a state_dict with every key accounted for, or raise a CheckpointError that says which.
+
+    ``assign=True`` makes the module's parameters *be* the given tensors (cast to the module's dtype
+    only where they differ) instead of copying into them: use it with a module from
+    ``build_unet(..., empty=True)`` and memory-mapped tensors.
+    """
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -99,7 +126,12 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
         k = bad[0]
         raise CheckpointError(f"{source}: {len(bad)} weights have the wrong shape, e.g. {k} is "
                               f"{tuple(state[k].shape)} but the architecture needs {tuple(own[k].shape)}")
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True, assign=assign)
+    if assign:
+        left = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
+        if left:
+            raise CheckpointError(f"{source}: {len(left)} tensors of the network were not in the file, "
+                                  f"e.g. {left[0]}")
 
 
 def _diffusers_schedule(folder: Path) -> NoiseSchedule:
@@ -131,13 +163,13 @@ def load_folder(folder: str | os.PathLike, name: str | None = None) -> UNetDenoi
         if cfg["shred_format"] != SHRED_FORMAT:
             raise CheckpointError(f"{cfg_path}: shred_format {cfg['shred_format']} is newer than this "
                                   "shred understands; upgrade shred")
-        unet = build_unet(cfg["unet"])
-        load_state_strict(unet, _load_safetensors(folder / WEIGHTS), str(folder / WEIGHTS))
+        unet = build_unet(cfg["unet"], empty=True)
+        load_state_strict(unet, _load_safetensors(folder / WEIGHTS), str(folder / WEIGHTS), assign=True)
         den = UNetDenoiser(unet.float(), NoiseSchedule.from_dict(cfg["schedule"]), name=name)
         den.info = cfg
         return den
     if cfg.get("_class_name") == "UNet2DModel":
-        unet = build_unet(cfg)
+        unet = build_unet(_known_unet_arguments(cfg), empty=True)
         candidates = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"]
         weights = next((folder / c for c in candidates if (folder / c).is_file()), None)
         if weights is None:
@@ -148,7 +180,7 @@ def load_folder(folder: str | os.PathLike, name: str | None = None) -> UNetDenoi
             from .checkpoints import read_torch_file
             state = read_torch_file(weights)
         from .checkpoints import rename_old_diffusers_attention
-        load_state_strict(unet, rename_old_diffusers_attention(state), str(weights))
+        load_state_strict(unet, rename_old_diffusers_attention(state), str(weights), assign=True)
         den = UNetDenoiser(unet.float(), _diffusers_schedule(folder), name=name)
         den.info = {"name": name, "source": str(folder), "data_range": [-1.0, 1.0]}
         return den
