@@ -93,10 +93,14 @@ def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch
     g = torch.Generator(device=device).manual_seed(seed)
     start, done_epochs = time.perf_counter(), 0
     use_bf16 = device.type == "cuda"
+    out_of_time = False
     for epoch in range(epochs):
         net.train()
         perm = torch.randperm(xs.shape[0], generator=g, device=device)
         for i in range(steps_per_epoch):
+            if time.perf_counter() - start > 60 * minutes:
+                out_of_time = True
+                break
             idx = perm[i * batch:(i + 1) * batch]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = F.cross_entropy(net(_augment(xs[idx], g)), ys[idx])
@@ -104,12 +108,12 @@ def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch
             loss.backward()
             opt.step()
             sched.step()
-        done_epochs = epoch + 1
-        if time.perf_counter() - start > 60 * minutes:
+        done_epochs = epoch + (0 if out_of_time else 1)
+        if out_of_time:
             break
     net.eval()
     acc = accuracy(net, test_x, test_y, device)
-    record = {"epochs": done_epochs, "batch": batch, "lr": lr, "width": width, "test_accuracy": round(acc, 4),
+    record = {"epochs": done_epochs, "stopped_by_time": out_of_time, "batch": batch, "lr": lr, "width": width, "test_accuracy": round(acc, 4),
               "train_images": int(xs.shape[0]), "test_images": int(test_x.shape[0]),
               "wall_time_s": round(time.perf_counter() - start, 1),
               "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"}

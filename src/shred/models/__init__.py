@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, ShredError
-from . import known  # noqa: F401  (registers the released checkpoints)
+from . import bundled, known  # noqa: F401  (register the bundled models and the released checkpoints)
 from .analytic import GaussianPrior
 from .base import Denoiser, UNetDenoiser
 from .registry import MODELS, ModelEntry, bundled_models, default_model, register_model, resolve_model_path

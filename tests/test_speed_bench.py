@@ -1,0 +1,44 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, shared
+
+
+def _speed_module():
+    spec = importlib.util.spec_from_file_location("speed", ROOT / "bench" / "speed.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("arch,ref,factor,params", [("celeba-ddpm", "celeba_hq_small.pt", 4, 113.67e6),
+                                                    ("adm-imagenet", "adm_imagenet256_uncond_small.pt", 8, 552.81e6)])
+def test_benchmark_architectures_are_what_the_loader_builds(arch, ref, factor, params):
+    """bench/speed.py's full-width networks = the loader's configuration of the released layout
+    (from the reduced-width reference file) with the released widths."""
+    from shred.models import build_unet
+    from shred.models.checkpoints import read_torch_file
+    from shred.models.convert import unet_from_state
+
+    speed = _speed_module()
+    _, conv = unet_from_state(read_torch_file(shared("reference-checkpoints", ref)), ref)
+    expected = dict(conv.config, sample_size=256, block_out_channels=[c * factor for c in conv.config["block_out_channels"]])
+    got = speed.ARCHS[arch]
+    assert {k: v for k, v in expected.items() if v is not None and k in got} == \
+        {k: v for k, v in got.items() if k in expected and expected[k] is not None}
+    with torch.device("meta"):
+        n = sum(p.numel() for p in build_unet(got).parameters())
+    assert n == pytest.approx(params, rel=1e-4)  # FACTS.md: 113.7M and 552.8M
+
+
+def test_speed_benchmark_runs_at_small_size(tmp_path):
+    speed = _speed_module()
+    out = tmp_path / "speed.json"
+    assert speed.main(["--device", "cpu", "--plan", "cpu", "--quick", "--iterations", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert rows and all("error" not in r for r in rows)
+    assert rows[0]["per_image_100it_s"] > 0 and rows[0]["gflop_per_image_iteration"] > 0
