@@ -3,6 +3,9 @@ from .base import Result, Solver, prepare_batch, seeded_noise, to_image_space, t
 from .presets import DEFAULT_PRESET, PRESETS, preset_config
 from .registry import SOLVERS, build_solver, register_solver
 from .shred import Shred, ShredConfig, measurement_loss
+from .blind import BlindConfig, BlindShred
+from .dip import DIP, DIPConfig, SelfDeblur, SelfDeblurConfig
 
 __all__ = ["Result", "Solver", "prepare_batch", "seeded_noise", "to_image_space", "to_model_space",
-           "DEFAULT_PRESET", "PRESETS", "preset_config", "SOLVERS", "build_solver", "register_solver", "Shred", "ShredConfig", "measurement_loss"]
+           "DEFAULT_PRESET", "PRESETS", "preset_config", "SOLVERS", "build_solver", "register_solver", "Shred", "ShredConfig", "measurement_loss",
+           "BlindConfig", "BlindShred", "DIP", "DIPConfig", "SelfDeblur", "SelfDeblurConfig"]
