@@ -69,6 +69,13 @@ def test_selfdeblur_estimates_a_valid_kernel(clean):
     assert res.loss_history.shape == (6, 1)
 
 
+def test_selfdeblur_on_a_spatially_varying_blur(clean):
+    op = build_task("blind-deblur-sv", (3, 16, 16), TaskOptions(kernel_size=3), torch.Generator().manual_seed(0))
+    res = build_solver("selfdeblur", None, channels=8, skip_channels=4, iterations=2)(op.A(clean), op, seeds=[0])
+    k = res.extras["kernel"]
+    assert k.shape == (1, 3, 3, 3, 3) and torch.allclose(k.sum((-2, -1)), torch.ones(1, 3, 3), atol=1e-5)
+
+
 def test_selfdeblur_needs_a_blur(clean):
     op = build_task("sr", (3, 16, 16), TaskOptions(scale=2))
     with pytest.raises(ShredError, match="blind-deblur"):

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import ShredError
 from ..operators import AvgPoolSR, BicubicSR, Compose, Identity, Mask, Noisy, Operator
-from ..operators.blind import KernelNet, convolve_same, estimated_operator, kernel_seed
+from ..operators.blind import KernelNet, convolve_same, estimated_operator, grid_weights, kernel_seed, sv_blur
 from .base import Result, Solver
 from .registry import register_solver
 
@@ -367,6 +367,10 @@ class SelfDeblurConfig:
         non_local_from: non-local blocks at scales >= this (2, as in SelfDeblur's ``skip.py``).
         kernel_size: odd kernel side; None takes the operator's.
         hidden / kernel_input: the kernel network (1000 hidden units, input of 200).
+
+    A :class:`SpatiallyVaryingBlur` operator (task ``blind-deblur-sv``) makes SelfDeblur estimate
+    a grid of kernels, one network per cell, blended as in that operator. This is this project's
+    extension for the non-uniform comparison; the official SelfDeblur is uniform.
     """
 
     iterations: int = 5000
@@ -434,9 +438,10 @@ class SelfDeblur(_NetSolver):
 
         c = self.config
         _, size, grid = blur_structure(operator)
-        if size is None or grid != (1, 1):
-            raise ShredError("selfdeblur restores a uniformly blurred image: use task blind-deblur or deblur")
+        if size is None:
+            raise ShredError("selfdeblur restores a blurred image: use task blind-deblur, blind-deblur-sv or deblur")
         kh, kw = (c.kernel_size, c.kernel_size) if c.kernel_size is not None else size
+        cells = grid[0] * grid[1]
         ch, h, w = operator.in_shape
         g = _seeded(seed)
         hp, wp = h + kh - 1, w + kw - 1
@@ -444,8 +449,11 @@ class SelfDeblur(_NetSolver):
         net = _init_from(SkipNet(c.input_depth, ch, down=(c.channels,) * n, up=(c.channels,) * n,
                                  skip=(c.skip_channels,) * n, upsample="bilinear",
                                  non_local_from=c.non_local_from), g).to(self.device, self.dtype).train()
-        knet = KernelNet((kh, kw), [kernel_seed(seed) if seed is not None else None], hidden=c.hidden,
-                         input_size=c.kernel_input).to(self.device, self.dtype)
+        base = kernel_seed(seed)
+        knet = KernelNet((kh, kw), [None if base is None else (base + j) % 2 ** 63 for j in range(cells)],
+                         hidden=c.hidden, input_size=c.kernel_input).to(self.device, self.dtype)
+        # The grid spans the enlarged image; its nodes then sit where they sit in the operator's.
+        weights = grid_weights((hp, wp), grid)
         z = (0.1 * torch.rand((1, c.input_depth, hp, wp), generator=g)).to(self.device, self.dtype)
         opt = torch.optim.Adam([{"params": net.parameters()}, {"params": knet.parameters(), "lr": c.kernel_lr}], lr=c.lr)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, [round(m * c.iterations) for m in c.milestones], gamma=0.5)
@@ -454,10 +462,11 @@ class SelfDeblur(_NetSolver):
 
         def forward(z_in):
             x_big = net(z_in)
-            k = knet()[0]
-            # 'valid' convolution of the enlarged image: the measurement's size again.
-            y_hat = convolve_same(x_big, k)[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
-            return x_big, k, y_hat
+            k = knet()
+            blurred = convolve_same(x_big, k[0]) if cells == 1 else sv_blur(x_big, k.view(*grid, kh, kw), weights)
+            # The 'valid' part of the blurred enlarged image: the measurement's size again.
+            y_hat = blurred[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
+            return x_big, (k[0] if cells == 1 else k.view(*grid, kh, kw)), y_hat
 
         for step in range(c.iterations):
             z_k = z + c.reg_noise_std * torch.randn(z.shape, generator=g).to(z)
