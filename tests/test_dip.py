@@ -67,6 +67,8 @@ def test_selfdeblur_estimates_a_valid_kernel(clean):
     assert (k >= 0).all() and abs(float(k.sum()) - 1) < 1e-5
     assert 0 < float(kernel_ncc(k[0], op.kernel)) <= 1
     assert res.loss_history.shape == (6, 1)
+    same = build_solver("selfdeblur", None, channels=8, skip_channels=4, iterations=2, boundary="same")
+    assert same(op.A(clean), op, seeds=[0]).x0.shape == (1, 3, 16, 16)
 
 
 def test_selfdeblur_on_a_spatially_varying_blur(clean):

@@ -367,6 +367,11 @@ class SelfDeblurConfig:
         non_local_from: non-local blocks at scales >= this (2, as in SelfDeblur's ``skip.py``).
         kernel_size: odd kernel side; None takes the operator's.
         hidden / kernel_input: the kernel network (1000 hidden units, input of 200).
+        boundary: ``"valid"`` (official: the generator makes an image larger by the kernel size
+            minus one, and the valid part of its blur is compared with y) or ``"same"`` (the
+            generator makes an image of y's size, blurred with zero padding: the measurement model
+            of this project's ``Blur``, which darkens y's borders; under ``"valid"`` the restoration
+            has to explain those dark borders itself).
 
     A :class:`SpatiallyVaryingBlur` operator (task ``blind-deblur-sv``) makes SelfDeblur estimate
     a grid of kernels, one network per cell, blended as in that operator. This is this project's
@@ -388,6 +393,7 @@ class SelfDeblurConfig:
     kernel_size: int | None = None
     hidden: int = 1000
     kernel_input: int = 200
+    boundary: str = "valid"
 
     def __post_init__(self):
         for name in ("iterations", "input_depth", "channels", "scales", "hidden", "kernel_input"):
@@ -400,6 +406,8 @@ class SelfDeblurConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ShredError(f"{name} must be a positive number, got {v!r}")
+        if self.boundary not in ("valid", "same"):
+            raise ShredError(f"boundary must be 'valid' or 'same', got {self.boundary!r}")
         object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
 
     def to_dict(self) -> dict[str, Any]:
@@ -444,7 +452,9 @@ class SelfDeblur(_NetSolver):
         cells = grid[0] * grid[1]
         ch, h, w = operator.in_shape
         g = _seeded(seed)
-        hp, wp = h + kh - 1, w + kw - 1
+        valid = c.boundary == "valid"
+        hp, wp = (h + kh - 1, w + kw - 1) if valid else (h, w)
+        top, left = (kh // 2, kw // 2) if valid else (0, 0)
         n = min(c.scales, max_scales(hp, wp))
         net = _init_from(SkipNet(c.input_depth, ch, down=(c.channels,) * n, up=(c.channels,) * n,
                                  skip=(c.skip_channels,) * n, upsample="bilinear",
@@ -464,8 +474,8 @@ class SelfDeblur(_NetSolver):
             x_big = net(z_in)
             k = knet()
             blurred = convolve_same(x_big, k[0]) if cells == 1 else sv_blur(x_big, k.view(*grid, kh, kw), weights)
-            # The 'valid' part of the blurred enlarged image: the measurement's size again.
-            y_hat = blurred[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
+            # 'valid': the valid part of the blurred enlarged image is the measurement's size again.
+            y_hat = blurred[..., top:top + h, left:left + w]
             return x_big, (k[0] if cells == 1 else k.view(*grid, kh, kw)), y_hat
 
         for step in range(c.iterations):
@@ -481,5 +491,5 @@ class SelfDeblur(_NetSolver):
             bar.update(1)
         with torch.no_grad():
             x_big, k, _ = forward(z)
-        x0 = x_big[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
+        x0 = x_big[..., top:top + h, left:left + w]
         return x0, torch.tensor(hist), k
