@@ -203,7 +203,8 @@ class ParametricBlur(Operator):
 
     It quacks like an operator for the solver (``A``, ``num_measurements``, ``sigma_y``, ...), but
     it is neither registered nor serialisable, and its *parameters* change during restoration:
-    it is the unknown being estimated. :meth:`estimate` returns the frozen operator of one image.
+    it is the unknown being estimated. :func:`estimated_operator` turns one image's kernels into
+    a frozen operator.
     A^+ is unknown while the kernel is; ``pinv`` returns y itself (the blurred image is the best
     guess of the sharp one before any kernel is known), which only the ``ddim-inversion`` start uses.
 
@@ -213,7 +214,7 @@ class ParametricBlur(Operator):
         grid: (gh, gw) cells of the spatially varying model; (1, 1) for a uniform blur.
         seeds: one per restoration; cell networks are seeded from it (:func:`kernel_seed`).
         sigma_y: the measurement noise level when known (for noise-aware stopping).
-        measured: the operator that describes the measurement, kept for :meth:`estimate`.
+        hidden / input_size / input_scale: the kernel networks (:class:`KernelNet`).
     """
 
     linear = True
