@@ -270,7 +270,7 @@ class ParametricBlur(Operator):
         return y
 
     def spec(self) -> dict[str, Any]:
-        raise ShredError("H_theta is being estimated and has no spec; use estimate(kernels) for the result")
+        raise ShredError("H_theta is being estimated and has no spec; estimated_operator(in_shape, kernels) gives the result's")
 
 
 def estimated_operator(in_shape, kernels: torch.Tensor, kind: str = "estimated") -> Operator:
