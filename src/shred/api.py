@@ -18,7 +18,7 @@ from . import __version__
 from .errors import ShredError
 from .models import Denoiser
 from .operators import Operator, TaskOptions, build_task, operator_from_spec, preset_key
-from .solvers import DEFAULT_PRESET, Result, Shred, preset_config
+from .solvers import DEFAULT_PRESET, Result, preset_config
 
 SPEC_VERSION = 1
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ShredError
-from ..operators import AvgPoolSR, BicubicSR, Compose, Identity, Mask, Noisy, Operator
+from ..operators import AvgPoolSR, BicubicSR, Compose, Mask, Noisy, Operator
 from ..operators.blind import KernelNet, convolve_same, estimated_operator, grid_weights, kernel_seed, sv_blur
 from .base import Result, Solver
 from .registry import register_solver
