@@ -33,6 +33,11 @@ CASES = {
     "colorize+sr": ("colorize+sr", TaskOptions(scale=2)),
     "inpaint+sr": ("inpaint+sr", TaskOptions(scale=2, box_size=4)),
     "noisy-sr": ("sr", TaskOptions(scale=2, sigma_y=0.05)),
+    "blind-deblur": ("blind-deblur", TaskOptions(kernel="random", kernel_size=5)),
+    "deblur-sv": ("deblur-sv", TaskOptions(kernel_size=5)),
+    "blind-deblur-sv": ("blind-deblur-sv", TaskOptions(kernel_size=3)),
+    "nonuniform-deblur": ("nonuniform-deblur", TaskOptions()),
+    "old-photo": ("old-photo", TaskOptions(scale=2)),
 }
 
 

@@ -18,7 +18,7 @@ from . import __version__
 from .errors import ShredError
 from .models import Denoiser
 from .operators import Operator, TaskOptions, build_task, operator_from_spec, preset_key
-from .solvers import DEFAULT_PRESET, Result, Shred, preset_config
+from .solvers import DEFAULT_PRESET, Result, preset_config
 
 SPEC_VERSION = 1
 
@@ -47,13 +47,15 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
 
     The settings are the preset's for the task's group, with ``overrides`` (any
     :class:`shred.solvers.ShredConfig` field) on top. Returns a :class:`shred.solvers.Result`
-    whose ``x0`` is [len(seeds) or B, C, H, W] in [0, 1].
+    whose ``x0`` is [len(seeds) or B, C, H, W] in [0, 1]. Blind tasks (``blind-deblur``,
+    ``blind-deblur-sv``) estimate the blur too: ``result.extras["kernel"]``.
     """
     group = preset_key(task) if task else "default"
     config = preset_config(preset, group, **overrides)
     if device is not None:
         denoiser = denoiser.to(device)
-    solver = Shred(denoiser, config, device=device)
+    from .solvers.blind import shred_for_task
+    solver = shred_for_task(denoiser, config, task, preset, device=device)  # BlindShred for blind tasks
     return solver(y, operator, seeds=seeds, progress=progress)
 
 

@@ -26,6 +26,9 @@ EPILOG_RESTORE = """examples:
   shred restore small.png --task sr --scale 4          # a low-resolution photo, no spec
   shred restore y.png --seeds 0-7 --grid grid.png      # eight solutions from eight noises
   shred restore y.png --preset paper --grad exact --iterations 50 --lr 0.003
+  shred restore y.png --seeds 0-7 --report r.json      # per-seed table, diversity, JSON report
+  shred restore noisy.png --task sr --sigma-y 0.05 --stop discrepancy
+  shred restore blurred.png --task blind-deblur --kernel-size 41 --kernel-out k.png
 
 size policy: the measurement must have exactly the size that the model and the task imply
 (e.g. 8x8 for x4 super-resolution with a 32x32 model); shred never resizes silently. Pass
@@ -170,8 +173,9 @@ def cmd_restore(args) -> int:
     from .models import default_model, load_model
     from .io import check_writable, image_bytes, make_grid, read_image, resize, write_bytes
     from .operators import build_task, preset_key
-    from .solvers import Shred, preset_config
+    from .solvers import BlindShred, preset_config
     from .solvers.base import prepare_batch
+    from .solvers.blind import shred_for_task
 
     y_path = Path(args.measurement)
     spec_path = Path(args.spec) if args.spec else None
@@ -189,7 +193,11 @@ def cmd_restore(args) -> int:
     out = check_writable(args.out or y_path.with_name(y_path.stem + "_restored.png"))
     outs = [out] if len(seeds) == 1 else [out.with_name(f"{out.stem}_seed{s}{out.suffix}") for s in seeds]
     grid = check_writable(args.grid, (".png", ".jpg", ".jpeg")) if args.grid else None
-    _check_out_free([*outs, grid, y_path])
+    kernel_out = check_writable(args.kernel_out, (".png", ".npy")) if args.kernel_out else None
+    kernel_outs = ([] if kernel_out is None else [kernel_out] if len(seeds) == 1 else
+                   [kernel_out.with_name(f"{kernel_out.stem}_seed{s}{kernel_out.suffix}") for s in seeds])
+    report = check_writable(args.report, (".json",)) if args.report else None
+    _check_out_free([*outs, grid, y_path, *kernel_outs, report])
 
     if spec_path is not None:
         op, spec = read_spec(spec_path)
@@ -224,9 +232,12 @@ def cmd_restore(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     config = preset_config(args.preset, preset_key(task), iterations=args.iterations, lr=args.lr,
                            delta_t=args.delta_t, grad=args.grad, loss=args.loss, init=args.init,
-                           clip_x0=args.clip_x0, sphere=args.sphere, epsilon=args.epsilon, spacing=args.spacing)
+                           clip_x0=args.clip_x0, sphere=args.sphere, epsilon=args.epsilon, spacing=args.spacing,
+                           stop=args.stop, tau=args.tau)
     y, seeds = prepare_batch(y, op, seeds)
-    solver = Shred(den.to(device), config, device=device)
+    solver = shred_for_task(den.to(device), config, task, args.preset, kernel_lr=args.kernel_lr, device=device)
+    if kernel_out is not None and not isinstance(solver, BlindShred):
+        raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
     if not args.quiet:
         print(f"restoring {y_path.name}: {task} with {den.describe()}, preset {args.preset}, "
               f"{config.iterations} iterations x {len(solver.pairs)} steps, {config.grad} gradient, "
@@ -245,25 +256,55 @@ def cmd_restore(args) -> int:
                 clean = resize(clean, den.image_size)
             columns.insert(0, ("clean", clean))
         columns += [(f"seed {s}" if s is not None else "restored", x0[i:i + 1]) for i, s in enumerate(seeds)]
+        if "kernel" in res.extras:
+            from .report import kernel_image
+            columns += [(f"kernel {s}" if s is not None else "kernel", kernel_image(k))
+                        for s, k in zip(seeds, res.extras["kernel"])]
         buf = _io.BytesIO()
         make_grid(columns).save(buf, format="PNG" if grid.suffix.lower() == ".png" else "JPEG")
         grid_blob = buf.getvalue()
+    from .report import format_table, kernel_image, run_summary, seed_rows
+    clean = None
+    if args.clean:
+        clean = read_image(args.clean, channels=den.channels)
+        if tuple(clean.shape[-2:]) != tuple(den.image_size):
+            clean = resize(clean, den.image_size)
+    rows = seed_rows(res, op, y.to(x0.dtype), clean=clean, true_operator=op if spec_path is not None else None)
+    summary = run_summary(res, rows)
+    if "kernel" in res.extras:
+        for p, k in zip(kernel_outs, res.extras["kernel"]):
+            blobs.append((p, image_bytes(kernel_image(k), p.suffix) if p.suffix == ".png" else _npy_bytes(k)))
+    if report is not None:
+        import json
+        blobs.append((report, (json.dumps({"measurement": str(y_path), "task": task, "model": den.name,
+                                           "config": res.extras.get("config"), "summary": summary, "seeds": rows},
+                                          indent=2) + "\n").encode()))
     for p, data in blobs:
         write_bytes(p, data)
     if grid_blob is not None:
         write_bytes(grid, grid_blob)
-    rel = res.measurement_error(op, y.to(x0.dtype))
     msg = (f"done in {res.wall_time:.1f} s: {int(res.iterations.max())} iterations, relative measurement "
-           f"error {float(rel.mean()):.3g}")
-    if args.clean:
-        from .metrics import psnr
-        clean = read_image(args.clean, channels=den.channels)
-        if tuple(clean.shape[-2:]) != tuple(den.image_size):
-            clean = resize(clean, den.image_size)
-        msg += f", PSNR {float(psnr(x0, clean).mean()):.2f} dB against {Path(args.clean).name}"
+           f"error {summary['mean_rel_error']:.3g}")
+    if clean is not None:
+        msg += f", PSNR {summary['mean_psnr']:.2f} dB against {Path(args.clean).name}"
+    if "diversity_rmse" in summary:
+        msg += f", diversity {summary['diversity_rmse']:.4f} (mean pairwise RMS)"
+    if "mean_kernel_ncc" in summary:
+        msg += f", kernel NCC {summary['mean_kernel_ncc']:.4f}"
+    if len(rows) > 1 or "stop" in summary:
+        print(format_table(rows), file=sys.stderr if args.quiet else sys.stdout)
     written = ", ".join(str(p) for p, _ in blobs) + (f", {grid}" if grid else "")
     print(f"{msg}; wrote {written}", file=sys.stderr if args.quiet else sys.stdout)
     return 0
+
+
+def _npy_bytes(t) -> bytes:
+    import io as _io
+
+    import numpy as np
+    buf = _io.BytesIO()
+    np.save(buf, t.detach().double().cpu().numpy())
+    return buf.getvalue()
 
 
 def _bool_flag(parser, name: str, help: str) -> None:
@@ -312,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="restored image (default: <measurement>_restored.png)")
     p.add_argument("--grid", help="also write a side-by-side grid (input, restorations)")
     p.add_argument("--clean", help="ground truth, for a PSNR and a grid column")
+    p.add_argument("--report", help="write a JSON report: per-seed iterations, losses, measurement errors, "
+                   "PSNR/SSIM with --clean, diversity, kernel NCC")
+    p.add_argument("--kernel-out", help="blind tasks: write the estimated kernel (.png scaled to its maximum, or "
+                   ".npy); several seeds add _seedN")
     p.add_argument("--resize", action="store_true", help="resample a measurement of the wrong size (see below)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -328,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     _bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
     s.add_argument("--epsilon", type=_positive_float, help="stop an image once its loss < epsilon")
+    s.add_argument("--stop", choices=["none", "discrepancy", "auto", "plateau"],
+                   help="noise-aware stopping: discrepancy (||y - Hx|| <= tau sigma_y sqrt(m), needs --sigma-y), "
+                   "auto (sigma_y estimated from y when unknown), plateau (loss stopped improving)")
+    s.add_argument("--tau", type=_positive_float, help="discrepancy principle factor (default 1)")
+    s.add_argument("--kernel-lr", type=_positive_float, help="blind tasks: learning rate of the kernel network "
+                   "(default: the preset's, 2e-4 in authors-code)")
     s.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
     s.add_argument("--seeds", type=_seeds, help="several seeds, e.g. 0-7: one restoration each, in one batch")
     add_task_options(p)

@@ -1,5 +1,6 @@
 """Degradation operators (A, A^T, A^+, JSON specs) and the task recipes that build them."""
 from .base import OPERATORS, Operator, cgls, operator_from_spec, register_operator
+from .blind import SpatiallyVaryingBlur
 from .kernels import (anisotropic_gaussian_kernel, gaussian_kernel, load_kernel,
                       random_anisotropic_gaussian_kernel)
 from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy
@@ -10,4 +11,4 @@ __all__ = ["OPERATORS", "Operator", "cgls", "operator_from_spec", "register_oper
            "anisotropic_gaussian_kernel", "gaussian_kernel", "load_kernel",
            "random_anisotropic_gaussian_kernel", "AvgPoolSR", "BicubicSR", "Blur", "Colorize",
            "Compose", "Identity", "Mask", "Noisy", "box_mask", "load_mask", "random_pixel_mask",
-           "TASKS", "TaskOptions", "build_task", "preset_key"]
+           "TASKS", "TaskOptions", "build_task", "preset_key", "SpatiallyVaryingBlur"]

@@ -174,7 +174,7 @@ def cgls(op: Operator, y: torch.Tensor, iters: int = 500, rtol: float = 1e-12) -
     return x
 
 
-def copy_operator(op: Operator, **changes) -> Operator:
+def copy_operator(op: Operator, /, **changes) -> Operator:
     """A shallow copy with some attributes replaced (operators are otherwise immutable)."""
     new = copy.copy(op)
     object.__setattr__(new, "_frozen", False)

@@ -126,6 +126,52 @@ def _colorize(shape, opts, gen):
     return Colorize(shape)
 
 
+@_task("blind-deblur", "blind-deblur", "blind deconvolution: the kernel (--kernel, e.g. random: the paper's "
+       "41x41) makes the measurement, the restoration estimates it")
+def _blind_deblur(shape, opts, gen):
+    kernel, kind = _kernel(opts, gen)
+    return Blur(shape, kernel, kind=kind)
+
+
+SV_GRID = (3, 3)  # cells of the synthetic spatially varying blur
+
+
+def _sv_kernels(opts, gen) -> torch.Tensor:
+    # Random anisotropic Gaussians whose widths scale with the kernel side: for 41x41 the
+    # standard deviations span the paper's 2-8 pixels.
+    size = opts.kernel_size or 15
+    rng = (size / 20, size / 5)
+    return torch.stack([torch.stack([random_anisotropic_gaussian_kernel(size, gen, rng) for _ in range(SV_GRID[1])])
+                        for _ in range(SV_GRID[0])])
+
+
+@_task("deblur-sv", "deblur", "non-uniform blur: a 3x3 grid of random Gaussian kernels (--kernel-size, "
+       "default 15) blended bilinearly")
+def _deblur_sv(shape, opts, gen):
+    from .blind import SpatiallyVaryingBlur
+    return SpatiallyVaryingBlur(shape, _sv_kernels(opts, gen), kind="random-anisotropic-gaussian")
+
+
+@_task("blind-deblur-sv", "blind-deblur", "blind non-uniform deblurring: estimates a 3x3 grid of local "
+       "kernels (--kernel-size) with the image")
+def _blind_deblur_sv(shape, opts, gen):
+    from .blind import SpatiallyVaryingBlur
+    return SpatiallyVaryingBlur(shape, _sv_kernels(opts, gen), kind="random-anisotropic-gaussian")
+
+
+@_task("nonuniform-deblur", "nonuniform-deblur", "non-uniform deblurring as in the authors' code: H = "
+       "identity, stopped early (Fig. 8)")
+def _nonuniform_deblur(shape, opts, gen):
+    return Identity(shape)
+
+
+@_task("old-photo", "old-photo", "old-photo enhancement (Fig. 7): colorization + super-resolution x --scale, "
+       "unknown noise (stop auto)")
+def _old_photo(shape, opts, gen):
+    col = Colorize(shape)
+    return Compose(shape, [col, AvgPoolSR(col.out_shape, opts.scale)]) if opts.scale > 1 else col
+
+
 def build_task(task: str, in_shape, options: TaskOptions | None = None,
                generator: torch.Generator | None = None) -> Operator:
     """The operator of ``task`` (``"a+b"`` applies a, then b) for clean images of ``in_shape``."""

@@ -3,14 +3,17 @@ from .base import Result, Solver, prepare_batch, seeded_noise, to_image_space, t
 from .presets import DEFAULT_PRESET, PRESETS, preset_config
 from .registry import SOLVERS, build_solver, register_solver
 from .shred import Shred, ShredConfig, measurement_loss
-# The peers register themselves on import (issue #5).
+# The peer methods register themselves on import.
+from .blind import BlindConfig, BlindShred
 from .ddnm import Ddnm, DdnmConfig, DdnmPlus
 from .ddrm import Ddrm, DdrmConfig
+from .dip import DIP, DIPConfig, SelfDeblur, SelfDeblurConfig
 from .dps import DPS_SCALES, Dps, DpsConfig
 from .naive import NaiveInversion
 from .repaint import Repaint, RepaintConfig
 
 __all__ = ["Result", "Solver", "prepare_batch", "seeded_noise", "to_image_space", "to_model_space",
-           "DEFAULT_PRESET", "PRESETS", "preset_config", "SOLVERS", "build_solver", "register_solver", "Shred", "ShredConfig", "measurement_loss",
-           "Ddnm", "DdnmConfig", "DdnmPlus", "Ddrm", "DdrmConfig", "DPS_SCALES", "Dps", "DpsConfig",
-           "NaiveInversion", "Repaint", "RepaintConfig"]
+           "DEFAULT_PRESET", "PRESETS", "preset_config", "SOLVERS", "build_solver", "register_solver", "Shred",
+           "ShredConfig", "measurement_loss", "BlindConfig", "BlindShred", "Ddnm", "DdnmConfig", "DdnmPlus", "Ddrm",
+           "DdrmConfig", "DIP", "DIPConfig", "DPS_SCALES", "Dps", "DpsConfig", "NaiveInversion", "Repaint",
+           "RepaintConfig", "SelfDeblur", "SelfDeblurConfig"]

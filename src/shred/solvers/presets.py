@@ -17,6 +17,8 @@ inpaint                    lr 0.01, 200                   lr 0.01, 200
 cs                         lr 0.01, 150                   (no script) lr 0.01, 150
 blind-deblur               lr 0.003, 150                  lr 0.003 (kernel 2e-4), 100
 denoise (H = I)            lr 0.003, 100                  lr 0.002, 25 (early stop by count)
+nonuniform-deblur (H = I)  (as others)                    lr 0.002, 25 (early stop by count)
+old-photo                  lr 0.003, 100, stop auto       lr 0.003, 100, stop auto
 others                     lr 0.003, 100 (section 6.1)    lr 0.003, 100
 =========================  ============================  ==================================
 """
@@ -35,6 +37,9 @@ PRESETS: dict[str, dict[str, dict]] = {
         "inpaint": dict(lr=0.01, iterations=200),
         "cs": dict(lr=0.01, iterations=150),
         "blind-deblur": dict(lr=0.003, iterations=150),
+        # Fig. 7 gives no settings; the noise is unknown, so stop by the discrepancy principle
+        # with sigma_y estimated from the photo (solvers/stopping.py).
+        "old-photo": dict(lr=0.003, iterations=100, stop="auto"),
     },
     "authors-code": {
         "default": dict(lr=0.003, iterations=100),
@@ -43,6 +48,9 @@ PRESETS: dict[str, dict[str, dict]] = {
         "cs": dict(lr=0.01, iterations=150),
         "blind-deblur": dict(lr=0.003, iterations=100),
         "denoise": dict(lr=0.002, iterations=25),
+        # blind_non_uniform_deblurring.py: H = identity, 25 iterations at lr 0.002.
+        "nonuniform-deblur": dict(lr=0.002, iterations=25),
+        "old-photo": dict(lr=0.003, iterations=100, stop="auto"),
     },
 }
 _COMMON = {"paper": _PAPER_COMMON, "authors-code": _CODE_COMMON}

@@ -23,6 +23,7 @@ from ..models.base import Denoiser
 from ..operators import Operator
 from .base import Result, Solver, seeded_noise, to_image_space, to_model_space
 from .registry import register_solver
+from .stopping import STOPS, make_stop_rule
 
 LOSSES = ("mse", "norm")
 INITS = ("noise", "ddim-inversion")
@@ -49,6 +50,10 @@ class ShredConfig:
             iterations, which lets Adam settle instead of jittering at a floor set by lr).
         check_every: read the loss back from the device every k iterations (early stopping and the
             progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
+        stop: noise-aware stopping (:mod:`shred.solvers.stopping`): ``"none"``, ``"discrepancy"``
+            (||y - H x|| <= tau sigma_y sqrt(m) with the operator's sigma_y), ``"auto"`` (sigma_y
+            estimated from y when unknown) or ``"plateau"`` (the loss stopped improving).
+        tau: the discrepancy principle's safety factor (about 1).
     """
 
     delta_t: int = 100
@@ -63,6 +68,8 @@ class ShredConfig:
     init: str = "noise"
     lr_decay: str = "none"
     check_every: int = 1
+    stop: str = "none"
+    tau: float = 1.0
 
     def __post_init__(self):
         def bad(msg):
@@ -87,6 +94,10 @@ class ShredConfig:
             bad(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {self.lr_decay!r}")
         if not isinstance(self.check_every, int) or self.check_every < 1:
             bad(f"check_every must be a positive integer, got {self.check_every!r}")
+        if self.stop not in STOPS:
+            bad(f"stop must be one of {', '.join(STOPS)}, got {self.stop!r}")
+        if not (isinstance(self.tau, (int, float)) and math.isfinite(self.tau) and self.tau > 0):
+            bad(f"tau must be a positive number, got {self.tau!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,6 +175,11 @@ class Shred(Solver):
         """Adam parameter groups optimised jointly with x_T (the blind variant adds H_theta)."""
         return []
 
+    def record(self, active: torch.Tensor) -> None:
+        """Called every iteration, after x0 = f(x_T) and H(x0) and before the Adam step, with the
+        [B] mask of images still running: subclasses keep per-image state (the blind variant keeps
+        the kernel that produced the kept x0)."""
+
     def solve(self, y, operator, seeds, progress) -> Result:
         from tqdm.auto import tqdm
 
@@ -183,6 +199,7 @@ class Shred(Solver):
         xT_keep = x_T.detach().clone()
         iters = torch.zeros(B, dtype=torch.long, device=self.device)
         losses: list[torch.Tensor] = []
+        rule = make_stop_rule(c.stop, c.tau, c.loss, y, operator)
         bar = tqdm(total=c.iterations, desc=self.name, unit="it", disable=not progress, leave=False)
         try:
             for k in range(c.iterations):
@@ -196,6 +213,7 @@ class Shred(Solver):
                     x0_keep = torch.where(a, x0.detach(), x0_keep)
                     xT_keep = torch.where(a, x_T.detach(), xT_keep)
                     iters += active.long()
+                    self.record(active)
                     losses.append(torch.where(active, per_image.detach(), losses[-1] if losses else per_image.detach()))
                 opt.zero_grad(set_to_none=True)
                 (per_image * active).sum().backward()
@@ -210,6 +228,8 @@ class Shred(Solver):
                     last = losses[-1]
                     if c.epsilon is not None:
                         active &= ~(last < c.epsilon)
+                    if rule is not None:
+                        active &= ~rule.done(last).to(active.device)
                     bar.set_postfix(loss=f"{float(last.max()):.3g}", refresh=False)
                     bar.update(k + 1 - bar.n)
                     if not bool(active.any()):
@@ -218,7 +238,7 @@ class Shred(Solver):
             bar.close()
         return Result(x0=x0_keep.detach(), x_T=xT_keep.detach(), loss_history=torch.stack(losses).float().cpu(),
                       iterations=iters.cpu(), wall_time=time.perf_counter() - start, seeds=list(seeds),
-                      extras=self.extras(operator))
+                      extras={**self.extras(operator), **({"stop": rule.info()} if rule else {})})
 
     def extras(self, operator: Operator) -> dict[str, Any]:
         return {"config": self.config.to_dict()}
