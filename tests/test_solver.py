@@ -102,9 +102,22 @@ def test_presets():
     paper = preset_config("paper", "cs")
     assert (paper.lr, paper.iterations, paper.grad, paper.loss, paper.spacing) == (0.01, 150, "exact", "norm", "trailing")
     assert preset_config("paper", "inpaint", iterations=7).iterations == 7
-    assert set(PRESETS) == {"paper", "authors-code"}
+    assert set(PRESETS) == {"paper", "authors-code", "bundled"}
+    bundled = preset_config("bundled", "sr")
+    assert (bundled.lr, bundled.grad, bundled.clip_x0, bundled.sphere) == (0.03, "surrogate", True, True)
     with pytest.raises(ShredError):
         preset_config("fastest")
+
+
+def test_auto_preset_picks_by_model(gaussian_prior):
+    from shred.models import load_model
+    from shred.solvers import resolve_preset
+
+    assert resolve_preset("auto", gaussian_prior) == "authors-code"
+    assert resolve_preset("auto", load_model("cifar10-32")) == "bundled"
+    assert resolve_preset("paper", load_model("cifar10-32")) == "paper"
+    with pytest.raises(ShredError, match="resolve"):
+        preset_config("auto")
 
 
 def test_shape_mismatch_is_explained(gaussian_prior):

@@ -18,7 +18,7 @@ from . import __version__
 from .errors import ShredError
 from .models import Denoiser
 from .operators import Operator, TaskOptions, build_task, operator_from_spec, preset_key
-from .solvers import DEFAULT_PRESET, Result, preset_config
+from .solvers import DEFAULT_PRESET, Result, preset_config, resolve_preset
 
 SPEC_VERSION = 1
 
@@ -45,12 +45,14 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
             device: str | torch.device | None = None, **overrides) -> Result:
     """Restore measurements y ([B, C', H', W'] in [0, 1]) with SHRED.
 
-    The settings are the preset's for the task's group, with ``overrides`` (any
+    The settings are the preset's for the task's group (``"auto"``: ``bundled`` for the bundled
+    models, ``authors-code`` otherwise), with ``overrides`` (any
     :class:`shred.solvers.ShredConfig` field) on top. Returns a :class:`shred.solvers.Result`
     whose ``x0`` is [len(seeds) or B, C, H, W] in [0, 1]. Blind tasks (``blind-deblur``,
     ``blind-deblur-sv``) estimate the blur too: ``result.extras["kernel"]``.
     """
     group = preset_key(task) if task else "default"
+    preset = resolve_preset(preset, denoiser)
     config = preset_config(preset, group, **overrides)
     if device is not None:
         denoiser = denoiser.to(device)

@@ -58,9 +58,9 @@ BENCH_TASK_NAMES = tuple(_tasks_for(32))
 
 
 def _shred_factory(den, group: str, settings: dict, preset: str):
-    from .solvers import Shred, preset_config
+    from .solvers import Shred, preset_config, resolve_preset
 
-    return Shred(den, preset_config(preset, group, **settings))
+    return Shred(den, preset_config(resolve_preset(preset, den), group, **settings))
 
 
 def _registered(name: str):
@@ -92,7 +92,7 @@ class BenchConfig:
     methods: list[str]
     model: str
     seed: int = 0
-    preset: str = "authors-code"
+    preset: str = "auto"
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "cpu"
     min_fid_images: int = 50

@@ -173,7 +173,7 @@ def cmd_restore(args) -> int:
     from .models import default_model, load_model
     from .io import check_writable, image_bytes, make_grid, read_image, resize, write_bytes
     from .operators import build_task, preset_key
-    from .solvers import BlindShred, preset_config
+    from .solvers import BlindShred, preset_config, resolve_preset
     from .solvers.base import prepare_batch
     from .solvers.blind import shred_for_task
 
@@ -230,16 +230,17 @@ def cmd_restore(args) -> int:
         y = resize(y, want)
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    config = preset_config(args.preset, preset_key(task), iterations=args.iterations, lr=args.lr,
+    preset = resolve_preset(args.preset, den)
+    config = preset_config(preset, preset_key(task), iterations=args.iterations, lr=args.lr,
                            delta_t=args.delta_t, grad=args.grad, loss=args.loss, init=args.init,
                            clip_x0=args.clip_x0, sphere=args.sphere, epsilon=args.epsilon, spacing=args.spacing,
                            stop=args.stop, tau=args.tau)
     y, seeds = prepare_batch(y, op, seeds)
-    solver = shred_for_task(den.to(device), config, task, args.preset, kernel_lr=args.kernel_lr, device=device)
+    solver = shred_for_task(den.to(device), config, task, preset, kernel_lr=args.kernel_lr, device=device)
     if kernel_out is not None and not isinstance(solver, BlindShred):
         raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
     if not args.quiet:
-        print(f"restoring {y_path.name}: {task} with {den.describe()}, preset {args.preset}, "
+        print(f"restoring {y_path.name}: {task} with {den.describe()}, preset {preset}, "
               f"{config.iterations} iterations x {len(solver.pairs)} steps, {config.grad} gradient, "
               f"{len(seeds)} seed(s) on {device}", file=sys.stderr)
     res = solver(y, op, seeds=seeds, progress=not args.quiet)
@@ -361,8 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     s = p.add_argument_group("SHRED settings (defaults come from --preset and the task)")
-    s.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
-                   help=f"settings of the paper or of the authors' code (default {DEFAULT_PRESET})")
+    s.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
+                   help="settings of the paper, of the authors' code, or tuned for the bundled models "
+                   "(default auto: bundled for the bundled models, authors-code for others)")
     s.add_argument("--iterations", type=_positive_int, help="Adam iterations N")
     s.add_argument("--lr", type=_positive_float, help="Adam learning rate alpha")
     s.add_argument("--delta-t", type=_positive_int, help="DDIM skip (default 100: 10 steps of T = 1000)")
@@ -573,7 +575,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--methods", default="shred,ddnm,ddrm,dps,repaint,dip", help=f"comma-separated: {', '.join(METHODS)}")
     p.add_argument("--model", default="cifar10-32", help="model name or path (default cifar10-32)")
     p.add_argument("--seed", type=int, default=0, help="image choice, masks, kernels and noises (default 0)")
-    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), help="SHRED settings")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
+                   help="SHRED settings (default auto: bundled for the bundled models, authors-code for others)")
     p.add_argument("--set", type=_setting, action="append", metavar="METHOD.NAME=VALUE",
                    help="a method setting, e.g. dps.steps=100 or shred.lr=0.03 (repeatable)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
