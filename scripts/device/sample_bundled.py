@@ -3,10 +3,13 @@
     python scripts/device/sample_bundled.py OUT_NPZ MODEL_FOLDER [N] [STEPS...]
 
 Writes uint8 samples [N, C, H, W] per step count (keys ``steps10`` ...) from seeds 0..N-1,
-deterministic DDIM (eta = 0), the authors' leading timesteps, no clipping.
+deterministic DDIM (eta = 0), the authors' leading timesteps; x0 clipping (as SHRED's default
+presets do) when the environment variable SHRED_CLIP_X0=1 is set, none otherwise. Runs on the GPU
+when there is one, else on the CPU.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -16,6 +19,8 @@ import torch
 from shred.diffusion import ddim_sample, time_pairs
 from shred.models import load_model
 from shred.solvers import seeded_noise, to_image_space
+
+CLIP = os.environ.get("SHRED_CLIP_X0") == "1"
 
 
 def den_device(den) -> torch.device:
@@ -29,7 +34,7 @@ def sample(den, n: int, steps: int, batch: int = 1000) -> np.ndarray:
     out = []
     for i in range(0, n, batch):
         x_T = seeded_noise(shape, range(i, min(n, i + batch)), den_device(den))
-        x0 = to_image_space(ddim_sample(den, x_T, pairs)).clamp(0, 1)
+        x0 = to_image_space(ddim_sample(den, x_T, pairs, clip_x0=CLIP)).clamp(0, 1)
         out.append((x0 * 255).round().to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
 

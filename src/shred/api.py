@@ -16,6 +16,7 @@ import torch
 
 from . import __version__
 from .errors import ShredError
+from .seeding import generator
 from .models import Denoiser
 from .operators import Operator, TaskOptions, build_task, operator_from_spec, preset_key
 from .solvers import DEFAULT_PRESET, Result, preset_config, resolve_preset
@@ -29,11 +30,7 @@ def degrade(x: torch.Tensor, task: str, options: TaskOptions | None = None, *,
 
     ``seed`` drives everything random (compressed-sensing masks, random kernels, noise).
     """
-    g = torch.Generator()
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(seed))
+    g = generator(seed)
     op = build_task(task, tuple(x.shape[1:]), options, generator=g)
     with torch.no_grad():
         y = op.degrade(x.to(torch.float64), generator=g).to(x.dtype)

@@ -47,8 +47,10 @@ class UNetDenoiser(Denoiser):
         learned_sigma: the network outputs 2C channels (eps, variance); eps is the first C.
             ``None`` infers it from the channel counts.
         class_label: default class for a class-conditional network (``num_class_embeds`` set).
-        dtype: compute dtype of the network (``None``: the weights' dtype). Inputs are cast to it and
-            eps is cast back to the input's dtype, so the sampler can stay in float32/64.
+
+    The network computes in its weights' dtype (``load_model(..., dtype=torch.bfloat16)`` makes
+    them bf16): inputs are cast to it and eps is cast back to the input's dtype, so the sampler can
+    stay in float32/64.
     """
 
     def __init__(self, unet: nn.Module, schedule: NoiseSchedule, *, learned_sigma: bool | None = None,

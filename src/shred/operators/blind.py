@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ShredError
+from ..seeding import generator
 from .base import Operator, register_operator
 from .kernels import _normalise
 
@@ -83,11 +84,7 @@ class KernelNet(nn.Module):
         out = kh * kw
         z, w1, b1, w2, b2 = [], [], [], [], []
         for s in seeds:
-            g = torch.Generator()
-            if s is None:
-                g.seed()
-            else:
-                g.manual_seed(int(s))
+            g = generator(s)
 
             def uniform(*shape, bound):
                 return (2 * torch.rand(shape, generator=g) - 1) * bound

@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 
 from ..errors import ShredError
+from ..seeding import generator
 
 SPACINGS = ("leading", "respaced")
 VARIANCES = ("small", "large")
@@ -27,15 +28,7 @@ def image_generators(seeds: Sequence[int | None]) -> list[torch.Generator]:
     """One CPU generator per restoration, seeded with its seed (fresh entropy for None).
 
     Their first draw of a [C, H, W] tensor equals :func:`shred.solvers.seeded_noise`'s row."""
-    gens = []
-    for s in seeds:
-        g = torch.Generator()
-        if s is None:
-            g.seed()
-        else:
-            g.manual_seed(int(s))
-        gens.append(g)
-    return gens
+    return [generator(s) for s in seeds]
 
 
 def randn(generators: Sequence[torch.Generator], shape: Sequence[int], device=None,

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import ShredError
 from ..operators import Operator
+from ..seeding import generator
 
 
 @dataclass
@@ -86,14 +87,7 @@ def seeded_noise(shape: Sequence[int], seeds: Sequence[int | None], device=None,
                  dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise [len(seeds), *shape]; row i drawn from a CPU generator seeded with
     seeds[i] (fresh entropy when None), so it is the same on every device and batch size."""
-    rows = []
-    for s in seeds:
-        g = torch.Generator()
-        if s is None:
-            g.seed()
-        else:
-            g.manual_seed(int(s))
-        rows.append(torch.randn(tuple(shape), generator=g, dtype=torch.float32))
+    rows = [torch.randn(tuple(shape), generator=generator(s), dtype=torch.float32) for s in seeds]
     return torch.stack(rows).to(device=device, dtype=dtype)
 
 

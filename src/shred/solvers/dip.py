@@ -27,6 +27,7 @@ from ..errors import ShredError
 from ..operators import AvgPoolSR, BicubicSR, Compose, Mask, Noisy, Operator
 from ..operators.blind import KernelNet, convolve_same, estimated_operator, grid_weights, kernel_seed, sv_blur
 from .base import Result, Solver
+from ..seeding import generator
 from .registry import register_solver
 
 
@@ -148,15 +149,6 @@ def max_scales(h: int, w: int) -> int:
     """Most scales a SkipNet can have on an h x w input: the coarsest feature map must stay at least
     2 pixels wide for its reflection-padded 3x3 convolution."""
     return max(1, int(math.floor(math.log2(min(h, w)))) - 1)
-
-
-def _seeded(seed: int | None) -> torch.Generator:
-    g = torch.Generator()
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(seed))
-    return g
 
 
 def _init_from(net: nn.Module, g: torch.Generator) -> nn.Module:
@@ -324,7 +316,7 @@ class DIP(_NetSolver):
 
     def solve_one(self, y, operator, seed, bar):
         c = self.config.resolved(operator)
-        g = _seeded(seed)
+        g = generator(seed)
         net = self.build_net(operator.in_shape, c, g).to(self.device, self.dtype).train()
         h, w = operator.in_shape[1:]
         z = (c.input_scale * torch.rand((1, c.input_depth, h, w), generator=g)).to(self.device, self.dtype)
@@ -451,7 +443,7 @@ class SelfDeblur(_NetSolver):
         kh, kw = (c.kernel_size, c.kernel_size) if c.kernel_size is not None else size
         cells = grid[0] * grid[1]
         ch, h, w = operator.in_shape
-        g = _seeded(seed)
+        g = generator(seed)
         valid = c.boundary == "valid"
         hp, wp = (h + kh - 1, w + kw - 1) if valid else (h, w)
         top, left = (kh // 2, kw // 2) if valid else (0, 0)
