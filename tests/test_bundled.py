@@ -56,14 +56,18 @@ def test_bench_harness_runs_resumes_and_reports(tmp_path, capsys):
     for i in range(3):
         Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
     out = tmp_path / "run"
-    argv = ["bench", "--data", str(data), "--n", "2", "--tasks", "sr4,inpaint", "--methods", "shred,ddnm,repaint",
-            "--set", "shred.iterations=2", "--set", "ddnm.steps=3", "--set", "repaint.steps=4",
-            "--set", "repaint.jump_n_sample=1", "--out", str(out), "--quiet", "--device", "cpu"]
+    argv = ["bench", "--data", str(data), "--n", "2", "--tasks", "sr4,inpaint,blind",
+            "--methods", "shred,ddnm,repaint,shred-blind", "--set", "shred.iterations=2", "--set", "ddnm.steps=3",
+            "--set", "repaint.steps=4", "--set", "repaint.jump_n_sample=1", "--set", "shred-blind.iterations=2",
+            "--out", str(out), "--quiet", "--device", "cpu"]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     rows = results["rows"]
-    assert set(rows) == {"shred", "ddnm", "repaint"}
+    assert set(rows) == {"shred", "ddnm", "repaint", "shred-blind"}
     assert "skipped" in rows["repaint"]["sr4"] and "psnr" in rows["repaint"]["inpaint"]
+    # Blind methods run on the blind task only; the others need the kernel.
+    assert "psnr" in rows["shred-blind"]["blind"] and "skipped" in rows["shred-blind"]["sr4"]
+    assert "skipped" in rows["ddnm"]["blind"]
     assert rows["shred"]["sr4"]["settings"] == {"iterations": 2} and rows["ddnm"]["inpaint"]["seconds_per_image"] > 0
     # Every method saw the very same measurements.
     assert (out / "inputs" / "sr4.pt").is_file() and (out / "grids" / "inpaint.png").is_file()

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from shred.errors import ShredError
 from shred.metrics import frechet_distance, kernel_distance, laplacian_pyramid, psnr, swd
 from shred.metrics.features import SmallResNet, _crop, load_classifier, save_classifier
 
@@ -63,3 +64,38 @@ def test_random_crops_are_shifts():
     x = torch.arange(16.0).view(1, 1, 4, 4)
     out = _crop(torch.nn.functional.pad(x, (4, 4, 4, 4)), torch.tensor([4]), torch.tensor([5]), 4, 4)
     assert torch.equal(out[0, 0, :, :3], x[0, 0, :, 1:])
+
+
+def test_lpips_is_reported_unavailable_not_faked():
+    from shred.metrics.perceptual import lpips_metric
+
+    fn, label = lpips_metric()
+    try:
+        import lpips  # noqa: F401
+        have = True
+    except ImportError:
+        have = False
+    if not have:
+        assert fn is None and label.startswith("unavailable")
+    else:  # pragma: no cover - only where the real package is installed
+        assert fn is not None or label.startswith("unavailable")
+
+
+def test_pluggable_torchscript_feature_network(tmp_path):
+    from shred.metrics.features import load_feature_net
+
+    class Pool(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    example = (torch.ones(2, 3, 8, 8),)
+    torch.export.save(torch.export.export(Pool(), example), str(tmp_path / "my-inception.pt2"))
+    fn, label = load_feature_net(str(tmp_path / "my-inception.pt2"))
+    assert label == "FID" and fn(torch.ones(2, 3, 8, 8)).shape == (2, 3)
+    torch.export.save(torch.export.export(Pool(), example), str(tmp_path / "pool.pt2"))
+    assert load_feature_net(str(tmp_path / "pool.pt2"))[1] == "FD-pool"
+    (tmp_path / "junk.pt2").write_bytes(b"junk")
+    with pytest.raises(ShredError, match="not an exported"):
+        load_feature_net(str(tmp_path / "junk.pt2"))
+    fn, label = load_feature_net("cifar10")
+    assert label == "FID-C10" and fn(torch.rand(2, 3, 32, 32)).shape == (2, 128)

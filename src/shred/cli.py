@@ -572,7 +572,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--data", default="cifar10-test", help="images: a split name (cifar10-test), folder, zip or IDX file")
     p.add_argument("--n", type=_positive_int, default=10, help="number of images (default 10)")
     p.add_argument("--tasks", default=",".join(BENCH_TASK_NAMES), help=f"comma-separated: {', '.join(BENCH_TASK_NAMES)}")
-    p.add_argument("--methods", default="shred,ddnm,ddrm,dps,repaint,dip", help=f"comma-separated: {', '.join(METHODS)}")
+    p.add_argument("--methods", default="shred,ddnm,ddrm,dps,repaint,dip,shred-blind,selfdeblur",
+                   help=f"comma-separated: {', '.join(METHODS)}")
     p.add_argument("--model", default="cifar10-32", help="model name or path (default cifar10-32)")
     p.add_argument("--seed", type=int, default=0, help="image choice, masks, kernels and noises (default 0)")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],

@@ -163,15 +163,31 @@ def load_classifier(folder: str | Path) -> SmallResNet:
 
 
 def load_feature_net(name: str):
-    """A feature callable by name: a bundled classifier (``cifar10``, ``fashion-mnist``) or a folder.
+    """A feature callable by name, and the label its Frechet distance is reported under.
 
-    Returns ``(callable, label)``, where the label names the metric honestly (e.g. ``FID-C10``).
+    * ``cifar10``: shred's bundled CIFAR-10 classifier -> ``FID-C10`` (never called "FID").
+    * a folder written by :func:`save_classifier` -> ``FD-<folder>``.
+    * an exported program (``torch.export.save``, ``.pt2``) or a TorchScript file mapping images
+      [B, 3, H, W] in [0, 1] to features [B, D] -> ``FID`` when its name contains "inception" (e.g.
+      an export of the pytorch-fid Inception-v3 pool3 network, which users with those weights can
+      plug in), else ``FD-<stem>``.
+
+    Returns ``(callable, label)``.
     """
     from ..models.registry import BUNDLED_DIR
 
-    labels = {"cifar10": "FID-C10", "fashion-mnist": "FID-FMNIST"}
-    folder = BUNDLED_DIR / f"{name}-classifier" if name in labels else Path(name)
-    if not (folder / "config.json").is_file():
-        raise ShredError(f"feature network {name!r} not found ({folder}); known: {', '.join(labels)}")
-    net = load_classifier(folder)
-    return net.features, labels.get(name, f"FD-{folder.name}")
+    labels = {"cifar10": "FID-C10"}
+    path = BUNDLED_DIR / f"{name}-classifier" if name in labels else Path(name)
+    if path.is_file():
+        try:
+            net = (torch.export.load(str(path)).module() if path.suffix == ".pt2"
+                   else torch.jit.load(str(path), map_location="cpu").eval())
+        except Exception as exc:
+            raise ShredError(f"{path}: not an exported or TorchScript feature network ({exc})") from None
+        label = "FID" if "inception" in path.stem.lower() else f"FD-{path.stem}"
+        return (lambda x: net(x)), label
+    if not (path / "config.json").is_file():
+        raise ShredError(f"feature network {name!r} not found ({path}); give cifar10, a classifier folder or "
+                         "a TorchScript file (Inception-v3 weights are not shipped: see docs/RESULTS.md)")
+    net = load_classifier(path)
+    return net.features, labels.get(name, f"FD-{path.name}")

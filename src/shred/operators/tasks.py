@@ -61,7 +61,11 @@ def _kernel(opts: TaskOptions, generator) -> tuple[torch.Tensor, str]:
         size = opts.kernel_size or 2 * math.ceil(3 * opts.kernel_sigma) + 1
         return gaussian_kernel(size, opts.kernel_sigma), f"gaussian(sigma={opts.kernel_sigma:g})"
     if opts.kernel == "random":
-        return random_anisotropic_gaussian_kernel(opts.kernel_size or 41, generator), "random-anisotropic-gaussian"
+        size = opts.kernel_size or 41
+        # The paper's 41x41 kernels have standard deviations of 2-8 pixels; smaller kernels (for
+        # smaller images) keep the same proportions.
+        return (random_anisotropic_gaussian_kernel(size, generator, sigma_range=(2 * size / 41, 8 * size / 41)),
+                "random-anisotropic-gaussian")
     return load_kernel(opts.kernel), f"file:{opts.kernel}"
 
 
