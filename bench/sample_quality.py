@@ -83,7 +83,8 @@ def main(argv=None) -> int:
         # 8 x 8 mosaics, one per step count, side by side.
         mosaic = [(name, torch.cat([torch.cat(list(v[i * 8:(i + 1) * 8]), dim=-1) for i in range(8)], dim=-2)[None])
                   for name, v in cols]
-        write_grid(args.grid, mosaic, cell=8 * max(32, v.shape[-1]))
+        side = next(iter(sets.values())).shape[-1]
+        write_grid(args.grid, mosaic, cell=8 * max(32, side))
     return 0
 
 
