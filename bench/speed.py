@@ -83,19 +83,19 @@ def problem(size: int, batch: int, device, channels: int = 3):
     return op.A(x).expand(batch, -1, -1, -1).contiguous(), op
 
 
-def flops_per_iteration(den, y, op, grad: str) -> float:
+def flops_per_iteration(den, y, op, grad: str, delta_t: int = 100) -> float:
     """Floating-point operations of one SHRED iteration for the batch in y (eager)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    solver = Shred(den, ShredConfig(iterations=1, grad=grad))
+    solver = Shred(den, ShredConfig(iterations=1, grad=grad, delta_t=delta_t))
     with FlopCounterMode(display=False) as counter:
         solver(y, op, seeds=list(range(y.shape[0])))
     return float(counter.get_total_flops())
 
 
-def time_config(den, y, op, grad: str, iterations: int, device) -> dict:
-    solver = Shred(den, ShredConfig(iterations=iterations, grad=grad, check_every=iterations))
-    warm = Shred(den, ShredConfig(iterations=2, grad=grad, check_every=2))
+def time_config(den, y, op, grad: str, iterations: int, device, delta_t: int = 100, warmup: int = 2) -> dict:
+    solver = Shred(den, ShredConfig(iterations=iterations, grad=grad, check_every=iterations, delta_t=delta_t))
+    warm = Shred(den, ShredConfig(iterations=warmup, grad=grad, check_every=warmup, delta_t=delta_t))
     seeds = list(range(y.shape[0]))
     warm(y, op, seeds=seeds)
     sync(device)
@@ -119,6 +119,11 @@ def run(args) -> dict:
                "torch": torch.__version__, "iterations_timed": args.iterations, "rows": []}
     start = time.perf_counter()
     out_path = Path(args.out) if args.out else None
+    # --quick is a smoke test of the code paths, not a measurement: 2 DDIM steps per iteration
+    # (delta_t = 500) and a 1-iteration warm-up keep the whole GPU plan within minutes on a CPU.
+    quick = {"delta_t": 500, "warmup": 1} if args.quick else {}
+    if args.quick:
+        results["quick"] = "smoke test: delta_t = 500 (2 steps), reduced networks; times are not comparable"
 
     def save():
         if out_path:
@@ -145,11 +150,13 @@ def run(args) -> dict:
             fast = accelerate(den, RunOptions(row["precision"], row["channels_last"], row["compile"]))
             key = f"{row['model']}/{row['grad']}"
             if row.pop("count_flops", False):
-                gflops[key] = flops_per_iteration(den, y[:1], op, row["grad"]) / 1e9
-            row.update(time_config(fast, y, op, row["grad"], row["iterations"], device))
+                gflops[key] = flops_per_iteration(den, y[:1], op, row["grad"], quick.get("delta_t", 100)) / 1e9
+            row.update(time_config(fast, y, op, row["grad"], row["iterations"], device, **quick))
             # Fidelity: the same 3 iterations from seed 0 in this configuration and in fp32 eager;
             # rounding is the only difference.
-            check = Shred(fast, ShredConfig(iterations=3, grad=row["grad"], check_every=3))(
+            n_check = 1 if args.quick else 3
+            check = Shred(fast, ShredConfig(iterations=n_check, grad=row["grad"], check_every=n_check,
+                                            delta_t=quick.get("delta_t", 100)))(
                 y, op, seeds=list(range(y.shape[0]))).x0[:1].float().cpu().clamp(0, 1)
             if row.get("reference"):
                 refs[key] = check
@@ -233,25 +240,30 @@ def cpu_plan(args) -> list[dict]:
 def format_row(r: dict) -> str:
     if "error" in r or "skipped" in r:
         return f"{r['model']:14s} {r['grad']:9s} {r['precision']} bs{r['batch']:<3d} compile={r['compile']}: {r.get('error') or r.get('skipped')}"
-    extra = "".join([f"  {r['tflops']:6.1f} TFLOP/s" if "tflops" in r else "",
+    rate = ("" if "tflops" not in r else f"  {r['tflops']:6.1f} TFLOP/s" if r["tflops"] >= 1
+            else f"  {1e3 * r['tflops']:6.1f} GFLOP/s")
+    extra = "".join([rate,
                      f"  {r['peak_memory_gb']:5.1f} GB" if "peak_memory_gb" in r else "",
                      f"  PSNR vs fp32 {r['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in r else ""])
     return (f"{r['model']:14s} {r['grad']:9s} {r['precision']} cl={int(r['channels_last'])} compile={str(r['compile']):15s} "
             f"bs{r['batch']:<3d} {1e3 * r['iteration_s']:8.1f} ms/it  {r['per_image_100it_s']:7.2f} s/img(100 it){extra}")
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--iterations", type=int, default=10, help="timed iterations per configuration")
     p.add_argument("--out", help="JSON results file")
     p.add_argument("--deadline", type=float, help="skip configurations once this many seconds have passed")
-    p.add_argument("--quick", action="store_true", help="small networks at 64x64 (a smoke test)")
+    p.add_argument("--quick", action="store_true", help="small networks at 64x64, 2 DDIM steps (a smoke test, not a measurement)")
     p.add_argument("--plan", choices=["auto", "gpu", "cpu"], default="auto",
                    help="which table: the GPU architectures or the bundled models (default: by device)")
     p.add_argument("--no-compile", action="store_true", help="run every configuration eagerly")
-    args = p.parse_args(argv)
-    res = run(args)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    res = run(parse_args(argv))
     return 0 if any("iteration_s" in r for r in res["rows"]) else 1
 
 

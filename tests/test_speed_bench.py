@@ -43,3 +43,23 @@ def test_speed_benchmark_runs_at_small_size(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert rows and all("error" not in r for r in rows)
     assert rows[0]["per_image_100it_s"] > 0 and rows[0]["gflop_per_image_iteration"] > 0
+
+
+def test_gpu_plan_is_one_ready_command_smoke_tested_on_cpu(tmp_path):
+    """The GPU benchmark's plan, at reduced size with --quick, runs through the same code on a CPU:
+    the reference configurations measure, and the rest are measured or cut by the deadline."""
+    speed = _speed_module()
+    out = tmp_path / "gpu.json"
+    args = ["--device", "cpu", "--plan", "gpu", "--quick", "--no-compile", "--iterations", "1", "--deadline", "8",
+            "--out", str(out)]
+    assert speed.main(args) == 0
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert "quick" in data
+    assert len(rows) == len(speed.gpu_plan(speed.parse_args(args)))
+    assert all("error" not in r for r in rows)
+    refs = [r for r in rows if r.get("reference")]
+    assert {(r["model"], r["grad"]) for r in refs} == {(m, g) for m in ("celeba-ddpm", "adm-imagenet")
+                                                        for g in ("surrogate", "exact")}
+    assert all(r["per_image_100it_s"] > 0 and r["gflop_per_image_iteration"] > 0 for r in refs)
+    assert all("skipped" in r or r["per_image_100it_s"] > 0 for r in rows)
