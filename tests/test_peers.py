@@ -31,6 +31,7 @@ FAST = {
     "shred": dict(config=ShredConfig(iterations=2)),
     "naive-inversion": dict(config=ShredConfig(iterations=1)),
     "dip": dict(channels=8, skip_channels=4, iterations=3),
+    "pinv": dict(),
 }
 # Blind solvers need a blur to estimate; test_blind.py and test_dip.py run them through the call.
 BLIND_SOLVERS = {"shred-blind", "selfdeblur"}
@@ -88,6 +89,20 @@ def test_seeds_reproducible_and_image_i_depends_only_on_seed_i(gaussian_prior, c
     assert torch.allclose(solver(y, op, seeds=[2]).x0, a[2:], atol=1e-6)
     assert torch.equal(solver(y, op, seeds=[0, 1, 2]).x0, a)
     assert not torch.allclose(a[0], a[1], atol=1e-3)
+
+
+def test_pinv_baseline_is_the_minimum_norm_solution(gaussian_prior, clean):
+    """A^+ y for x4 average pooling is nearest-neighbour up-sampling, and it explains y exactly."""
+    op = _op("sr")
+    y = op.A(clean)
+    x0 = build_solver("pinv", gaussian_prior)(y, op, seeds=[0, 1]).x0
+    nearest = y.repeat_interleave(4, dim=-2).repeat_interleave(4, dim=-1)
+    assert torch.allclose(x0, nearest.clamp(0, 1), atol=1e-6)
+    assert torch.allclose(op.A(x0), y.clamp(0, 1), atol=1e-6)
+    box = _op("inpaint")
+    hole = build_solver("pinv", gaussian_prior)(box.A(clean), box, seeds=[0, 1]).x0
+    assert torch.allclose(box.A(hole), box.A(clean).clamp(0, 1), atol=1e-6)
+    assert hole[:, :, 5:11, 5:11].abs().max() == 0  # the hole: zeros, no prior to fill it
 
 
 def test_progress_bar_and_settings_errors(gaussian_prior, clean, capsys):

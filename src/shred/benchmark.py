@@ -85,6 +85,7 @@ def _shred_blind_factory(den, group: str, settings: dict, preset: str):
 
 
 METHODS: dict[str, Callable] = {
+    "pinv": _registered("pinv"),  # the prior-free baseline A^+ y
     "shred": _shred_factory,
     "ddnm": _registered("ddnm"),
     "ddnm+": _registered("ddnm+"),
@@ -345,6 +346,14 @@ def markdown(results: dict, tasks: dict[str, BenchTask]) -> str:
                 if fid and fid in e:
                     cell += f" / {fid} {e[fid]:.1f}"
                 cells.append(cell)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Measurement consistency: relative error ||y - A x|| / ||y||, mean over the images "
+              "(0 = the restoration explains the measurement exactly).", "",
+              "| method | " + " | ".join(tasks[t].label for t in names) + " |",
+              "| --- |" + " --- |" * len(names)]
+    for m, per in results["rows"].items():
+        cells = ["" if per.get(t) is None else "n/a" if "skipped" in per[t] else f"{per[t]['measurement_error']:.4f}"
+                 for t in names]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "Runtime: seconds per image (solver wall time / batch) and peak memory (GB), mean over tasks.", "",
               "| method | s / image | peak memory GB | settings |", "| --- | --- | --- | --- |"]

@@ -10,10 +10,11 @@ from .ddrm import Ddrm, DdrmConfig
 from .dip import DIP, DIPConfig, SelfDeblur, SelfDeblurConfig
 from .dps import DPS_SCALES, Dps, DpsConfig
 from .naive import NaiveInversion
+from .pinv import PseudoInverse
 from .repaint import Repaint, RepaintConfig
 
 __all__ = ["Result", "Solver", "prepare_batch", "seeded_noise", "to_image_space", "to_model_space",
            "DEFAULT_PRESET", "PRESETS", "preset_config", "resolve_preset", "SOLVERS", "build_solver", "register_solver", "Shred",
            "ShredConfig", "measurement_loss", "BlindConfig", "BlindShred", "Ddnm", "DdnmConfig", "DdnmPlus", "Ddrm",
-           "DdrmConfig", "DIP", "DIPConfig", "DPS_SCALES", "Dps", "DpsConfig", "NaiveInversion", "Repaint",
+           "DdrmConfig", "DIP", "DIPConfig", "DPS_SCALES", "Dps", "DpsConfig", "NaiveInversion", "PseudoInverse", "Repaint",
            "RepaintConfig", "SelfDeblur", "SelfDeblurConfig"]
