@@ -149,8 +149,13 @@ def _diffusers_schedule(folder: Path) -> NoiseSchedule:
     return NoiseSchedule.linear()
 
 
-def load_folder(folder: str | os.PathLike, name: str | None = None) -> UNetDenoiser:
-    """Load a shred or diffusers model folder as a float32 :class:`UNetDenoiser` on the CPU."""
+def load_folder(folder: str | os.PathLike, name: str | None = None, *, lean: bool | None = None) -> UNetDenoiser:
+    """Load a shred or diffusers model folder as a float32 :class:`UNetDenoiser` on the CPU.
+
+    A shred folder whose architecture :mod:`shred.models.lean_unet` covers (the bundled models and
+    what ``shred train`` makes) is built without importing diffusers (``lean=None``, the default;
+    ``lean=False`` forces diffusers; both give the same eps to float32 round-off).
+    """
     folder = Path(folder)
     if (folder / "unet" / "config.json").is_file() and not (folder / "config.json").is_file():
         folder = folder / "unet"
@@ -163,7 +168,13 @@ def load_folder(folder: str | os.PathLike, name: str | None = None) -> UNetDenoi
         if cfg["shred_format"] != SHRED_FORMAT:
             raise CheckpointError(f"{cfg_path}: shred_format {cfg['shred_format']} is newer than this "
                                   "shred understands; upgrade shred")
-        unet = build_unet(cfg["unet"], empty=True)
+        from . import lean_unet
+
+        if lean is not False and lean_unet.supports(cfg["unet"]):
+            with torch.device("meta"):
+                unet = lean_unet.LeanUNet(**cfg["unet"])
+        else:
+            unet = build_unet(cfg["unet"], empty=True)
         load_state_strict(unet, _load_safetensors(folder / WEIGHTS), str(folder / WEIGHTS), assign=True)
         den = UNetDenoiser(unet.float(), NoiseSchedule.from_dict(cfg["schedule"]), name=name)
         den.info = cfg
