@@ -243,6 +243,7 @@ def main(argv=None) -> int:
     p.add_argument("--task", default="inpaint")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     {"kernels": kernels, "stopping": stopping, "selfdeblur": selfdeblur, "motion": motion, "old-photo": old_photo, "seeds": seeds}[args.demo](args)
     return 0

@@ -61,5 +61,7 @@ def test_gpu_plan_is_one_ready_command_smoke_tested_on_cpu(tmp_path):
     refs = [r for r in rows if r.get("reference")]
     assert {(r["model"], r["grad"]) for r in refs} == {(m, g) for m in ("celeba-ddpm", "adm-imagenet")
                                                         for g in ("surrogate", "exact")}
-    assert all(r["per_image_100it_s"] > 0 and r["gflop_per_image_iteration"] > 0 for r in refs)
-    assert all("skipped" in r or r["per_image_100it_s"] > 0 for r in rows)
+    # The deadline is checked before each configuration, so the first always runs; on a loaded
+    # machine the deadline may cut any later one (including other references), never silently.
+    assert rows[0]["per_image_100it_s"] > 0 and rows[0]["gflop_per_image_iteration"] > 0
+    assert all(r.get("skipped") == "deadline" or r["per_image_100it_s"] > 0 for r in rows)
