@@ -27,7 +27,7 @@ from torch import nn
 DOWN = {"DownBlock2D": False, "AttnDownBlock2D": True}
 UP = {"UpBlock2D": False, "AttnUpBlock2D": True}
 
-# Constructor arguments and the only values (or None: any value) this module implements.
+# Constructor arguments this module implements for one value only (a missing key counts as that value).
 _REQUIRED = {
     "center_input_sample": False, "time_embedding_type": "positional", "time_embedding_dim": None,
     "mid_block_type": "UNetMidBlock2D", "downsample_type": "conv", "upsample_type": "conv",
