@@ -127,3 +127,20 @@ def test_existing_output_survives_a_failed_run(tmp_path, clean_png, capsys):
 def test_help_has_examples_and_runs_as_a_program():
     res = subprocess.run([sys.executable, "-m", "shred.cli", "restore", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "examples:" in res.stdout and "--seeds" in res.stdout
+
+
+def test_restore_reports_and_honours_the_execution_options(tmp_path, clean_png, tiny_model_dir, capsys):
+    y = tmp_path / "y.png"
+    run(["degrade", clean_png, "--task", "sr", "--scale", "2", "--out", y], capsys)
+    code, _, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "2", "--out", tmp_path / "a.png"],
+                       capsys)
+    assert code == 0, err
+    assert "(fp32, NCHW, eager)" in err  # the CPU default
+    code, _, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "2", "--out", tmp_path / "b.png",
+                        "--precision", "bf16", "--compile", "none"], capsys)
+    assert code == 0, err
+    assert "(bf16, NCHW, eager)" in err
+    with pytest.raises(SystemExit) as e:
+        main(["restore", str(y), "--precision", "int8"])
+    assert e.value.code == 2
+    assert "invalid choice: 'int8'" in capsys.readouterr().err

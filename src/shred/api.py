@@ -39,7 +39,7 @@ def degrade(x: torch.Tensor, task: str, options: TaskOptions | None = None, *,
 
 def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: str | None = None,
             preset: str = DEFAULT_PRESET, seeds: Sequence[int | None] = (0,), progress: bool = False,
-            device: str | torch.device | None = None, **overrides) -> Result:
+            device: str | torch.device | None = None, run: Any = "auto", **overrides) -> Result:
     """Restore measurements y ([B, C', H', W'] in [0, 1]) with SHRED.
 
     The settings are the preset's for the task's group (``"auto"``: ``bundled`` for the bundled
@@ -47,15 +47,30 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     :class:`shred.solvers.ShredConfig` field) on top. Returns a :class:`shred.solvers.Result`
     whose ``x0`` is [len(seeds) or B, C, H, W] in [0, 1]. Blind tasks (``blind-deblur``,
     ``blind-deblur-sv``) estimate the blur too: ``result.extras["kernel"]``.
+
+    ``run`` says how the network executes (:func:`shred.models.fast.run_options`): ``"auto"``
+    (bf16 + channels-last on a GPU, compiled for runs of 800+ image-iterations; float32 NCHW
+    eager on a CPU), ``"plain"`` (float32, eager: the reference path), a
+    :class:`shred.models.RunOptions`, or a dict of its fields overriding the automatic choice.
     """
     group = preset_key(task) if task else "default"
     preset = resolve_preset(preset, denoiser)
     config = preset_config(preset, group, **overrides)
     if device is not None:
         denoiser = denoiser.to(device)
+    from .models.fast import accelerate, run_options
     from .solvers.blind import shred_for_task
+    where = device if device is not None else _device_of(denoiser)
+    images = max(len(seeds) if seeds is not None else 0, y.shape[0])  # the batch SHRED will run
+    denoiser = accelerate(denoiser, run_options(run, where, grad=config.grad, images=images,
+                                                iterations=config.iterations))
     solver = shred_for_task(denoiser, config, task, preset, device=device)  # BlindShred for blind tasks
     return solver(y, operator, seeds=seeds, progress=progress)
+
+
+def _device_of(denoiser: Denoiser) -> torch.device:
+    p = next(iter(denoiser.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def make_spec(operator: Operator, *, task: str | None = None, options: TaskOptions | None = None,

@@ -11,6 +11,7 @@ from .analytic import GaussianPrior
 from .base import Denoiser, UNetDenoiser
 from .registry import MODELS, ModelEntry, bundled_models, default_model, register_model, resolve_model_path
 from .convert import load_checkpoint_file
+from .fast import RunOptions, accelerate, run_options
 from .unet import build_unet, load_folder, save_folder
 
 
@@ -55,4 +56,4 @@ def load_model(spec: str | Path, *, device: str | torch.device | None = None,
 
 __all__ = ["Denoiser", "UNetDenoiser", "GaussianPrior", "ModelEntry", "MODELS", "bundled_models",
            "default_model", "register_model", "resolve_model_path", "build_unet", "load_folder",
-           "save_folder", "load_model", "load_checkpoint_file"]
+           "save_folder", "load_model", "load_checkpoint_file", "RunOptions", "accelerate", "run_options"]

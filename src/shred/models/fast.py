@@ -24,6 +24,7 @@ from .base import Denoiser
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_MIN_WORK = 800  # images x iterations from which the GPU default compiles the network
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,28 @@ class RunOptions:
             raise ShredError(f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
 
     @classmethod
-    def for_device(cls, device: str | torch.device) -> "RunOptions":
-        """The fast defaults: bf16 + channels-last + compile on a GPU; plain float32 on a CPU,
-        where bf16 autocast and compilation cost more than they save for the small bundled nets."""
+    def for_device(cls, device: str | torch.device, grad: str = "surrogate", images: int = 1,
+                   iterations: int = 100) -> "RunOptions":
+        """The fast defaults for a run of ``images`` images (or seeds) x ``iterations`` iterations.
+
+        * GPU: bf16 + channels-last; ``torch.compile`` (``"default"``) as well when the gradient is
+          the surrogate one and the run has at least :data:`COMPILE_MIN_WORK` image-iterations,
+          because compiling takes about 35 s on an H200 (CelebA-HQ DDPM) and pays off only from
+          about 8 images of 100 iterations. Exact-gradient runs stay eager (measured that way).
+        * CPU: float32, NCHW, eager. bf16 is slower on AVX2; channels-last measured 5-7 % faster
+          for cifar10-32 but 10-15 % slower for fashion-mnist-28 (medians, ``bench/speed.py
+          --interleave``); compiling saves 14-23 % per iteration but costs 12-60 s per process, more
+          than it saves on one restoration (ask for it with ``compile="default"``).
+        """
         if torch.device(device).type == "cuda":
-            return cls("bf16", True, "default")
+            big = grad == "surrogate" and images * iterations >= COMPILE_MIN_WORK
+            return cls("bf16", True, "default" if big else None)
         return cls()
+
+    def describe(self) -> str:
+        """One line for logs: ``bf16, channels-last, compiled (default)``."""
+        return ", ".join([self.precision, "channels-last" if self.channels_last else "NCHW",
+                          f"compiled ({self.compile})" if self.compile else "eager"])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,8 +102,39 @@ class FastDenoiser(Denoiser):
         return eps.to(x_t.dtype).contiguous()
 
 
+def run_options(run: "RunOptions | str | dict | None" = "auto", device: str | torch.device = "cpu", *,
+                grad: str = "surrogate", images: int = 1, iterations: int = 100) -> RunOptions:
+    """Resolve what a caller asked for into :class:`RunOptions`.
+
+    ``run`` is ``"auto"`` (:meth:`RunOptions.for_device`), ``None`` or ``"plain"`` (float32, NCHW,
+    eager: the reference path), a :class:`RunOptions`, or a dict of :class:`RunOptions` fields that
+    override the automatic choice (``{"precision": "fp32"}``; ``"compile": "none"`` means eager).
+    """
+    if isinstance(run, RunOptions):
+        return run
+    if run is None or run == "plain":
+        return RunOptions()
+    auto = RunOptions.for_device(device, grad, images, iterations)
+    if run == "auto":
+        return auto
+    if isinstance(run, dict):
+        unknown = set(run) - {"precision", "channels_last", "compile"}
+        if unknown:
+            raise ShredError(f"unknown run options: {', '.join(sorted(unknown))} "
+                             "(use precision, channels_last, compile)")
+        fields = {k: v for k, v in run.items() if v is not None and v != "auto"}
+        if fields.get("compile") == "none":
+            fields["compile"] = None
+        return RunOptions(**{**auto.to_dict(), **fields})
+    raise ShredError(f"run options must be 'auto', 'plain', a RunOptions or a dict, got {run!r}")
+
+
 def accelerate(denoiser: Denoiser, options: RunOptions | None = None) -> Denoiser:
-    """Wrap ``denoiser`` with ``options`` (returned unchanged when they are the plain defaults)."""
+    """Wrap ``denoiser`` with ``options`` (returned unchanged when they are the plain defaults).
+
+    An already wrapped denoiser is unwrapped first, so options never stack."""
+    if isinstance(denoiser, FastDenoiser):
+        denoiser = denoiser.inner
     if options is None or options == RunOptions():
         return denoiser
     return FastDenoiser(denoiser, options)
