@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -93,30 +94,69 @@ def flops_per_iteration(den, y, op, grad: str, delta_t: int = 100) -> float:
     return float(counter.get_total_flops())
 
 
-def time_config(den, y, op, grad: str, iterations: int, device, delta_t: int = 100, warmup: int = 2) -> dict:
-    solver = Shred(den, ShredConfig(iterations=iterations, grad=grad, check_every=iterations, delta_t=delta_t))
-    warm = Shred(den, ShredConfig(iterations=warmup, grad=grad, check_every=warmup, delta_t=delta_t))
+def prepare(plan: dict, args, device, quick: dict, gflops: dict) -> dict:
+    """Build one configuration, count its operations (reference rows) and warm it up (compilation
+    happens here). Returns its state for :func:`time_once` and :func:`finish`."""
+    row = dict(plan["row"])
+    den = plan["denoiser"]()
+    y, op = problem(den.image_size[0], row["batch"], device, den.channels)
+    if args.no_compile:
+        row["compile"] = None
+    fast = accelerate(den, RunOptions(row["precision"], row["channels_last"], row["compile"]))
+    key = f"{row['model']}/{row['grad']}"
+    delta_t = quick.get("delta_t", 100)
+    if row.pop("count_flops", False):
+        gflops[key] = flops_per_iteration(den, y[:1], op, row["grad"], delta_t) / 1e9
     seeds = list(range(y.shape[0]))
-    warm(y, op, seeds=seeds)
-    sync(device)
-    if torch.device(device).type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    warmup = quick.get("warmup", 2)
     t0 = time.perf_counter()
-    solver(y, op, seeds=seeds)
+    Shred(fast, ShredConfig(iterations=warmup, grad=row["grad"], check_every=warmup, delta_t=delta_t))(y, op, seeds=seeds)
     sync(device)
-    wall = time.perf_counter() - t0
-    per_iter = wall / iterations
-    out = {"iteration_s": per_iter, "per_image_100it_s": per_iter * 100 / y.shape[0], "timed_iterations": iterations}
-    if torch.device(device).type == "cuda":
-        out["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
-    return out
+    row["warmup_s"] = time.perf_counter() - t0
+    solver = Shred(fast, ShredConfig(iterations=row["iterations"], grad=row["grad"], check_every=row["iterations"],
+                                     delta_t=delta_t))
+    return {"row": row, "key": key, "fast": fast, "y": y, "op": op, "seeds": seeds, "solver": solver,
+            "delta_t": delta_t, "walls": []}
+
+
+def time_once(state: dict, device) -> None:
+    """One timed run of the configuration's iterations."""
+    t0 = time.perf_counter()
+    state["solver"](state["y"], state["op"], seeds=state["seeds"])
+    sync(device)
+    state["walls"].append(time.perf_counter() - t0)
+
+
+def finish(state: dict, refs: dict, gflops: dict, quick: bool) -> dict:
+    """The row: median (and minimum) time per iteration, throughput, fidelity against float32."""
+    row, walls, y = state["row"], state["walls"], state["y"]
+    per_iter = statistics.median(walls) / row["iterations"]
+    row.update({"iteration_s": per_iter, "per_image_100it_s": per_iter * 100 / y.shape[0],
+                "timed_iterations": row["iterations"], "repeats": len(walls),
+                "iteration_s_min": min(walls) / row["iterations"]})
+    # Fidelity: the same 3 iterations from seed 0 in this configuration and in fp32 eager;
+    # rounding is the only difference.
+    n_check = 1 if quick else 3
+    check = Shred(state["fast"], ShredConfig(iterations=n_check, grad=row["grad"], check_every=n_check,
+                                             delta_t=state["delta_t"]))(
+        y, state["op"], seeds=state["seeds"]).x0[:1].float().cpu().clamp(0, 1)
+    key = state["key"]
+    if row.get("reference"):
+        refs[key] = check
+    elif key in refs:
+        row["psnr_vs_fp32_db"] = float(psnr(check, refs[key]))
+    if key in gflops:
+        row["gflop_per_image_iteration"] = gflops[key]
+        row["tflops"] = gflops[key] * row["batch"] / row["iteration_s"] / 1e3
+    return row
 
 
 def run(args) -> dict:
     device = torch.device(args.device)
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else
                f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-               "torch": torch.__version__, "iterations_timed": args.iterations, "rows": []}
+               "torch": torch.__version__, "iterations_timed": args.iterations, "repeats": args.repeat,
+               "interleaved": bool(args.interleave), "rows": []}
     start = time.perf_counter()
     out_path = Path(args.out) if args.out else None
     # --quick is a smoke test of the code paths, not a measurement: 2 DDIM steps per iteration
@@ -132,48 +172,55 @@ def run(args) -> dict:
             tmp.write_text(json.dumps(results, indent=2) + "\n")
             os.replace(tmp, out_path)
 
-    plan = args.plan if args.plan != "auto" else ("gpu" if device.type == "cuda" else "cpu")
-    plans = gpu_plan(args) if plan == "gpu" else cpu_plan(args)
-    refs: dict[str, torch.Tensor] = {}
-    gflops: dict[str, float] = {}
-    for plan in plans:
-        if args.deadline and time.perf_counter() - start > args.deadline:
-            results["rows"].append({**plan["row"], "skipped": "deadline"})
-            continue
-        row = dict(plan["row"])
-        try:
-            den = plan["denoiser"]()
-            size = den.image_size[0]
-            y, op = problem(size, row["batch"], device, den.channels)
-            if args.no_compile:
-                row["compile"] = None
-            fast = accelerate(den, RunOptions(row["precision"], row["channels_last"], row["compile"]))
-            key = f"{row['model']}/{row['grad']}"
-            if row.pop("count_flops", False):
-                gflops[key] = flops_per_iteration(den, y[:1], op, row["grad"], quick.get("delta_t", 100)) / 1e9
-            row.update(time_config(fast, y, op, row["grad"], row["iterations"], device, **quick))
-            # Fidelity: the same 3 iterations from seed 0 in this configuration and in fp32 eager;
-            # rounding is the only difference.
-            n_check = 1 if args.quick else 3
-            check = Shred(fast, ShredConfig(iterations=n_check, grad=row["grad"], check_every=n_check,
-                                            delta_t=quick.get("delta_t", 100)))(
-                y, op, seeds=list(range(y.shape[0]))).x0[:1].float().cpu().clamp(0, 1)
-            if row.get("reference"):
-                refs[key] = check
-            elif key in refs:
-                row["psnr_vs_fp32_db"] = float(psnr(check, refs[key]))
-            if key in gflops:
-                row["gflop_per_image_iteration"] = gflops[key]
-                row["tflops"] = gflops[key] * row["batch"] / row["iteration_s"] / 1e3
-            del den, fast
-        except Exception as exc:  # keep measuring the other configurations
-            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    def emit(row):
         row["elapsed_s"] = round(time.perf_counter() - start, 1)
         results["rows"].append(row)
         print(format_row(row), flush=True)
         save()
+
+    def failed(plan, exc):
+        return {**{k: v for k, v in plan["row"].items() if k != "count_flops"},
+                "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+
+    which = args.plan if args.plan != "auto" else ("gpu" if device.type == "cuda" else "cpu")
+    plans = gpu_plan(args) if which == "gpu" else cpu_plan(args)
+    refs: dict[str, torch.Tensor] = {}
+    gflops: dict[str, float] = {}
+    if args.interleave:
+        # Prepare everything, then time the configurations in turn, round after round, so that a
+        # machine whose speed drifts (a shared CPU) slows all of them alike.
+        states = []
+        for plan in plans:
+            try:
+                states.append(prepare(plan, args, device, quick, gflops))
+            except Exception as exc:  # keep measuring the other configurations
+                emit(failed(plan, exc))
+        for _ in range(args.repeat):
+            for state in states:
+                time_once(state, device)
+        for state in states:
+            emit(finish(state, refs, gflops, args.quick))
+        save()
+        return results
+    for plan in plans:
+        if args.deadline and time.perf_counter() - start > args.deadline:
+            emit({**plan["row"], "skipped": "deadline"})
+            continue
+        try:
+            state = prepare(plan, args, device, quick, gflops)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            for _ in range(args.repeat):
+                time_once(state, device)
+            row = finish(state, refs, gflops, args.quick)
+            if device.type == "cuda":
+                row["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
+            del state
+        except Exception as exc:  # keep measuring the other configurations
+            row = failed(plan, exc)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        emit(row)
     save()
     return results
 
@@ -229,11 +276,16 @@ def cpu_plan(args) -> list[dict]:
         return plans
     for name in names:
         mk = lambda name=name: load_model(name)  # noqa: E731
-        plans.append({"denoiser": mk, "row": _row(name, "surrogate", "fp32", False, None, 1, args.iterations,
-                                                  reference=True, count_flops=True)})
-        plans.append({"denoiser": mk, "row": _row(name, "surrogate", "fp32", True, None, 1, args.iterations)})
-        plans.append({"denoiser": mk, "row": _row(name, "exact", "fp32", False, None, 1, max(2, args.iterations // 2))})
-        plans.append({"denoiser": mk, "row": _row(name, "surrogate", "fp32", False, None, 8, args.iterations)})
+        it = args.iterations
+        plans += [
+            # reference, and shred's CPU default (RunOptions.for_device("cpu")): float32, NCHW, eager
+            {"denoiser": mk, "row": _row(name, "surrogate", "fp32", False, None, 1, it, reference=True, count_flops=True)},
+            {"denoiser": mk, "row": _row(name, "surrogate", "fp32", True, None, 1, it)},
+            {"denoiser": mk, "row": _row(name, "surrogate", "fp32", True, "default", 1, it)},
+            {"denoiser": mk, "row": _row(name, "exact", "fp32", True, None, 1, max(2, it // 2))},
+            {"denoiser": mk, "row": _row(name, "surrogate", "fp32", True, None, 8, it)},
+            {"denoiser": mk, "row": _row(name, "surrogate", "fp32", True, "default", 8, it)},
+        ]
     return plans
 
 
@@ -244,7 +296,8 @@ def format_row(r: dict) -> str:
             else f"  {1e3 * r['tflops']:6.1f} GFLOP/s")
     extra = "".join([rate,
                      f"  {r['peak_memory_gb']:5.1f} GB" if "peak_memory_gb" in r else "",
-                     f"  PSNR vs fp32 {r['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in r else ""])
+                     f"  PSNR vs fp32 {r['psnr_vs_fp32_db']:.1f} dB" if "psnr_vs_fp32_db" in r else "",
+                     f"  (warm-up incl. compile {r['warmup_s']:.0f} s)" if r.get("compile") and "warmup_s" in r else ""])
     return (f"{r['model']:14s} {r['grad']:9s} {r['precision']} cl={int(r['channels_last'])} compile={str(r['compile']):15s} "
             f"bs{r['batch']:<3d} {1e3 * r['iteration_s']:8.1f} ms/it  {r['per_image_100it_s']:7.2f} s/img(100 it){extra}")
 
@@ -259,6 +312,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--plan", choices=["auto", "gpu", "cpu"], default="auto",
                    help="which table: the GPU architectures or the bundled models (default: by device)")
     p.add_argument("--no-compile", action="store_true", help="run every configuration eagerly")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="time each configuration this many times and report the median (default 1)")
+    p.add_argument("--interleave", action="store_true",
+                   help="prepare every configuration first, then time them in turn, --repeat rounds (for a "
+                   "machine whose speed drifts; all configurations stay in memory, so meant for the CPU plan)")
     return p.parse_args(argv)
 
 

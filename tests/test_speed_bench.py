@@ -36,13 +36,18 @@ def test_benchmark_architectures_are_what_the_loader_builds(arch, ref, factor, p
     assert n == pytest.approx(params, rel=1e-4)  # FACTS.md: 113.7M and 552.8M
 
 
-def test_speed_benchmark_runs_at_small_size(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--interleave", "--repeat", "2"]])
+def test_speed_benchmark_runs_at_small_size(tmp_path, extra):
     speed = _speed_module()
     out = tmp_path / "speed.json"
-    assert speed.main(["--device", "cpu", "--plan", "cpu", "--quick", "--iterations", "1", "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    assert speed.main(["--device", "cpu", "--plan", "cpu", "--quick", "--iterations", "1", "--out", str(out),
+                       *extra]) == 0
+    data = json.loads(out.read_text())
+    rows = data["rows"]
     assert rows and all("error" not in r for r in rows)
     assert rows[0]["per_image_100it_s"] > 0 and rows[0]["gflop_per_image_iteration"] > 0
+    assert rows[0]["repeats"] == (2 if extra else 1) and rows[0]["iteration_s_min"] <= rows[0]["iteration_s"]
+    assert data["interleaved"] == bool(extra)
 
 
 def test_gpu_plan_is_one_ready_command_smoke_tested_on_cpu(tmp_path):
@@ -65,3 +70,19 @@ def test_gpu_plan_is_one_ready_command_smoke_tested_on_cpu(tmp_path):
     # machine the deadline may cut any later one (including other references), never silently.
     assert rows[0]["per_image_100it_s"] > 0 and rows[0]["gflop_per_image_iteration"] > 0
     assert all(r.get("skipped") == "deadline" or r["per_image_100it_s"] > 0 for r in rows)
+
+
+def test_cpu_plan_measures_what_shred_runs_on_a_cpu():
+    """The CPU table has the reference (float32 NCHW eager) and shred's CPU default for each
+    bundled model, at batch 1, so the speed-up of the default is a side-by-side ratio."""
+    from shred.models import RunOptions
+    from shred.models.registry import bundled_models
+
+    speed = _speed_module()
+    plans = speed.cpu_plan(speed.parse_args(["--plan", "cpu"]))
+    default = RunOptions.for_device("cpu")
+    for entry in bundled_models():
+        rows = [p["row"] for p in plans if p["row"]["model"] == entry.name]
+        assert any(r.get("reference") and r["batch"] == 1 and not r["channels_last"] for r in rows)
+        assert any((r["precision"], r["channels_last"], r["compile"], r["batch"], r["grad"]) ==
+                   (default.precision, default.channels_last, default.compile, 1, "surrogate") for r in rows)
