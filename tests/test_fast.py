@@ -83,6 +83,39 @@ def test_compiled_network_gives_the_same_eps(tiny_model_dir):
     assert torch.allclose(out, ref, atol=1e-5, rtol=1e-4)
 
 
+def test_a_failed_compilation_falls_back_to_eager_with_a_warning(tiny_model_dir, monkeypatch):
+    ref, _ = _eps_pair(tiny_model_dir, RunOptions())
+
+    def broken(self, *args):  # what inductor raises on a machine without a C++ compiler
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(torch._dynamo.eval_frame.OptimizedModule, "__call__", broken)
+    fast = accelerate(load_folder(tiny_model_dir), RunOptions("fp32", False, "default"))
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*No working C.. compiler found.*eagerly"):
+        with torch.no_grad():
+            out = fast(x, torch.tensor([100, 700]))
+    assert torch.allclose(out, ref, atol=1e-6)
+    assert fast.options.compile is None and fast._call is fast.inner
+
+
+def test_cli_prints_a_compile_fallback_as_one_line(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    from shred.cli import main
+
+    def broken(self, *args):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(torch._dynamo.eval_frame.OptimizedModule, "__call__", broken)
+    y = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    shred.write_image(tmp_path / "y.png", y)
+    code = main(["restore", str(tmp_path / "y.png"), "--task", "sr", "--scale", "2", "--model", str(tiny_model_dir),
+                 "--iterations", "1", "--compile", "default", "--quiet", "--out", str(tmp_path / "r.png")])
+    err = capsys.readouterr().err
+    assert code == 0 and (tmp_path / "r.png").is_file()
+    warning = [line for line in err.splitlines() if line.startswith("shred: warning: torch.compile failed")]
+    assert len(warning) == 1 and "Traceback" not in err
+
+
 @pytest.fixture(scope="module")
 def fmnist_problem():
     den = shred.load_model("fashion-mnist-28")

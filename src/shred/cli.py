@@ -518,6 +518,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import warnings
+
+    def one_line(message, category, *_, **__):  # shred's own warnings, as one line each
+        print(f"shred: warning: {message}", file=sys.stderr)
+
+    previous, warnings.showwarning = warnings.showwarning, one_line
     try:
         return int(args.func(args) or 0)
     except ShredError as exc:
@@ -532,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shred: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
               "(set SHRED_DEBUG=1 for the traceback and please report it)", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = previous
 
 
 EPILOG_BENCH = """examples:

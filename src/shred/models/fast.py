@@ -15,6 +15,7 @@ benchmark (``bench/speed.py``) reports the PSNR between fast and float32 restora
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -98,8 +99,25 @@ class FastDenoiser(Denoiser):
         x = x_t.contiguous(memory_format=torch.channels_last) if o.channels_last else x_t
         dtype = PRECISIONS[o.precision]
         with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            eps = self._call(x, t)
+            if self._call is self.inner:
+                eps = self.inner(x, t)
+            else:
+                try:
+                    eps = self._call(x, t)
+                except Exception as exc:  # compilation failed (no C++ compiler, unsupported op, ...)
+                    self._fall_back(exc)
+                    eps = self.inner(x, t)
         return eps.to(x_t.dtype).contiguous()
+
+    def _fall_back(self, exc: Exception) -> None:
+        """Run eagerly from now on: same results, only slower. Errors that are not about
+        compilation happen again in the eager call and surface there."""
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        warnings.warn(f"torch.compile failed ({type(exc).__name__}: {first[:160]}); running the network "
+                      "eagerly instead (same results, slower; --compile none skips the attempt)",
+                      RuntimeWarning, stacklevel=3)
+        self._call = self.inner
+        self.options = RunOptions(self.options.precision, self.options.channels_last, None)
 
 
 def run_options(run: "RunOptions | str | dict | None" = "auto", device: str | torch.device = "cpu", *,
