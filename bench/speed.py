@@ -246,7 +246,7 @@ def gpu_plan(args) -> list[dict]:
         plans.append({"denoiser": mk, "row": _row(model, "exact", "fp32", False, None, 1, max(2, it // 4),
                                                   reference=True, count_flops=True)})
     ddpm, adm = archs["celeba-ddpm"], archs["adm-imagenet"]
-    # DDPM first (it compiles in about 35 s on an H200), the ADM after it, its compiled row last
+    # DDPM first (it compiled in about 39 s on an H200), the ADM after it, its compiled row last
     # (compiling the 552.8M-parameter network took longer than the time left in the first GPU run),
     # so that a deadline cuts the rows that cost the most to reach.
     plans += [

@@ -371,8 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "auto: bf16 on a GPU, fp32 on a CPU")
     p.add_argument("--compile", default="auto", choices=["auto", "none", "default", "reduce-overhead", "max-autotune"],
                    help="torch.compile mode for the network; auto: default on a GPU for surrogate-gradient runs "
-                   "of 800+ image-iterations (e.g. 8 seeds x 100), none otherwise (on a CPU it saves 14-23 %% per "
-                   "iteration but compiling takes 12-60 s)")
+                   "of 800+ image-iterations (e.g. 8 seeds x 100), none otherwise (on a CPU it saves 20-23 %% per "
+                   "iteration but compiling takes 12-120 s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     s = p.add_argument_group("SHRED settings (defaults come from --preset and the task)")
     s.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],

@@ -55,12 +55,13 @@ class RunOptions:
 
         * GPU: bf16 + channels-last; ``torch.compile`` (``"default"``) as well when the gradient is
           the surrogate one and the run has at least :data:`COMPILE_MIN_WORK` image-iterations,
-          because compiling takes about 35 s on an H200 (CelebA-HQ DDPM) and pays off only from
+          because compiling takes about 39 s on an H200 (CelebA-HQ DDPM) and pays off only from
           about 8 images of 100 iterations. Exact-gradient runs stay eager (measured that way).
-        * CPU: float32, NCHW, eager. bf16 is slower on AVX2; channels-last measured 5-7 % faster
-          for cifar10-32 but 10-15 % slower for fashion-mnist-28 (medians, ``bench/speed.py
-          --interleave``); compiling saves 14-23 % per iteration but costs 12-60 s per process, more
-          than it saves on one restoration (ask for it with ``compile="default"``).
+        * CPU: float32, NCHW, eager. bf16 is slower on AVX2; channels-last measured 7-15 % faster
+          for cifar10-32 but 10-15 % slower for fashion-mnist-28 (medians of interleaved runs,
+          ``bench/speed.py --interleave`` and ``bench/cpu_floor.py``); compiling saves 20-23 % per
+          iteration at batch 1 but costs 12-120 s per process (depending on torch's compilation
+          cache), more than it saves on one restoration (ask for it with ``compile="default"``).
         """
         if torch.device(device).type == "cuda":
             big = grad == "surrogate" and images * iterations >= COMPILE_MIN_WORK
