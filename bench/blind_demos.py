@@ -83,7 +83,7 @@ def stopping(args) -> None:
     prior = analytic_prior(16)
     clean = to_image_space(prior.sample(2, torch.Generator().manual_seed(1))).float()
     its = args.iterations or 60
-    print(f"| sigma_y | rule | sigma_y used | iterations | residual / (sigma_y sqrt m) | PSNR dB |")
+    print("| sigma_y | rule | sigma_y used | iterations | residual / (sigma_y sqrt m) | PSNR dB |")
     print("| --- | --- | --- | --- | --- | --- |")
     for sy in (0.02, 0.05, 0.1):
         noisy = build_task("deblur", (3, 16, 16), TaskOptions(kernel_sigma=1.0, sigma_y=sy))

@@ -8,7 +8,7 @@ import torch
 import shred
 from shred.errors import ShredError
 from shred.metrics import psnr
-from shred.models import GaussianPrior, RunOptions, accelerate, load_folder, run_options
+from shred.models import RunOptions, accelerate, load_folder, run_options
 from shred.models.fast import COMPILE_MIN_WORK, FastDenoiser
 from shred.solvers import ShredConfig
 from shred.solvers.shred import check_interval
@@ -118,7 +118,6 @@ def test_cli_prints_a_compile_fallback_as_one_line(tmp_path, tiny_model_dir, cap
 
 @pytest.fixture(scope="module")
 def fmnist_problem():
-    den = shred.load_model("fashion-mnist-28")
     x = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(3))
     y, op = shred.degrade(x, "sr", shred.TaskOptions(scale=4), seed=0)
     return y, op

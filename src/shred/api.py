@@ -58,19 +58,15 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     config = preset_config(preset, group, **overrides)
     if device is not None:
         denoiser = denoiser.to(device)
+    from .models.base import module_device
     from .models.fast import accelerate, run_options
     from .solvers.blind import shred_for_task
-    where = device if device is not None else _device_of(denoiser)
+    where = device if device is not None else module_device(denoiser)
     images = max(len(seeds) if seeds is not None else 0, y.shape[0])  # the batch SHRED will run
     denoiser = accelerate(denoiser, run_options(run, where, grad=config.grad, images=images,
                                                 iterations=config.iterations))
     solver = shred_for_task(denoiser, config, task, preset, device=device)  # BlindShred for blind tasks
     return solver(y, operator, seeds=seeds, progress=progress)
-
-
-def _device_of(denoiser: Denoiser) -> torch.device:
-    p = next(iter(denoiser.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def make_spec(operator: Operator, *, task: str | None = None, options: TaskOptions | None = None,

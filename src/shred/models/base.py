@@ -8,11 +8,20 @@ Conventions: ``x_t`` is [B, C, H, W] in the model's space (data in [-1, 1]), ``t
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
 from ..diffusion import NoiseSchedule
 from ..errors import ShredError
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module's first parameter (or buffer) lives; the CPU for a module without tensors."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 class Denoiser(nn.Module):

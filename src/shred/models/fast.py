@@ -100,14 +100,13 @@ class FastDenoiser(Denoiser):
         x = x_t.contiguous(memory_format=torch.channels_last) if o.channels_last else x_t
         dtype = PRECISIONS[o.precision]
         with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            if self._call is self.inner:
+            try:
+                eps = self._call(x, t)
+            except Exception as exc:  # compilation failed (no C++ compiler, unsupported op, ...)
+                if self._call is self.inner:
+                    raise
+                self._fall_back(exc)
                 eps = self.inner(x, t)
-            else:
-                try:
-                    eps = self._call(x, t)
-                except Exception as exc:  # compilation failed (no C++ compiler, unsupported op, ...)
-                    self._fall_back(exc)
-                    eps = self.inner(x, t)
         return eps.to(x_t.dtype).contiguous()
 
     def _fall_back(self, exc: Exception) -> None:

@@ -13,7 +13,6 @@ measurement error ||y - A(x0_hat)||^2 / m of image i's clean-image estimate at n
 """
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import asdict, fields, replace
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import ShredError
-from ..models.base import Denoiser
+from ..models.base import Denoiser, module_device
 from ..operators import Operator
 from .ancestral import image_generators, randn
 from .base import Result, Solver, to_image_space
@@ -89,12 +88,6 @@ class MeasurementTrace:
         return torch.stack(self.rows).float().cpu()
 
 
-def _device_of(module: torch.nn.Module) -> torch.device:
-    for tensor in itertools.chain(module.parameters(), module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 class PeerSolver(Solver):
     """Base of the peer solvers: configuration, devices, noise streams and the result.
 
@@ -116,7 +109,7 @@ class PeerSolver(Solver):
             raise ShredError(f"{self.name} takes a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config.replace(**settings) if settings else config
         self.denoiser = denoiser
-        self.device = torch.device(device) if device is not None else _device_of(denoiser)
+        self.device = torch.device(device) if device is not None else module_device(denoiser)
         self.dtype = dtype
         T = denoiser.schedule.T
         steps = getattr(self.config, "steps", None)

@@ -9,7 +9,6 @@ gradient, x0 clipping, the projection of x_T onto the sphere of radius sqrt(D), 
 """
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -19,7 +18,7 @@ import torch
 
 from ..diffusion import GRAD_MODES, SPACINGS, ddim_invert, ddim_sample, time_pairs
 from ..errors import ShredError
-from ..models.base import Denoiser
+from ..models.base import Denoiser, module_device
 from ..operators import Operator
 from .base import Result, Solver, seeded_noise, to_image_space, to_model_space
 from .registry import register_solver
@@ -146,11 +145,7 @@ class Shred(Solver):
         self.denoiser = denoiser
         self.config = config or ShredConfig()
         self.pairs = time_pairs(denoiser.schedule.T, delta_t=self.config.delta_t, spacing=self.config.spacing)
-        if device is None:
-            # (Not `param or buffer`: truth-testing a tensor of several values raises.)
-            p = next(itertools.chain(denoiser.parameters(), denoiser.buffers()), None)
-            device = p.device if p is not None else torch.device("cpu")
-        self.device = torch.device(device)
+        self.device = torch.device(device) if device is not None else module_device(denoiser)
         self.dtype = dtype
 
     def f(self, x_T: torch.Tensor, grad: str | None = None) -> torch.Tensor:
