@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from ..models.base import module_device
 from .base import Result, Solver
 from .registry import register_solver
 
@@ -23,8 +24,7 @@ class PseudoInverse(Solver):
 
     def __init__(self, denoiser=None):
         self.denoiser = denoiser
-        params = next(iter(denoiser.parameters()), None) if isinstance(denoiser, torch.nn.Module) else None
-        self.device = params.device if params is not None else torch.device("cpu")
+        self.device = module_device(denoiser) if isinstance(denoiser, torch.nn.Module) else torch.device("cpu")
 
     def solve(self, y, operator, seeds, progress) -> Result:
         start = time.perf_counter()
