@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from shred.data import load_images  # noqa: E402
 from shred.io import write_grid  # noqa: E402
-from shred.metrics import features, frechet_distance, swd  # noqa: E402
+from shred.metrics import extract_features, frechet_distance, swd  # noqa: E402
 from shred.metrics.features import load_feature_net  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     if args.features:
         extractor, fd_label = load_feature_net(args.features)
         t0 = time.perf_counter()
-        train_feat = features(extractor, train)
+        train_feat = extract_features(extractor, train)
         print(f"features of {train.shape[0]} training images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     results = {"samples": args.samples, "n": n, "train": args.train, "train_images": int(train.shape[0]),
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     for name, imgs in rows.items():
         r = {"swd_x1e3": swd(imgs, train_n, seed=args.seed)}
         if extractor is not None:
-            r[fd_label] = frechet_distance(features(extractor, imgs), train_feat)
+            r[fd_label] = frechet_distance(extract_features(extractor, imgs), train_feat)
         results["rows"][name] = r
         fd = f"  {fd_label} {r[fd_label]:8.2f}" if fd_label else ""
         print(f"{name:22s} SWD {r['swd_x1e3']['mean']:7.2f}{fd}", flush=True)

@@ -117,8 +117,7 @@ TRUE_KERNEL = anisotropic_gaussian_kernel(7, 1.0, 2.0, 0.6)
 def test_blind_shred_recovers_a_gaussian_kernel_up_to_shift(gaussian_prior, clean):
     op = Blur((3, 16, 16), TRUE_KERNEL)
     y = op.A(clean)
-    res = build_solver("shred-blind", gaussian_prior, config=ShredConfig(**FAST),
-                       blind=BlindConfig(kernel_lr=3e-3))(y, op, seeds=[0, 1])
+    res = build_solver("shred-blind", gaussian_prior, config=ShredConfig(**FAST), kernel_lr=3e-3)(y, op, seeds=[0, 1])
     k = res.extras["kernel"]
     assert k.shape == (2, 7, 7) and (k >= 0).all() and torch.allclose(k.sum((1, 2)), torch.ones(2), atol=1e-5)
     ncc = kernel_ncc(k, TRUE_KERNEL)

@@ -1,9 +1,7 @@
-"""The bundled models, the quick start, and the comparison harness."""
-import json
+"""The bundled models and the quick start."""
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -47,34 +45,3 @@ def test_quick_start_demo_in_a_subprocess(tmp_path):
     assert "PSNR" in res.stdout
 
 
-def test_bench_harness_runs_resumes_and_reports(tmp_path, capsys):
-    from shred.cli import main
-
-    data = tmp_path / "imgs"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
-    out = tmp_path / "run"
-    argv = ["bench", "--data", str(data), "--n", "2", "--tasks", "sr4,inpaint,blind",
-            "--methods", "pinv,shred,ddnm,repaint,shred-blind", "--set", "shred.iterations=2", "--set", "ddnm.steps=3",
-            "--set", "repaint.steps=4", "--set", "repaint.jump_n_sample=1", "--set", "shred-blind.iterations=2",
-            "--out", str(out), "--quiet", "--device", "cpu"]
-    assert main(argv) == 0
-    results = json.loads((out / "results.json").read_text())
-    rows = results["rows"]
-    assert set(rows) == {"pinv", "shred", "ddnm", "repaint", "shred-blind"}
-    # The prior-free baseline explains noiseless measurements exactly (up to the [0, 1] clamp).
-    assert rows["pinv"]["sr4"]["measurement_error"] < 1e-6 and "skipped" in rows["pinv"]["blind"]
-    assert "skipped" in rows["repaint"]["sr4"] and "psnr" in rows["repaint"]["inpaint"]
-    # Blind methods run on the blind task only; the others need the kernel.
-    assert "psnr" in rows["shred-blind"]["blind"] and "skipped" in rows["shred-blind"]["sr4"]
-    assert "skipped" in rows["ddnm"]["blind"]
-    assert rows["shred"]["sr4"]["settings"] == {"iterations": 2} and rows["ddnm"]["inpaint"]["seconds_per_image"] > 0
-    # Every method saw the very same measurements.
-    assert (out / "inputs" / "sr4.pt").is_file() and (out / "grids" / "inpaint.png").is_file()
-    table = (out / "results.md").read_text()
-    assert "| shred |" in table and "n/a" in table and "LPIPS" in table and "Measurement consistency" in table
-    stamp = {p.name: p.stat().st_mtime_ns for p in (out / "raw").iterdir()}
-    assert main(argv) == 0  # resumed: nothing recomputed
-    assert {p.name: p.stat().st_mtime_ns for p in (out / "raw").iterdir()} == stamp

@@ -86,7 +86,7 @@ def test_config_round_trip_and_validation():
     for bad in (dict(delta_t=0), dict(lr=-1.0), dict(grad="magic"), dict(iterations=0), dict(loss="l1")):
         with pytest.raises(ShredError):
             ShredConfig(**bad)
-    with pytest.raises(ShredError, match="unknown SHRED settings"):
+    with pytest.raises(ShredError, match="unknown SHRED setting delta; known: delta_t, "):
         ShredConfig.from_dict({"delta": 3})
 
 

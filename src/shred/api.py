@@ -18,8 +18,8 @@ from . import __version__
 from .errors import ShredError
 from .seeding import generator
 from .models import Denoiser
-from .operators import Operator, TaskOptions, build_task, operator_from_spec, preset_key
-from .solvers import DEFAULT_PRESET, Result, preset_config, resolve_preset
+from .operators import Operator, TaskOptions, build_task, operator_from_spec
+from .solvers import DEFAULT_PRESET, Result
 
 SPEC_VERSION = 1
 
@@ -53,19 +53,16 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     eager on a CPU), ``"plain"`` (float32, eager: the reference path), a
     :class:`shred.models.RunOptions`, or a dict of its fields overriding the automatic choice.
     """
-    group = preset_key(task) if task else "default"
-    preset = resolve_preset(preset, denoiser)
-    config = preset_config(preset, group, **overrides)
+    from .models.fast import accelerate, run_options
+    from .solvers import build_solver, shred_method
+
     if device is not None:
         denoiser = denoiser.to(device)
-    from .models.base import module_device
-    from .models.fast import accelerate, run_options
-    from .solvers.blind import shred_for_task
-    where = device if device is not None else module_device(denoiser)
+    # BlindShred for the blind tasks; overrides are ShredConfig (and BlindConfig) fields.
+    solver = build_solver(shred_method(task), denoiser, preset=preset, task=task, device=device, **overrides)
     images = max(len(seeds) if seeds is not None else 0, y.shape[0])  # the batch SHRED will run
-    denoiser = accelerate(denoiser, run_options(run, where, grad=config.grad, images=images,
-                                                iterations=config.iterations))
-    solver = shred_for_task(denoiser, config, task, preset, device=device)  # BlindShred for blind tasks
+    solver.denoiser = accelerate(denoiser, run_options(run, solver.device, grad=solver.config.grad, images=images,
+                                                       iterations=solver.config.iterations))
     return solver(y, operator, seeds=seeds, progress=progress)
 
 

@@ -173,10 +173,9 @@ def cmd_restore(args) -> int:
     from .api import read_spec
     from .models import default_model, load_model
     from .io import check_writable, image_bytes, make_grid, read_image, resize, write_bytes
-    from .operators import build_task, preset_key
-    from .solvers import BlindShred, preset_config, resolve_preset
+    from .operators import build_task
+    from .solvers import BlindShred, build_solver, shred_method
     from .solvers.base import prepare_batch
-    from .solvers.blind import shred_for_task
 
     y_path = Path(args.measurement)
     spec_path = Path(args.spec) if args.spec else None
@@ -231,17 +230,19 @@ def cmd_restore(args) -> int:
         y = resize(y, want)
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    preset = resolve_preset(args.preset, den)
-    config = preset_config(preset, preset_key(task), iterations=args.iterations, lr=args.lr,
-                           delta_t=args.delta_t, grad=args.grad, loss=args.loss, init=args.init,
-                           clip_x0=args.clip_x0, sphere=args.sphere, epsilon=args.epsilon, spacing=args.spacing,
-                           stop=args.stop, tau=args.tau)
+    given = {k: getattr(args, k) for k in ("iterations", "lr", "delta_t", "grad", "loss", "init", "clip_x0", "sphere",
+                                           "epsilon", "spacing", "stop", "tau", "kernel_lr")}
+    settings = {k: v for k, v in given.items() if v is not None}
+    method = shred_method(task)
+    if method != "shred-blind":
+        settings.pop("kernel_lr", None)
+    solver = build_solver(method, den, preset=args.preset, task=task, device=device, **settings)
+    config, preset = solver.config, solver.preset
     y, seeds = prepare_batch(y, op, seeds)
     from .models.fast import accelerate, run_options
     run = run_options({"precision": args.precision, "compile": args.compile}, device, grad=config.grad,
                       images=len(seeds), iterations=config.iterations)
-    solver = shred_for_task(accelerate(den.to(device), run), config, task, preset, kernel_lr=args.kernel_lr,
-                            device=device)
+    solver.denoiser = accelerate(den.to(device), run)
     if kernel_out is not None and not isinstance(solver, BlindShred):
         raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
     if not args.quiet:
@@ -542,10 +543,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 EPILOG_BENCH = """examples:
-  shred bench --data cifar10-test --n 10 --out runs/cifar                    # all tasks and methods
-  shred bench --data cifar10-test --n 100 --tasks sr4,inpaint --methods shred,ddnm,ddrm --out runs/a
-  shred bench --data photos/ --n 12 --model cifar10-32 --set dps.steps=100 --set dip.iterations=500 --out runs/b
-  (run the same command again to resume: finished (task, method) pairs are kept)
+  shred bench --data cifar10-test --n 10 --out runs/cifar                    # all tasks, default methods
+  shred bench --n 100 --tasks sr4,inpaint --methods pinv,shred@bundled,ddnm,ddrm --batch 25 --out runs/a
+  shred bench --n 100 --n-for sr8=50 --methods shred@plus,dip --max-images dip=20 --out runs/b
+  shred bench --data photos/ --n 12 --set dps.steps=100 --set dip.iterations=500 --out runs/c
+  shred bench --out runs/a --report-only                                     # tables from what is done
+  (run the same command again to resume: finished chunks are kept; changed settings are recomputed)
 """
 
 
@@ -564,44 +567,94 @@ def _setting(text: str) -> tuple[str, str, object]:
     return method, name, parsed
 
 
+def _name_count(text: str) -> tuple[str, int]:
+    try:
+        name, value = text.split("=", 1)
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=COUNT, got {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive count, got {text!r}")
+    return name, count
+
+
 def cmd_bench(args) -> int:
-    import torch
+    from .benchmark import BenchConfig, Benchmark, distributed, report
+    from .models.fast import resolve_device
 
-    from .benchmark import BenchConfig, Benchmark
-
+    out = Path(args.out)
+    if args.report_only:
+        if not (out / "config.json").is_file():
+            raise ShredError(f"{out} holds no run (no config.json)")
+        from .benchmark.run import read_json
+        saved = read_json(out / "config.json")
+        cfg = BenchConfig.from_json(saved.get("config", {}))
+        bench = Benchmark(cfg, out, log=(lambda *_: None))
+        report(bench)
+        print(f"wrote {out}/results.json, results.md and grids/")
+        return 0
     settings: dict = {}
     for method, name, value in args.set or []:
         settings.setdefault(method, {})[name] = value
-    cfg = BenchConfig(data=args.data, n=args.n, tasks=args.tasks.split(","), methods=args.methods.split(","),
-                      model=args.model, seed=args.seed, preset=args.preset, settings=settings,
-                      device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    bench = Benchmark(cfg, args.out)
-    bench.run(progress=not args.quiet, log=(lambda *_: None) if args.quiet else print)
-    print(f"wrote {args.out}/results.json, results.md and grids/")
+    rank, _ = distributed()
+    cfg = BenchConfig(data=args.data, n=args.n, n_for=dict(args.n_for or []), tasks=args.tasks.split(","),
+                      methods=args.methods.split(","), model=args.model, seed=args.seed, preset=args.preset,
+                      settings=settings, max_images=dict(args.max_images or []), batch=args.batch,
+                      device=resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", 0))),
+                      features=None if args.features == "none" else args.features, reference=args.reference,
+                      reference_n=args.reference_n, min_realism_images=args.min_realism_images)
+    log = (lambda *_: None) if args.quiet or rank else print
+    bench = Benchmark(cfg, args.out, log=log)
+    results = bench.run(progress=not args.quiet and rank == 0)
+    if results is not None:
+        print(f"wrote {args.out}/results.json, results.md and grids/")
     return 0
 
 
 def _add_bench(sub) -> None:
-    from .benchmark import BENCH_TASK_NAMES, METHODS
-    from .solvers import DEFAULT_PRESET, PRESETS
+    from .benchmark import BENCH_TASK_NAMES, DEFAULT_METHODS
+    from .solvers import DEFAULT_PRESET, PRESETS, SOLVERS
 
     p = sub.add_parser("bench", help="compare SHRED and the peer methods on the same degraded images",
-                       description="Run every method on the very same degraded inputs; writes results.json, "
-                       "a markdown table (methods x tasks) with a runtime table, and side-by-side grids.",
+                       description="Run every method on the very same degraded inputs, B images per solver call; "
+                       "writes results.json, a markdown table per task (PSNR, SSIM, KID-C10 / FID-C10, measurement "
+                       "error, network calls and seconds per image) and side-by-side grids. Resumable; shardable "
+                       "with torchrun.",
                        epilog=EPILOG_BENCH, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="cifar10-test", help="images: a split name (cifar10-test), folder, zip or IDX file")
-    p.add_argument("--n", type=_positive_int, default=10, help="number of images (default 10)")
+    p.add_argument("--n", type=_positive_int, default=10, help="images per task: the first N of a seeded permutation "
+                   "(default 10)")
+    p.add_argument("--n-for", type=_name_count, action="append", metavar="TASK=N",
+                   help="images for one task, e.g. sr8=50 (repeatable)")
     p.add_argument("--tasks", default=",".join(BENCH_TASK_NAMES), help=f"comma-separated: {', '.join(BENCH_TASK_NAMES)}")
-    p.add_argument("--methods", default="shred,ddnm,ddrm,dps,repaint,dip,shred-blind,selfdeblur",
-                   help=f"comma-separated: {', '.join(METHODS)}")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help=f"comma-separated: {', '.join(sorted(SOLVERS))}; SHRED presets as shred@PRESET "
+                   f"({', '.join(PRESETS)})")
     p.add_argument("--model", default="cifar10-32", help="model name or path (default cifar10-32)")
     p.add_argument("--seed", type=int, default=0, help="image choice, masks, kernels and noises (default 0)")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
-                   help="SHRED settings (default auto: bundled for the bundled models, authors-code for others)")
+                   help="SHRED preset of `shred` and `shred-blind` written without @PRESET (default auto: bundled "
+                   "for the bundled models, authors-code for others)")
     p.add_argument("--set", type=_setting, action="append", metavar="METHOD.NAME=VALUE",
-                   help="a method setting, e.g. dps.steps=100 or shred.lr=0.03 (repeatable)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+                   help="a method setting, e.g. dps.steps=100 or shred@bundled.lr=0.03 (repeatable; unknown "
+                   "settings are refused)")
+    p.add_argument("--max-images", type=_name_count, action="append", metavar="METHOD=N",
+                   help="restore only the first N images of each task with this method, e.g. dip=20")
+    p.add_argument("--batch", type=_positive_int, default=8,
+                   help="images per solver call, i.e. per network call (default 8; DIP and SelfDeblur run one "
+                   "image at a time: each image optimises its own network)")
+    p.add_argument("--features", default="cifar10",
+                   help="realism metrics' feature network: cifar10 (KID-C10 / FID-C10, shred's classifier; default), "
+                   "inception (KID / FID; needs torch-fidelity and its weights), a classifier folder, or none")
+    p.add_argument("--reference", default="cifar10-train", help="real images the realism metrics compare with "
+                   "(default cifar10-train)")
+    p.add_argument("--reference-n", type=_positive_int, default=5000, help="reference images (default 5000)")
+    p.add_argument("--min-realism-images", type=_positive_int, default=20,
+                   help="compute KID / FID for (task, method) pairs with at least this many images (default 20)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available; under torchrun cuda:LOCAL_RANK)")
     p.add_argument("--out", required=True, help="run folder (resumable)")
+    p.add_argument("--report-only", action="store_true", help="write the report from the finished chunks in --out, "
+                   "computing nothing new")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
 

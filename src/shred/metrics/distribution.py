@@ -126,7 +126,7 @@ def kernel_distance(fa: torch.Tensor, fb: torch.Tensor, subsets: int = 50, subse
 
 
 @torch.no_grad()
-def features(extractor: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch: int = 500,
+def extract_features(extractor: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch: int = 500,
              device=None) -> torch.Tensor:
     """Run a feature network over images [N, C, H, W] in [0, 1] in batches; returns [N, D] on the CPU."""
     out = []

@@ -162,20 +162,46 @@ def load_classifier(folder: str | Path) -> SmallResNet:
     return net.eval().requires_grad_(False)
 
 
+def inception_network():
+    """The FID Inception-v3 (pool3, 2048 features) through torchmetrics, which takes it from
+    torch-fidelity; its weights are downloaded on first use. Raises ShredError when unavailable."""
+    try:
+        from torchmetrics.image.fid import NoTrainInceptionV3
+    except ImportError as exc:
+        raise ShredError(f"Inception features need torchmetrics with torch-fidelity ({exc}); "
+                         "use --features cifar10 (KID-C10 / FID-C10) instead") from None
+    try:
+        return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"]).eval()
+    except Exception as exc:  # torch-fidelity missing, or its weights cannot be downloaded
+        raise ShredError(f"cannot build the Inception network ({type(exc).__name__}: {str(exc)[:120]}); "
+                         "it needs torch-fidelity and its downloaded weights; use --features cifar10") from None
+
+
 def load_feature_net(name: str):
     """A feature callable by name, and the label its Frechet distance is reported under.
 
     * ``cifar10``: shred's bundled CIFAR-10 classifier -> ``FID-C10`` (never called "FID").
+    * ``inception``: the FID Inception-v3 through torchmetrics (:func:`inception_network`; needs
+      torch-fidelity and its weights) -> ``FID``. Images go in as uint8, as FID's reference code has it.
     * a folder written by :func:`save_classifier` -> ``FD-<folder>``.
     * an exported program (``torch.export.save``, ``.pt2``) or a TorchScript file mapping images
       [B, 3, H, W] in [0, 1] to features [B, D] -> ``FID`` when its name contains "inception" (e.g.
-      an export of the pytorch-fid Inception-v3 pool3 network, which users with those weights can
-      plug in), else ``FD-<stem>``.
+      an export of the pytorch-fid Inception-v3 pool3 network), else ``FD-<stem>``. These run
+      code from the file: load only files you made or trust.
 
-    Returns ``(callable, label)``.
+    Returns ``(callable, label)``; the kernel distance's label swaps FID for KID (:func:`kid_label`).
     """
     from ..models.registry import BUNDLED_DIR
 
+    if name == "inception":
+        net = inception_network()
+
+        def inception_features(x: torch.Tensor) -> torch.Tensor:
+            x = x.clamp(0, 1)
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            return net((x * 255).round().to(torch.uint8)).reshape(x.shape[0], -1).float()
+        return inception_features, "FID"
     labels = {"cifar10": "FID-C10"}
     path = BUNDLED_DIR / f"{name}-classifier" if name in labels else Path(name)
     if path.is_file():
@@ -187,7 +213,15 @@ def load_feature_net(name: str):
         label = "FID" if "inception" in path.stem.lower() else f"FD-{path.stem}"
         return (lambda x: net(x)), label
     if not (path / "config.json").is_file():
-        raise ShredError(f"feature network {name!r} not found ({path}); give cifar10, a classifier folder or "
-                         "a TorchScript file (Inception-v3 weights are not shipped: see docs/RESULTS.md)")
+        raise ShredError(f"feature network {name!r} not found ({path}); give cifar10, inception, a classifier "
+                         "folder or a TorchScript file")
     net = load_classifier(path)
     return net.features, labels.get(name, f"FD-{path.name}")
+
+
+def kid_label(fid_label: str) -> str:
+    """The kernel distance's label for a Frechet distance's: FID-C10 -> KID-C10, FID -> KID,
+    FD-x -> KD-x."""
+    if fid_label.startswith("FID"):
+        return "KID" + fid_label[3:]
+    return "KD" + fid_label[2:] if fid_label.startswith("FD") else f"KD-{fid_label}"

@@ -120,6 +120,28 @@ class FastDenoiser(Denoiser):
         self.options = RunOptions(self.options.precision, self.options.channels_last, None)
 
 
+def resolve_device(name: str | None = None, local_rank: int = 0) -> str:
+    """Check a device name before any work: ``None`` is ``cuda:<local_rank>`` when a GPU is
+    available (one per torchrun process) and ``cpu`` otherwise; ``cpu``, ``cuda`` and ``cuda:N``
+    are checked against what this machine has. Raises ShredError (one line) otherwise."""
+    if name is None:
+        return f"cuda:{local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ShredError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return "cpu"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ShredError(f"--device {name}: no CUDA GPU is available on this machine; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ShredError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s) "
+                             f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+        return str(device)
+    raise ShredError(f"--device {name}: shred runs on cpu or cuda, not {device.type}")
+
+
 def run_options(run: "RunOptions | str | dict | None" = "auto", device: str | torch.device = "cpu", *,
                 grad: str = "surrogate", images: int = 1, iterations: int = 100) -> RunOptions:
     """Resolve what a caller asked for into :class:`RunOptions`.

@@ -29,7 +29,7 @@ class Result:
         loss_history: [N, B] the measurement loss at each iteration (float32, CPU).
         iterations: [B] iterations run per image (early stopping may end some sooner).
         wall_time: seconds spent in the solver.
-        seeds: the seed of each restoration.
+        seeds: the seed of each restoration (drawn and recorded here when none was given).
         extras: solver-specific outputs (e.g. an estimated kernel).
     """
 
@@ -49,9 +49,29 @@ class Result:
 
 
 class Solver:
-    """Base class: subclasses implement :meth:`solve`."""
+    """Base class of every method: subclasses implement :meth:`solve`.
+
+    Class attributes the registry (:mod:`shred.solvers.registry`) reads:
+
+    * ``config_class``: the frozen settings dataclass (:class:`shred.config.FrozenConfig`), or None.
+    * ``extra_settings``: keyword settings that are not config fields (SHRED: ``preset``, ``task``).
+    * ``blind``: the method estimates the blur itself (runs on blind tasks only).
+    """
 
     name = "solver"
+    config_class: type | None = None
+    extra_settings: tuple[str, ...] = ()
+    blind = False
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        names = cls.config_class.names() if cls.config_class is not None else ()
+        return (*names, *cls.extra_settings)
+
+    @classmethod
+    def unsupported(cls, operator: Operator) -> str | None:
+        """None when this method can restore measurements of ``operator``, else the reason."""
+        return None
 
     def __call__(self, y: torch.Tensor, operator: Operator, *, seeds: Sequence[int | None] | None = None,
                  progress: bool = False) -> Result:
@@ -75,12 +95,30 @@ def prepare_batch(y: torch.Tensor, operator: Operator, seeds) -> tuple[torch.Ten
         raise ShredError("the measurement contains NaN or infinite values")
     if seeds is None:
         seeds = [None] * y.shape[0]
-    seeds = list(seeds)
+    # A seed left to chance is drawn here and recorded in the result, so the run can be repeated.
+    seeds = [fresh_seed() if s is None else check_seed(s) for s in seeds]
     if y.shape[0] == 1 and len(seeds) > 1:
         y = y.expand(len(seeds), *y.shape[1:])
     if len(seeds) != y.shape[0]:
         raise ShredError(f"{len(seeds)} seeds for {y.shape[0]} measurements; give one seed per image")
     return y, seeds
+
+
+MAX_SEED = 2 ** 63 - 1
+
+
+def check_seed(seed) -> int:
+    """A seed is an integer in [0, 2^63 - 1] (what ``torch.Generator.manual_seed`` accepts)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ShredError(f"seeds are integers from 0 to 2^63 - 1, got {seed!r}")
+    return int(seed)
+
+
+def fresh_seed() -> int:
+    """A seed from the operating system's entropy (for runs without one)."""
+    import secrets
+
+    return secrets.randbits(63)
 
 
 def seeded_noise(shape: Sequence[int], seeds: Sequence[int | None], device=None,
@@ -89,6 +127,15 @@ def seeded_noise(shape: Sequence[int], seeds: Sequence[int | None], device=None,
     seeds[i] (fresh entropy when None), so it is the same on every device and batch size."""
     rows = [torch.randn(tuple(shape), generator=generator(s), dtype=torch.float32) for s in seeds]
     return torch.stack(rows).to(device=device, dtype=dtype)
+
+
+def unwrap(operator: Operator) -> Operator:
+    """The operator that defines a task: noise layers stripped, the last stage of a chain."""
+    from ..operators import Compose, Noisy
+
+    while isinstance(operator, (Noisy, Compose)):
+        operator = operator.op if isinstance(operator, Noisy) else operator.ops[-1]
+    return operator
 
 
 def to_model_space(x: torch.Tensor) -> torch.Tensor:

@@ -15,12 +15,12 @@ looked at, so degrading with the true kernel and restoring with the same spec is
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..config import FrozenConfig, at_most, odd_positive_int, optional, positive, positive_int, setting, tuple_of
 from ..errors import ShredError
 from ..models.base import Denoiser
 from ..operators import Blur, Noisy, Operator
@@ -30,10 +30,11 @@ from .registry import register_solver
 from .shred import Shred, ShredConfig
 
 DEFAULT_KERNEL_SIZE = 41  # the paper's blind deconvolution kernels are 41 x 41
+MAX_KERNEL_SIZE = 255  # a 255 x 255 kernel network already has 65 M weights per seed
 
 
 @dataclass(frozen=True)
-class BlindConfig:
+class BlindConfig(FrozenConfig):
     """Settings of H_theta that are not ShredConfig fields. Frozen; round-trips through JSON.
 
     Attributes:
@@ -45,46 +46,14 @@ class BlindConfig:
         hidden / input_size / input_scale: the kernel network (1000, 200, 0.1 as in SelfDeblur).
     """
 
-    kernel_lr: float = 2e-4
-    kernel_size: int | None = None
-    grid: tuple[int, int] | None = None
-    hidden: int = 1000
-    input_size: int = 200
-    input_scale: float = 0.1
+    label = "blind SHRED"
 
-    def __post_init__(self):
-        if not (isinstance(self.kernel_lr, (int, float)) and math.isfinite(self.kernel_lr) and self.kernel_lr > 0):
-            raise ShredError(f"the kernel learning rate must be a positive number, got {self.kernel_lr!r}")
-        if self.kernel_size is not None and (not isinstance(self.kernel_size, int) or self.kernel_size < 1
-                                             or self.kernel_size % 2 == 0):
-            raise ShredError(f"the kernel size must be a positive odd integer, got {self.kernel_size!r}")
-        if self.grid is not None:
-            grid = tuple(self.grid)
-            if len(grid) != 2 or not all(isinstance(g, int) and g >= 1 for g in grid):
-                raise ShredError(f"the kernel grid must be two positive integers, got {self.grid!r}")
-            object.__setattr__(self, "grid", grid)
-        for name in ("hidden", "input_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ShredError(f"{name} must be a positive integer, got {v!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["grid"] = list(self.grid) if self.grid is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BlindConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ShredError(f"unknown blind settings: {', '.join(sorted(unknown))}")
-        d = dict(d)
-        if d.get("grid") is not None:
-            d["grid"] = tuple(d["grid"])
-        return cls(**d)
-
-    def replace(self, **changes) -> "BlindConfig":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+    kernel_lr: float = setting(2e-4, at_most(10.0, positive))
+    kernel_size: int | None = setting(None, optional(at_most(MAX_KERNEL_SIZE, odd_positive_int)))
+    grid: tuple[int, int] | None = setting(None, optional(tuple_of(at_most(64, positive_int), 2)))
+    hidden: int = setting(1000, at_most(100_000, positive_int))
+    input_size: int = setting(200, at_most(100_000, positive_int))
+    input_scale: float = setting(0.1, positive)
 
 
 def blur_structure(operator: Operator) -> tuple[Operator, tuple[int, int] | None, tuple[int, int] | None]:
@@ -104,9 +73,12 @@ class BlindShred(Shred):
 
     Args:
         denoiser: the frozen eps_theta.
-        config: :class:`ShredConfig` for x_T (``presets.preset_config(..., "blind-deblur")``).
-        blind: :class:`BlindConfig` for H_theta.
+        config: :class:`ShredConfig` for x_T; or None and a ``preset`` (default ``"auto"``) whose
+            ``blind-deblur`` settings to take (``task`` picks another group, e.g. ``old-photo``).
+        blind: :class:`BlindConfig` for H_theta (default: the preset's kernel learning rate,
+            :data:`shred.solvers.presets.BLIND_KERNEL_LR`).
         device / dtype: as for :class:`Shred`.
+        **settings: :class:`ShredConfig` and :class:`BlindConfig` fields.
 
     ``result.extras["kernel"]`` holds the estimated kernels, [B, kh, kw] for a uniform blur or
     [B, gh, gw, kh, kw] for a grid, each non-negative and summing to 1, taken at the same iteration
@@ -114,13 +86,28 @@ class BlindShred(Shred):
     """
 
     name = "shred-blind"
+    blind = True
+    extra_settings = ("preset", "task", *BlindConfig.names())
 
     def __init__(self, denoiser: Denoiser, config: ShredConfig | None = None, blind: BlindConfig | None = None, *,
-                 device=None, dtype: torch.dtype = torch.float32):
-        super().__init__(denoiser, config, device=device, dtype=dtype)
-        self.blind = blind or BlindConfig()
+                 preset: str | None = None, task: str | None = None, device=None, dtype: torch.dtype = torch.float32,
+                 **settings):
+        from .presets import BLIND_KERNEL_LR
+
+        blind_settings = {k: settings.pop(k) for k in BlindConfig.names() if k in settings}
+        super().__init__(denoiser, config, preset=preset, task=task or ("blind-deblur" if config is None else None),
+                         device=device, dtype=dtype, **settings)
+        if blind is None:
+            blind = BlindConfig(kernel_lr=BLIND_KERNEL_LR.get(self.preset, BlindConfig.kernel_lr))
+        self.blind = blind.replace(**blind_settings) if blind_settings else blind
         self._h: ParametricBlur | None = None
         self._kernel_keep: torch.Tensor | None = None
+
+    @classmethod
+    def unsupported(cls, operator: Operator) -> str | None:
+        if tuple(operator.out_shape) != tuple(operator.in_shape):
+            return "blind deblurring needs a measurement of the image's size"
+        return None
 
     def make_h_theta(self, operator: Operator, seeds) -> ParametricBlur:
         """H_theta for ``operator``'s blur structure, one kernel network per seed and cell."""
@@ -165,17 +152,3 @@ class BlindShred(Shred):
         if k.shape[1:3] == (1, 1):
             k = k[:, 0, 0]
         return {**super().extras(operator), "blind": self.blind.to_dict(), "kernel": k}
-
-
-def shred_for_task(denoiser: Denoiser, config: ShredConfig, task: str | None, preset: str, *,
-                   kernel_lr: float | None = None, device=None) -> Shred:
-    """The SHRED solver a task needs: :class:`BlindShred` for the blind tasks (preset group
-    ``blind-deblur``), with the preset's kernel learning rate unless ``kernel_lr`` is given;
-    plain :class:`Shred` otherwise."""
-    from ..operators import preset_key
-    from .presets import BLIND_KERNEL_LR
-
-    if task and preset_key(task) == "blind-deblur":
-        blind = BlindConfig(kernel_lr=kernel_lr or BLIND_KERNEL_LR.get(preset, BlindConfig.kernel_lr))
-        return BlindShred(denoiser, config, blind, device=device)
-    return Shred(denoiser, config, device=device)

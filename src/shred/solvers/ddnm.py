@@ -39,15 +39,17 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import FrozenConfig, at_most, boolean, non_negative, positive_int, setting, unit_interval
 from ..diffusion import predict_x0
+from ..errors import ShredError
 from ..operators.svd import operator_svd
 from .ancestral import jump_schedule, spaced_timesteps
-from .peer import PeerConfig, PeerSolver, check, model_space_measurement
+from .peer import PeerSolver, model_space_measurement
 from .registry import register_solver
 
 
 @dataclass(frozen=True)
-class DdnmConfig(PeerConfig):
+class DdnmConfig(FrozenConfig):
     """DDNM settings; defaults from wyhuai/DDNM.
 
     Attributes:
@@ -58,22 +60,22 @@ class DdnmConfig(PeerConfig):
         travel_repeat: time-travel repetitions r (``time_travel.travel_repeat: 1``: none).
         plus: DDNM+, the noise-aware scaling of the range correction (sigma_y > 0).
         simplified: DDNM+ without an SVD (``main.py --simplified``), one scalar lambda_t.
+        zero_below: A and A^+ come from the operator's SVD with every per-axis singular value below
+            this set to zero (``functions/svd_operators.py``, class ``Deblurring``: ``ZERO = 3e-2``,
+            applied to A, A^+ and the Lambda functions alike). It changes only blurs: the average
+            pooling and colorization singulars (>= 1/32) and masks (1) are above it. ``0`` uses the
+            exact pseudo-inverse, which divides by the blur's tiny singular values.
     """
 
-    method = "DDNM"
+    label = "DDNM"
 
-    steps: int = 100
-    eta: float = 0.85
-    travel_length: int = 1
-    travel_repeat: int = 1
-    plus: bool = False
-    simplified: bool = False
-
-    def __post_init__(self):
-        check(isinstance(self.steps, int) and self.steps >= 1, f"DDNM steps must be a positive integer, got {self.steps!r}")
-        check(0.0 <= self.eta <= 1.0, f"DDNM eta must lie in [0, 1], got {self.eta!r}")
-        check(isinstance(self.travel_length, int) and self.travel_length >= 1, "DDNM travel_length must be >= 1")
-        check(isinstance(self.travel_repeat, int) and self.travel_repeat >= 1, "DDNM travel_repeat must be >= 1")
+    steps: int = setting(100, at_most(100_000, positive_int))
+    eta: float = setting(0.85, unit_interval)
+    travel_length: int = setting(1, positive_int)
+    travel_repeat: int = setting(1, positive_int)
+    plus: bool = setting(False, boolean)
+    simplified: bool = setting(False, boolean)
+    zero_below: float = setting(3e-2, non_negative)
 
 
 @register_solver("ddnm")
@@ -117,12 +119,31 @@ class Ddnm(PeerSolver):
             bar.close()
         return self.result(x, x_T, trace, started, seeds, sigma_y=operator.sigma_y)
 
+    @classmethod
+    def unsupported(cls, operator):
+        return None if operator.linear else f"DDNM needs a linear operator, not {operator.name!r}"
+
+    def range_maps(self, operator):
+        """(A, A^+) of the range-null space step: the SVD's with singular values below
+        ``zero_below`` cut (the official ``A_funcs``) where that cuts any, else the operator's own
+        (also where it has no SVD: a non-separable blur, a mask composed with other operators)."""
+        if self.config.zero_below > 0:
+            try:
+                svd = operator_svd(operator)
+            except ShredError:
+                return operator.A, operator.pinv
+            cut = svd.truncated(self.config.zero_below)
+            if int((cut.singulars == 0).sum()) > int((svd.singulars == 0).sum()):
+                return cut.A, cut.pinv
+        return operator.A, operator.pinv
+
     def _corrector(self, operator, y_m, sigma_y):
         """The map (x0|t, eps, z, abar') -> x_next for the configured variant."""
         eta = self.config.eta
+        A, A_pinv = self.range_maps(operator)
         if not self.config.plus or sigma_y == 0:
             def ddnm(x0_t, eps, z, a_next):
-                x0_hat = x0_t - operator.pinv(operator.A(x0_t) - y_m)               # eq. (13)
+                x0_hat = x0_t - A_pinv(A(x0_t) - y_m)                               # eq. (13)
                 sigma_t = math.sqrt(1 - a_next)
                 return math.sqrt(a_next) * x0_hat + sigma_t * (eta * z + math.sqrt(1 - eta ** 2) * eps)
             return ddnm
@@ -131,11 +152,11 @@ class Ddnm(PeerSolver):
                 a, sigma_t = math.sqrt(a_next), math.sqrt(1 - a_next)
                 lam = 1.0 if sigma_t >= a * sigma_y else sigma_t / (a * sigma_y)    # eq. (19)
                 gamma = math.sqrt(max(sigma_t ** 2 - (a * lam * sigma_y) ** 2, 0.0))
-                x0_hat = x0_t - lam * operator.pinv(operator.A(x0_t) - y_m)          # eq. (17)
+                x0_hat = x0_t - lam * A_pinv(A(x0_t) - y_m)                          # eq. (17)
                 return a * x0_hat + gamma * (eta * z + math.sqrt(1 - eta ** 2) * eps)
             return ddnm_plus_simplified
 
-        svd = operator_svd(operator)
+        svd = operator_svd(operator).truncated(self.config.zero_below)
         c_y = svd.Ut(y_m)
         k = svd.k
 

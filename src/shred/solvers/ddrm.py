@@ -30,15 +30,17 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import FrozenConfig, at_most, non_negative, positive_int, setting, unit_interval
 from ..diffusion import predict_x0
+from ..errors import ShredError
 from ..operators.svd import operator_svd
 from .ancestral import spaced_timesteps
-from .peer import PeerConfig, PeerSolver, check, model_space_measurement
+from .peer import PeerSolver, model_space_measurement
 from .registry import register_solver
 
 
 @dataclass(frozen=True)
-class DdrmConfig(PeerConfig):
+class DdrmConfig(FrozenConfig):
     """DDRM settings; defaults from bahjat-kawar/ddrm.
 
     Attributes:
@@ -50,18 +52,12 @@ class DdrmConfig(PeerConfig):
             pooling and colorization singulars, >= 1/32, are never affected).
     """
 
-    method = "DDRM"
+    label = "DDRM"
 
-    steps: int = 20
-    eta: float = 0.85
-    eta_b: float = 1.0
-    zero_below: float = 3e-2
-
-    def __post_init__(self):
-        check(isinstance(self.steps, int) and self.steps >= 1, f"DDRM steps must be a positive integer, got {self.steps!r}")
-        check(0.0 <= self.eta <= 1.0, f"DDRM eta must lie in [0, 1], got {self.eta!r}")
-        check(0.0 <= self.eta_b <= 1.0, f"DDRM eta_b must lie in [0, 1], got {self.eta_b!r}")
-        check(self.zero_below >= 0.0, f"DDRM zero_below must be >= 0, got {self.zero_below!r}")
+    steps: int = setting(20, at_most(100_000, positive_int))
+    eta: float = setting(0.85, unit_interval)
+    eta_b: float = setting(1.0, unit_interval)
+    zero_below: float = setting(3e-2, non_negative)
 
 
 @register_solver("ddrm")
@@ -70,6 +66,14 @@ class Ddrm(PeerSolver):
 
     name = "ddrm"
     config_class = DdrmConfig
+
+    @classmethod
+    def unsupported(cls, operator):
+        try:
+            operator_svd(operator)
+        except ShredError as exc:
+            return str(exc)
+        return None
 
     def solve(self, y, operator, seeds, progress):
         c = self.config

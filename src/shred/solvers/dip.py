@@ -14,169 +14,27 @@ pass ``iterations=`` small.
 """
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import (FrozenConfig, at_most, non_negative, non_negative_int, odd_positive_int, one_of, optional,
+                      positive, positive_int, setting, tuple_of, unit_interval)
 from ..errors import ShredError
-from ..operators import AvgPoolSR, BicubicSR, Compose, Mask, Noisy, Operator
+from ..models.base import module_device
+from ..operators import AvgPoolSR, BicubicSR, Mask, Operator
 from ..operators.blind import KernelNet, convolve_same, estimated_operator, grid_weights, kernel_seed, sv_blur
-from .base import Result, Solver
 from ..seeding import generator
+from .base import Result, Solver, unwrap
+from .dip_net import SkipNet, init_from, max_scales
 from .registry import register_solver
 
 
-# --- the "skip" network ------------------------------------------------------------------------------
-def _conv(cin: int, cout: int, k: int, stride: int = 1, pad: str = "reflection") -> nn.Sequential:
-    """DIP's ``conv``: reflection padding by (k - 1) / 2, then a (strided) convolution."""
-    p = (k - 1) // 2
-    if pad == "reflection":
-        return nn.Sequential(nn.ReflectionPad2d(p), nn.Conv2d(cin, cout, k, stride))
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=p))
-
-
-def _act() -> nn.Module:
-    return nn.LeakyReLU(0.2)
-
-
-class _Concat(nn.Module):
-    """Concatenate branch outputs along channels, centre-cropping to the smallest size (DIP's
-    ``Concat``: odd sizes make the up-sampled branch one pixel larger)."""
-
-    def __init__(self, *branches: nn.Module):
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x):
-        outs = [b(x) for b in self.branches]
-        h = min(o.shape[-2] for o in outs)
-        w = min(o.shape[-1] for o in outs)
-        outs = [o[..., (o.shape[-2] - h) // 2:(o.shape[-2] - h) // 2 + h,
-                  (o.shape[-1] - w) // 2:(o.shape[-1] - w) // 2 + w] for o in outs]
-        return torch.cat(outs, dim=1)
-
-
-class NonLocalBlock(nn.Module):
-    """Dot-product non-local block (Wang et al. 2018) as used inside SelfDeblur's generator:
-    1x1 embeddings theta, phi, g to C/2 channels, phi and g max-pooled by 2, attention
-    f = theta^T phi / N, output W(f g) + x with W = 1x1 conv + BatchNorm initialised to zero
-    (so the block starts as the identity). Defaults of the Non-local_pytorch code it imports."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        inter = max(channels // 2, 1)
-        self.inter = inter
-        self.g = nn.Sequential(nn.Conv2d(channels, inter, 1), nn.MaxPool2d(2))
-        self.theta = nn.Conv2d(channels, inter, 1)
-        self.phi = nn.Sequential(nn.Conv2d(channels, inter, 1), nn.MaxPool2d(2))
-        self.W = nn.Sequential(nn.Conv2d(inter, channels, 1), nn.BatchNorm2d(channels))
-        nn.init.zeros_(self.W[1].weight)
-        nn.init.zeros_(self.W[1].bias)
-
-    def forward(self, x):
-        b, _, h, w = x.shape
-        g = self.g(x).flatten(2).transpose(1, 2)            # [B, N', C/2]
-        theta = self.theta(x).flatten(2).transpose(1, 2)    # [B, N, C/2]
-        phi = self.phi(x).flatten(2)                        # [B, C/2, N']
-        f = theta @ phi
-        y = (f / f.shape[-1]) @ g
-        return self.W(y.transpose(1, 2).reshape(b, self.inter, h, w)) + x
-
-
-class SkipNet(nn.Module):
-    """DIP's "skip" encoder-decoder (``models/skip.py``), rebuilt from its description.
-
-    Scale i (0 = finest): a skip branch (1x1 conv to ``skip[i]`` channels, BN, LeakyReLU) next to a
-    deeper branch (stride-2 conv, BN, act, [non-local block], conv, BN, act, scale i + 1, up-sample x2);
-    their concatenation goes through BN, a conv to ``up[i]`` channels, BN, act and, with
-    ``need1x1_up``, a 1x1 conv, BN, act. A final 1x1 conv and a sigmoid give the image in [0, 1].
-    Activations are LeakyReLU(0.2), padding is reflection, down-sampling is by stride.
-
-    Args:
-        in_channels / out_channels: channels of z and of the image.
-        down / up / skip: channels per scale (DIP: 128 / 128 / 4 at 5 scales).
-        filter_down / filter_up / filter_skip: kernel sides (3, 3, 1).
-        upsample: ``"bilinear"`` or ``"nearest"``.
-        non_local_from: add a non-local block after the first conv of every scale i >= this
-            (SelfDeblur: 2); None for none (DIP).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, down=(128,) * 5, up=(128,) * 5, skip=(4,) * 5,
-                 filter_down: int = 3, filter_up: int = 3, filter_skip: int = 1, upsample: str = "bilinear",
-                 need1x1_up: bool = True, non_local_from: int | None = None):
-        super().__init__()
-        if not len(down) == len(up) == len(skip):
-            raise ShredError("down, up and skip need one channel count per scale")
-        n = len(down)
-        align = dict(align_corners=False) if upsample == "bilinear" else {}
-
-        def level(i: int, cin: int) -> nn.Module:
-            deeper = [_conv(cin, down[i], filter_down, 2), nn.BatchNorm2d(down[i]), _act()]
-            if non_local_from is not None and i >= non_local_from:
-                deeper.append(NonLocalBlock(down[i]))
-            deeper += [_conv(down[i], down[i], filter_down), nn.BatchNorm2d(down[i]), _act()]
-            if i < n - 1:
-                deeper.append(level(i + 1, down[i]))
-                k = up[i + 1]
-            else:
-                k = down[i]
-            deeper.append(nn.Upsample(scale_factor=2, mode=upsample, **align))
-            deeper = nn.Sequential(*deeper)
-            if skip[i]:
-                branch = _Concat(nn.Sequential(_conv(cin, skip[i], filter_skip), nn.BatchNorm2d(skip[i]), _act()),
-                                 deeper)
-            else:
-                branch = deeper
-            layers = [branch, nn.BatchNorm2d(skip[i] + k), _conv(skip[i] + k, up[i], filter_up),
-                      nn.BatchNorm2d(up[i]), _act()]
-            if need1x1_up:
-                layers += [_conv(up[i], up[i], 1), nn.BatchNorm2d(up[i]), _act()]
-            return nn.Sequential(*layers)
-
-        self.body = level(0, in_channels)
-        self.head = nn.Sequential(_conv(up[0], out_channels, 1), nn.Sigmoid())
-
-    def forward(self, z):
-        return self.head(self.body(z))
-
-
-def max_scales(h: int, w: int) -> int:
-    """Most scales a SkipNet can have on an h x w input: the coarsest feature map must stay at least
-    2 pixels wide for its reflection-padded 3x3 convolution."""
-    return max(1, int(math.floor(math.log2(min(h, w)))) - 1)
-
-
-def _init_from(net: nn.Module, g: torch.Generator) -> nn.Module:
-    """Re-draw every conv's weights and biases (PyTorch's default scheme: uniform in
-    +-1/sqrt(fan_in) for biases, Kaiming-uniform a=sqrt(5) for weights) from ``g``, so that a
-    restoration depends only on its seed and not on the global RNG."""
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-            bound = 1 / math.sqrt(fan_in)  # kaiming_uniform_ with a = sqrt(5) gives this bound too
-            with torch.no_grad():
-                m.weight.copy_((2 * torch.rand(m.weight.shape, generator=g) - 1) * bound)
-                if m.bias is not None:
-                    m.bias.copy_((2 * torch.rand(m.bias.shape, generator=g) - 1) * bound)
-    for m in net.modules():  # the non-local blocks start as the identity
-        if isinstance(m, NonLocalBlock):
-            nn.init.zeros_(m.W[1].weight)
-            nn.init.zeros_(m.W[1].bias)
-    return net
-
-
 # --- DIP ------------------------------------------------------------------------------------------------
-def _main_operator(op: Operator) -> Operator:
-    while isinstance(op, Noisy):
-        op = op.op
-    return op.ops[-1] if isinstance(op, Compose) else op
-
-
 def dip_official_settings(operator: Operator) -> dict[str, Any]:
     """The official DIP settings for the task ``operator`` stands for (fields left None in
     :class:`DIPConfig` take these):
@@ -188,7 +46,7 @@ def dip_official_settings(operator: Operator) -> dict[str, Any]:
     * denoising (``denoising.ipynb``): 3000, 1/30, skip channels 4, bilinear. Other operators (blur,
       colorization), for which DIP publishes no script, take these too.
     """
-    main = _main_operator(operator)
+    main = unwrap(operator)
     if isinstance(main, (AvgPoolSR, BicubicSR)):
         big = main.scale >= 8
         return dict(iterations=4000 if big else 2000, reg_noise_std=0.05 if big else 0.03, skip_channels=4,
@@ -199,7 +57,7 @@ def dip_official_settings(operator: Operator) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class DIPConfig:
+class DIPConfig(FrozenConfig):
     """Settings of DIP. None means "the official value for this task" (:func:`dip_official_settings`).
 
     Attributes:
@@ -214,56 +72,37 @@ class DIPConfig:
         upsample: ``"bilinear"`` or ``"nearest"``.
     """
 
-    iterations: int | None = None
-    lr: float = 0.01
-    input_depth: int = 32
-    input_scale: float = 0.1
-    reg_noise_std: float | None = None
-    channels: int = 128
-    skip_channels: int | None = None
-    scales: int = 5
-    upsample: str | None = None
+    label = "DIP"
 
-    def __post_init__(self):
-        for name in ("iterations", "input_depth", "channels", "skip_channels", "scales"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "skip_channels" else 1)):
-                raise ShredError(f"{name} must be a positive integer, got {v!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ShredError(f"the learning rate must be a positive number, got {self.lr!r}")
-        if self.reg_noise_std is not None and not (math.isfinite(self.reg_noise_std) and self.reg_noise_std >= 0):
-            raise ShredError(f"reg_noise_std must be >= 0, got {self.reg_noise_std!r}")
-        if self.upsample not in (None, "bilinear", "nearest"):
-            raise ShredError(f"upsample must be bilinear or nearest, got {self.upsample!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DIPConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ShredError(f"unknown DIP settings: {', '.join(sorted(unknown))}")
-        return cls(**d)
+    iterations: int | None = setting(None, optional(at_most(1_000_000, positive_int)))
+    lr: float = setting(0.01, at_most(10.0, positive))
+    input_depth: int = setting(32, at_most(4096, positive_int))
+    input_scale: float = setting(0.1, positive)
+    reg_noise_std: float | None = setting(None, optional(non_negative))
+    channels: int = setting(128, at_most(4096, positive_int))
+    skip_channels: int | None = setting(None, optional(at_most(4096, non_negative_int)))
+    scales: int = setting(5, at_most(16, positive_int))
+    upsample: str | None = setting(None, optional(one_of("bilinear", "nearest")))
 
     def resolved(self, operator: Operator) -> "DIPConfig":
         """This config with every None replaced by the official value for ``operator``'s task."""
         official = dip_official_settings(operator)
-        return replace(self, **{k: v for k, v in official.items() if getattr(self, k) is None})
-
-
-def _make_config(cls, config, settings: dict):
-    if config is not None and settings:
-        config = replace(config, **settings)
-    return config or cls(**settings)
+        return self.replace(**{k: v for k, v in official.items() if getattr(self, k) is None})
 
 
 class _NetSolver(Solver):
-    """What DIP and SelfDeblur share: one untrained network per restoration, run one image at a time."""
+    """What DIP and SelfDeblur share: one untrained network per restoration, run one image at a
+    time (each restoration optimises its own network's weights, so there is nothing to batch).
+
+    ``device``: where the networks run (default: the denoiser's device when one is given, which
+    these methods do not otherwise use; else the CPU)."""
 
     def __init__(self, denoiser=None, config=None, *, device=None, dtype: torch.dtype = torch.float32, **settings):
-        self.config = _make_config(self.config_class, config, settings)
-        self.device = torch.device(device or "cpu")
+        config = config if config is not None else self.config_class()
+        self.config = config.replace(**settings) if settings else config
+        if device is None:
+            device = module_device(denoiser) if isinstance(denoiser, nn.Module) else "cpu"
+        self.device = torch.device(device)
         self.dtype = dtype
 
     def solve(self, y, operator, seeds, progress) -> Result:
@@ -312,7 +151,7 @@ class DIP(_NetSolver):
         n = min(c.scales, max_scales(h, w))
         net = SkipNet(c.input_depth, ch, down=(c.channels,) * n, up=(c.channels,) * n, skip=(c.skip_channels,) * n,
                       upsample=c.upsample)
-        return _init_from(net, g)
+        return init_from(net, g)
 
     def solve_one(self, y, operator, seed, bar):
         c = self.config.resolved(operator)
@@ -342,7 +181,7 @@ class DIP(_NetSolver):
 
 # --- SelfDeblur -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SelfDeblurConfig:
+class SelfDeblurConfig(FrozenConfig):
     """Settings of SelfDeblur; defaults from the official ``selfdeblur_levin.py``.
 
     Attributes:
@@ -370,49 +209,24 @@ class SelfDeblurConfig:
     extension for the non-uniform comparison; the official SelfDeblur is uniform.
     """
 
-    iterations: int = 5000
-    lr: float = 0.01
-    kernel_lr: float = 1e-4
-    milestones: tuple[float, ...] = (0.4, 0.6, 0.8)
-    ssim_from: float = 0.2
-    input_depth: int = 8
-    input_scale: float = 0.1
-    reg_noise_std: float = 0.001
-    channels: int = 128
-    skip_channels: int = 16
-    scales: int = 5
-    non_local_from: int | None = 2
-    kernel_size: int | None = None
-    hidden: int = 1000
-    kernel_input: int = 200
-    boundary: str = "valid"
+    label = "SelfDeblur"
 
-    def __post_init__(self):
-        for name in ("iterations", "input_depth", "channels", "scales", "hidden", "kernel_input"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ShredError(f"{name} must be a positive integer, got {v!r}")
-        if self.kernel_size is not None and (self.kernel_size < 1 or self.kernel_size % 2 == 0):
-            raise ShredError(f"the kernel size must be a positive odd integer, got {self.kernel_size!r}")
-        for name in ("lr", "kernel_lr"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ShredError(f"{name} must be a positive number, got {v!r}")
-        if self.boundary not in ("valid", "same"):
-            raise ShredError(f"boundary must be 'valid' or 'same', got {self.boundary!r}")
-        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["milestones"] = list(self.milestones)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SelfDeblurConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ShredError(f"unknown SelfDeblur settings: {', '.join(sorted(unknown))}")
-        return cls(**d)
+    iterations: int = setting(5000, at_most(1_000_000, positive_int))
+    lr: float = setting(0.01, at_most(10.0, positive))
+    kernel_lr: float = setting(1e-4, at_most(10.0, positive))
+    milestones: tuple[float, ...] = setting((0.4, 0.6, 0.8), tuple_of(unit_interval))
+    ssim_from: float = setting(0.2, unit_interval)
+    input_depth: int = setting(8, at_most(4096, positive_int))
+    input_scale: float = setting(0.1, positive)
+    reg_noise_std: float = setting(0.001, non_negative)
+    channels: int = setting(128, at_most(4096, positive_int))
+    skip_channels: int = setting(16, at_most(4096, non_negative_int))
+    scales: int = setting(5, at_most(16, positive_int))
+    non_local_from: int | None = setting(2, optional(non_negative_int))
+    kernel_size: int | None = setting(None, optional(at_most(255, odd_positive_int)))
+    hidden: int = setting(1000, at_most(100_000, positive_int))
+    kernel_input: int = setting(200, at_most(100_000, positive_int))
+    boundary: str = setting("valid", one_of("valid", "same"))
 
 
 @register_solver("selfdeblur")
@@ -428,6 +242,15 @@ class SelfDeblur(_NetSolver):
 
     name = "selfdeblur"
     config_class = SelfDeblurConfig
+    blind = True
+
+    @classmethod
+    def unsupported(cls, operator):
+        from .blind import blur_structure
+
+        if blur_structure(operator)[1] is None:
+            return "selfdeblur restores a blurred image: use task blind-deblur, blind-deblur-sv or deblur"
+        return None
 
     def iterations(self, operator: Operator) -> int:
         return self.config.iterations
@@ -448,7 +271,7 @@ class SelfDeblur(_NetSolver):
         hp, wp = (h + kh - 1, w + kw - 1) if valid else (h, w)
         top, left = (kh // 2, kw // 2) if valid else (0, 0)
         n = min(c.scales, max_scales(hp, wp))
-        net = _init_from(SkipNet(c.input_depth, ch, down=(c.channels,) * n, up=(c.channels,) * n,
+        net = init_from(SkipNet(c.input_depth, ch, down=(c.channels,) * n, up=(c.channels,) * n,
                                  skip=(c.skip_channels,) * n, upsample="bilinear",
                                  non_local_from=c.non_local_from), g).to(self.device, self.dtype).train()
         base = kernel_seed(seed)

@@ -20,27 +20,38 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import FrozenConfig, at_most, boolean, non_negative, one_of, optional, positive_int, setting
 from ..diffusion import predict_x0
+from ..operators import Mask, Operator
 from .ancestral import VARIANCES, ddpm_step, spaced_timesteps
-from .base import to_image_space
-from .peer import PeerConfig, PeerSolver, check
+from .base import to_image_space, unwrap
+from .peer import PeerSolver
 from .registry import register_solver
 
 # zeta ("conditioning.params.scale") of the official task configs, by shred task group:
 # configs/super_resolution_config.yaml 0.3, gaussian_deblur_config.yaml 0.3,
-# motion_deblur_config.yaml 0.3, inpainting_config.yaml 0.5 (random or box masks).
-DPS_SCALES = {"sr": 0.3, "deblur": 0.3, "inpaint": 0.5, "cs": 0.5}
+# motion_deblur_config.yaml 0.3, inpainting_config.yaml 0.5 (box or random masks: inpainting and
+# pixel-subsampling compressed sensing). Colorization has no official config; it takes the 0.3 of
+# the other full-image linear tasks.
+DPS_SCALES = {"sr": 0.3, "deblur": 0.3, "inpaint": 0.5, "cs": 0.5, "colorize": 0.3}
+
+
+def official_scale(operator: Operator) -> float:
+    """zeta of the official config for the task ``operator`` stands for (:data:`DPS_SCALES`):
+    0.5 for masks (inpainting, compressed sensing by pixel subsampling), 0.3 otherwise."""
+    main = unwrap(operator)
+    return DPS_SCALES["inpaint"] if isinstance(main, Mask) else DPS_SCALES["sr"]
 
 
 @dataclass(frozen=True)
-class DpsConfig(PeerConfig):
+class DpsConfig(FrozenConfig):
     """DPS settings; defaults from DPS2022/diffusion-posterior-sampling.
 
     Attributes:
         steps: DDPM steps (``configs/diffusion_config.yaml``: ``steps: 1000``,
             ``timestep_respacing: 1000``); fewer steps use guided-diffusion's respacing.
-        scale: the step size zeta (0.3 in the super-resolution and deblurring configs; 0.5 for
-            inpainting, see :data:`DPS_SCALES`).
+        scale: the step size zeta; None (default) takes the official task config's for the
+            operator (:func:`official_scale`: 0.5 for masks, 0.3 for super-resolution and blurs).
         clip_x0: clamp x0_hat to [-1, 1] before the DDPM step and the distance
             (``clip_denoised: True``); the gradient is zero where the clamp saturates.
         variance: ``"small"`` (posterior variance) or ``"large"`` (beta). The official code uses the
@@ -48,17 +59,12 @@ class DpsConfig(PeerConfig):
             :class:`shred.models.Denoiser` interface does not carry.
     """
 
-    method = "DPS"
+    label = "DPS"
 
-    steps: int = 1000
-    scale: float = 0.3
-    clip_x0: bool = True
-    variance: str = "small"
-
-    def __post_init__(self):
-        check(isinstance(self.steps, int) and self.steps >= 1, f"DPS steps must be a positive integer, got {self.steps!r}")
-        check(self.scale >= 0, f"the DPS step size must be >= 0, got {self.scale!r}")
-        check(self.variance in VARIANCES, f"DPS variance must be one of {', '.join(VARIANCES)}, got {self.variance!r}")
+    steps: int = setting(1000, at_most(100_000, positive_int))
+    scale: float | None = setting(None, optional(non_negative))
+    clip_x0: bool = setting(True, boolean)
+    variance: str = setting("small", one_of(*VARIANCES))
 
 
 @register_solver("dps")
@@ -70,6 +76,7 @@ class Dps(PeerSolver):
 
     def solve(self, y, operator, seeds, progress):
         c = self.config
+        zeta = c.scale if c.scale is not None else official_scale(operator)
         y, shape, trace, gens, started = self.start(y, operator, seeds)
         weight = operator.measurement_weight()
         ts = spaced_timesteps(self.denoiser.schedule.T, c.steps, "respaced")
@@ -94,8 +101,8 @@ class Dps(PeerSolver):
                 with torch.no_grad():
                     x0 = x0.detach()
                     trace(x0)
-                    x = ddpm_step(x.detach(), x0, a_t, a_next, c.variance, z) - c.scale * grad
+                    x = ddpm_step(x.detach(), x0, a_t, a_next, c.variance, z) - zeta * grad
                 bar.update()
         finally:
             bar.close()
-        return self.result(x.detach(), x_T, trace, started, seeds)
+        return self.result(x.detach(), x_T, trace, started, seeds, scale=zeta)

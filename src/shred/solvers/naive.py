@@ -16,4 +16,5 @@ class NaiveInversion(Shred):
     name = "naive-inversion"
 
     def __init__(self, denoiser, config: ShredConfig | None = None, **kwargs):
-        super().__init__(denoiser, (config or ShredConfig()).replace(delta_t=1), **kwargs)
+        kwargs.pop("delta_t", None)
+        super().__init__(denoiser, config, delta_t=1, **kwargs)

@@ -1,8 +1,8 @@
 """What the peer methods (DDNM, DDRM, DPS, RePaint) share behind the one solver call.
 
 ``solver = build_solver("ddrm", denoiser, steps=20)`` then ``solver(y, operator, seeds=[0, 1])``,
-exactly as for SHRED. Each peer has a frozen config dataclass whose defaults are its official
-configuration; keyword settings given to the constructor replace single fields.
+exactly as for SHRED. Each peer has a frozen config dataclass (:class:`shred.config.FrozenConfig`)
+whose defaults are its official configuration; keyword settings replace single fields.
 
 Units: y and the returned x0 are in [0, 1] (x0 is not clamped; image writers clamp). The peers
 work in the models' [-1, 1], where a linear operator's measurement is ``2 y - A(1)`` and the noise
@@ -14,9 +14,6 @@ measurement error ||y - A(x0_hat)||^2 / m of image i's clean-image estimate at n
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, fields, replace
-from typing import Any
-
 import torch
 
 from ..errors import ShredError
@@ -25,31 +22,6 @@ from ..operators import Operator
 from .ancestral import image_generators, randn
 from .base import Result, Solver, to_image_space
 from .shred import measurement_loss
-
-
-class PeerConfig:
-    """Mixin for the peers' frozen config dataclasses: JSON round trip and checked replacement."""
-
-    method = "peer"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def _check_names(cls, d) -> None:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ShredError(f"unknown {cls.method} settings: {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(f.name for f in fields(cls))}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]):
-        cls._check_names(d)
-        return cls(**d)
-
-    def replace(self, **changes):
-        self._check_names(changes)
-        return replace(self, **changes)
 
 
 def check(condition: bool, message: str) -> None:
@@ -99,14 +71,14 @@ class PeerSolver(Solver):
         **settings: config fields to replace, e.g. ``steps=50``.
     """
 
-    config_class: type = PeerConfig
-
     def __init__(self, denoiser: Denoiser, config=None, *, device=None, dtype: torch.dtype = torch.float32,
                  **settings):
         if config is None:
             config = self.config_class()
         if not isinstance(config, self.config_class):
             raise ShredError(f"{self.name} takes a {self.config_class.__name__}, got {type(config).__name__}")
+        if denoiser is None:
+            raise ShredError(f"{self.name} needs a diffusion model (a denoiser)")
         self.config = config.replace(**settings) if settings else config
         self.denoiser = denoiser
         self.device = torch.device(device) if device is not None else module_device(denoiser)

@@ -22,14 +22,20 @@ class PseudoInverse(Solver):
 
     name = "pinv"
 
-    def __init__(self, denoiser=None):
+    def __init__(self, denoiser=None, *, device=None, dtype: torch.dtype = torch.float32):
         self.denoiser = denoiser
-        self.device = module_device(denoiser) if isinstance(denoiser, torch.nn.Module) else torch.device("cpu")
+        if device is None:
+            device = module_device(denoiser) if isinstance(denoiser, torch.nn.Module) else "cpu"
+        self.device = torch.device(device)
+
+    @classmethod
+    def unsupported(cls, operator):
+        return None if operator.linear else f"the pseudo-inverse needs a linear operator, not {operator.name!r}"
 
     def solve(self, y, operator, seeds, progress) -> Result:
         start = time.perf_counter()
         with torch.no_grad():
-            x0 = operator.to(y.device).pinv(y.double()).float().clamp(0, 1)
+            x0 = operator.to(self.device).pinv(y.to(self.device).double()).float().clamp(0, 1)
         return Result(x0=x0, x_T=None, loss_history=torch.zeros(0, y.shape[0]),
                       iterations=torch.zeros(y.shape[0], dtype=torch.long),
                       wall_time=time.perf_counter() - start, seeds=list(seeds))

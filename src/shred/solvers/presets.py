@@ -91,7 +91,9 @@ def resolve_preset(preset: str, denoiser=None) -> str:
 
 
 def preset_config(preset: str = DEFAULT_PRESET, task_group: str = "default", **overrides) -> ShredConfig:
-    """The :class:`ShredConfig` of a preset for a task group, with ``overrides`` (None ignored)."""
+    """The :class:`ShredConfig` of a preset for a task group, with ``overrides``.
+
+    Overrides that are None are skipped (the CLI passes None for every option left unset)."""
     if preset == "auto":
         raise ShredError("resolve preset 'auto' for a model first (solvers.presets.resolve_preset)")
     if preset not in PRESETS:
@@ -100,3 +102,22 @@ def preset_config(preset: str = DEFAULT_PRESET, task_group: str = "default", **o
     settings = {**_COMMON[preset], **table.get(task_group, table["default"])}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return ShredConfig.from_dict(settings)
+
+
+def task_config(preset: str, task: str | None, denoiser=None) -> tuple[ShredConfig, str]:
+    """(the config, the resolved preset name) for ``task`` (a task name, e.g. ``"sr"`` or
+    ``"colorize+sr"``; None takes the preset's default group) under ``preset`` (``"auto"`` is
+    resolved with ``denoiser``)."""
+    from ..operators import preset_key
+
+    preset = resolve_preset(preset, denoiser)
+    group = preset_key(task) if task else "default"
+    return preset_config(preset, group), preset
+
+
+def shred_method(task: str | None) -> str:
+    """The SHRED method a task needs: ``"shred-blind"`` for the blind tasks (group
+    ``blind-deblur``: the blur is estimated too), ``"shred"`` otherwise."""
+    from ..operators import preset_key
+
+    return "shred-blind" if task and preset_key(task) == "blind-deblur" else "shred"

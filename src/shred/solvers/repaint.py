@@ -25,17 +25,18 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import FrozenConfig, at_most, boolean, one_of, positive_int, setting
 from ..diffusion import predict_x0
 from ..errors import ShredError
 from ..operators import Compose, Mask, Noisy, Operator
 from .ancestral import VARIANCES, ddpm_step, jump_schedule, spaced_timesteps
 from .base import to_model_space
-from .peer import PeerConfig, PeerSolver, check
+from .peer import PeerSolver
 from .registry import register_solver
 
 
 @dataclass(frozen=True)
-class RepaintConfig(PeerConfig):
+class RepaintConfig(FrozenConfig):
     """RePaint settings; defaults from andreas128/RePaint ``confs/face_example.yml`` (the same in
     the ``test_*`` configs).
 
@@ -49,19 +50,13 @@ class RepaintConfig(PeerConfig):
             (``learn_sigma: true``), which the eps-only Denoiser interface does not carry.
     """
 
-    method = "RePaint"
+    label = "RePaint"
 
-    steps: int = 250
-    jump_length: int = 10
-    jump_n_sample: int = 10
-    clip_x0: bool = True
-    variance: str = "small"
-
-    def __post_init__(self):
-        check(isinstance(self.steps, int) and self.steps >= 1, f"RePaint steps must be a positive integer, got {self.steps!r}")
-        check(isinstance(self.jump_length, int) and self.jump_length >= 1, "RePaint jump_length must be >= 1")
-        check(isinstance(self.jump_n_sample, int) and self.jump_n_sample >= 1, "RePaint jump_n_sample must be >= 1")
-        check(self.variance in VARIANCES, f"RePaint variance must be one of {', '.join(VARIANCES)}, got {self.variance!r}")
+    steps: int = setting(250, at_most(100_000, positive_int))
+    jump_length: int = setting(10, positive_int)
+    jump_n_sample: int = setting(10, at_most(1000, positive_int))
+    clip_x0: bool = setting(True, boolean)
+    variance: str = setting("small", one_of(*VARIANCES))
 
 
 def known_pixel_mask(operator: Operator) -> torch.Tensor:
@@ -82,6 +77,14 @@ class Repaint(PeerSolver):
 
     name = "repaint"
     config_class = RepaintConfig
+
+    @classmethod
+    def unsupported(cls, operator):
+        try:
+            known_pixel_mask(operator)
+        except ShredError as exc:
+            return str(exc)
+        return None
 
     def solve(self, y, operator, seeds, progress):
         c = self.config

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..diffusion import GRAD_MODES, SPACINGS, ddim_invert, ddim_sample, time_pairs
+from ..config import (FrozenConfig, at_most, boolean, one_of, optional, positive, positive_int,
+                      setting)
+from ..diffusion import SPACINGS, ddim_invert, ddim_sample, time_pairs
 from ..errors import ShredError
 from ..models.base import Denoiser, module_device
 from ..operators import Operator
@@ -30,14 +32,14 @@ LR_DECAYS = ("none", "cosine")
 
 
 @dataclass(frozen=True)
-class ShredConfig:
+class ShredConfig(FrozenConfig):
     """Settings of one SHRED run. Frozen; ``to_dict``/``from_dict`` round-trip through JSON.
 
     Attributes:
         delta_t: DDIM skip (paper: 100 of T = 1000, i.e. 10 network calls per iteration).
         spacing: ``"leading"`` (authors' code: t = 900 ... 0) or ``"trailing"`` (Algorithm 1: from T-1).
-        lr: Adam learning rate alpha.
-        iterations: N, the maximum number of Adam steps.
+        lr: Adam learning rate alpha (at most 10: x_T has unit-variance entries).
+        iterations: N, the maximum number of Adam steps (at most 100,000).
         loss: ``"mse"`` (mean squared error over the measurements, authors' code) or ``"norm"``
             (the Euclidean norm of eq. 15).
         grad: ``"surrogate"`` (network under no_grad, authors' code) or ``"exact"`` (eq. 16).
@@ -56,62 +58,22 @@ class ShredConfig:
         tau: the discrepancy principle's safety factor (about 1).
     """
 
-    delta_t: int = 100
-    spacing: str = "leading"
-    lr: float = 0.003
-    iterations: int = 100
-    loss: str = "mse"
-    grad: str = "surrogate"
-    clip_x0: bool = True
-    sphere: bool = True
-    epsilon: float | None = None
-    init: str = "noise"
-    lr_decay: str = "none"
-    check_every: int | None = None
-    stop: str = "none"
-    tau: float = 1.0
+    label = "SHRED"
 
-    def __post_init__(self):
-        def bad(msg):
-            raise ShredError(msg)
-        if not isinstance(self.delta_t, int) or isinstance(self.delta_t, bool) or self.delta_t < 1:
-            bad(f"delta_t must be a positive integer, got {self.delta_t!r}")
-        if self.spacing not in SPACINGS:
-            bad(f"spacing must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            bad(f"the learning rate must be a positive number, got {self.lr!r}")
-        if not isinstance(self.iterations, int) or self.iterations < 1:
-            bad(f"iterations must be a positive integer, got {self.iterations!r}")
-        if self.loss not in LOSSES:
-            bad(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.grad not in GRAD_MODES or self.grad == "none":
-            bad(f"grad must be 'surrogate' or 'exact', got {self.grad!r}")
-        if self.epsilon is not None and not (math.isfinite(self.epsilon) and self.epsilon > 0):
-            bad(f"epsilon must be a positive number or None, got {self.epsilon!r}")
-        if self.init not in INITS:
-            bad(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
-        if self.lr_decay not in LR_DECAYS:
-            bad(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {self.lr_decay!r}")
-        if self.check_every is not None and (not isinstance(self.check_every, int) or self.check_every < 1):
-            bad(f"check_every must be a positive integer or None, got {self.check_every!r}")
-        if self.stop not in STOPS:
-            bad(f"stop must be one of {', '.join(STOPS)}, got {self.stop!r}")
-        if not (isinstance(self.tau, (int, float)) and math.isfinite(self.tau) and self.tau > 0):
-            bad(f"tau must be a positive number, got {self.tau!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ShredConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ShredError(f"unknown SHRED settings: {', '.join(sorted(unknown))}")
-        return cls(**d)
-
-    def replace(self, **changes) -> "ShredConfig":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+    delta_t: int = setting(100, positive_int)
+    spacing: str = setting("leading", one_of(*SPACINGS))
+    lr: float = setting(0.003, at_most(10.0, positive))
+    iterations: int = setting(100, at_most(100_000, positive_int))
+    loss: str = setting("mse", one_of(*LOSSES))
+    grad: str = setting("surrogate", one_of("surrogate", "exact"))
+    clip_x0: bool = setting(True, boolean)
+    sphere: bool = setting(True, boolean)
+    epsilon: float | None = setting(None, optional(positive))
+    init: str = setting("noise", one_of(*INITS))
+    lr_decay: str = setting("none", one_of(*LR_DECAYS))
+    check_every: int | None = setting(None, optional(positive_int))
+    stop: str = setting("none", one_of(*STOPS))
+    tau: float = setting(1.0, positive)
 
 
 def check_interval(check_every: int | None, device: torch.device) -> int:
@@ -133,20 +95,38 @@ class Shred(Solver):
 
     Args:
         denoiser: the frozen eps_theta (:class:`shred.models.Denoiser`).
-        config: :class:`ShredConfig`.
+        config: a whole :class:`ShredConfig`; or leave it None and name a ``preset`` (default
+            ``"auto"``, :mod:`shred.solvers.presets`) and the ``task`` whose settings to take.
+        preset / task: see ``config``.
         device / dtype: where and in what precision x_T, the loss and Adam live (default: the
             denoiser's device, float32).
+        **settings: :class:`ShredConfig` fields replacing the config's (``lr=0.05``).
+
+    ``build_solver("shred@paper", den, task="sr", iterations=20)`` is the usual way to build one.
     """
 
     name = "shred"
+    config_class = ShredConfig
+    extra_settings = ("preset", "task")
 
-    def __init__(self, denoiser: Denoiser, config: ShredConfig | None = None, *, device=None,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(self, denoiser: Denoiser, config: ShredConfig | None = None, *, preset: str | None = None,
+                 task: str | None = None, device=None, dtype: torch.dtype = torch.float32, **settings):
+        from .presets import task_config
+
+        if config is None:
+            config, preset = task_config(preset or "auto", task, denoiser)
+        elif preset is not None:
+            raise ShredError("give SHRED either a config or a preset, not both")
+        self.preset, self.task = preset, task
         self.denoiser = denoiser
-        self.config = config or ShredConfig()
+        self.config = config.replace(**settings) if settings else config
         self.pairs = time_pairs(denoiser.schedule.T, delta_t=self.config.delta_t, spacing=self.config.spacing)
         self.device = torch.device(device) if device is not None else module_device(denoiser)
         self.dtype = dtype
+
+    @classmethod
+    def unsupported(cls, operator: Operator) -> str | None:
+        return None
 
     def f(self, x_T: torch.Tensor, grad: str | None = None) -> torch.Tensor:
         """x_0 = f(x_T) in the model's space, with this config's sampler settings."""
@@ -245,4 +225,4 @@ class Shred(Solver):
                       extras={**self.extras(operator), **({"stop": rule.info()} if rule else {})})
 
     def extras(self, operator: Operator) -> dict[str, Any]:
-        return {"config": self.config.to_dict()}
+        return {"config": self.config.to_dict(), "preset": self.preset}

@@ -1,0 +1,190 @@
+"""The comparison's report: tables per task, realism metrics, grids, all from the run folder.
+
+Per (task, method): PSNR, SSIM, the relative measurement error ||y - A x|| / ||y||, KID and FID on
+the feature network (``KID-C10`` / ``FID-C10`` with shred's CIFAR-10 classifier), network calls
+per image as counted at the network (and the part that also backpropagates through it), seconds
+per image, peak memory and the number of images. Each task's table also has two reference rows at
+the same n: the clean test images themselves (the realism floor) and A^+ y (no prior).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+
+from .run import FORMAT, Benchmark, hardware, read_json, read_tensors
+
+
+def collect(bench: Benchmark, job) -> dict[str, Any] | None:
+    """The job's chunks merged: per-image metrics and restorations (None when nothing is done)."""
+    per_image: dict[int, dict] = {}
+    x0: dict[int, torch.Tensor] = {}
+    chunks = []
+    for a, b, meta_path in bench.chunks(job):
+        meta = read_json(meta_path)
+        imgs = read_tensors(meta_path.with_suffix(".safetensors"))["x0"].float()
+        chunks.append(meta)
+        for j, i in enumerate(range(a, b)):
+            if i in per_image:
+                continue
+            per_image[i] = {k: meta[k][j] for k in ("psnr", "ssim", "measurement_error", "iterations")}
+            per_image[i]["lpips"] = meta["lpips"][j] if meta.get("lpips") else None
+            x0[i] = imgs[j]
+    if not per_image:
+        return None
+    order = sorted(per_image)
+    images = sum(c["images"] for c in chunks)
+    return {
+        "indices": order, "x0": torch.stack([x0[i] for i in order]),
+        "psnr": [per_image[i]["psnr"] for i in order], "ssim": [per_image[i]["ssim"] for i in order],
+        "measurement_error": [per_image[i]["measurement_error"] for i in order],
+        "lpips": [per_image[i]["lpips"] for i in order] if all(per_image[i]["lpips"] is not None for i in order) else None,
+        "calls_per_image": sum(c["image_calls"] for c in chunks) / images,
+        "grad_calls_per_image": sum(c["grad_image_calls"] for c in chunks) / images,
+        "seconds_per_image": sum(c["seconds"] for c in chunks) / images,
+        "peak_memory_gb": max(c["peak_memory_gb"] for c in chunks),
+        "config": chunks[0].get("config"), "hardware": chunks[0].get("hardware"),
+    }
+
+
+def _mean(v) -> float:
+    return float(sum(v) / len(v)) if v else float("nan")
+
+
+class _Realism:
+    """The feature network, its reference features (cached in the run folder) and the metric."""
+
+    def __init__(self, bench: Benchmark):
+        from ..metrics.features import kid_label, load_feature_net
+
+        cfg = bench.cfg
+        self.extractor, self.fid_label = load_feature_net(cfg.features)
+        self.kid_label = kid_label(self.fid_label)
+        self.bench = bench
+        self._ref = None
+
+    def reference(self) -> torch.Tensor:
+        if self._ref is None:
+            from ..metrics.realism import reference_features
+
+            cfg = self.bench.cfg
+            self._ref = reference_features(self.extractor, self.fid_label, cfg.reference, cfg.reference_n,
+                                           cache_dir=self.bench.out / "features", identity=cfg.features)
+        return self._ref
+
+    def __call__(self, images: torch.Tensor) -> dict[str, float]:
+        from ..metrics import extract_features
+        from ..metrics.realism import realism
+
+        return realism(extract_features(self.extractor, images), self.reference())
+
+
+def report(bench: Benchmark, log=print) -> dict:
+    """Write results.json, results.md and grids/ for everything in the run folder."""
+    from ..io import write_bytes, write_grid, write_json
+    from ..metrics import psnr, ssim
+    from ..metrics.perceptual import lpips_metric
+
+    cfg = bench.cfg
+    realism = _Realism(bench) if cfg.features else None
+    tasks_out: dict[str, Any] = {}
+    for t in cfg.tasks:
+        task = bench.tasks[t]
+        x, y, op = bench.inputs(task)
+        n = x.shape[0]
+        shown = _viewable(op, y)
+        reference_rows = {"clean images": {"n": n}}
+        if not task.blind:
+            reference_rows["A^+ y"] = {"n": n, "psnr": _mean(psnr(shown, x).tolist()),
+                                       "ssim": _mean(ssim(shown, x).tolist())}
+        if realism is not None:
+            reference_rows["clean images"].update(realism(x))
+            if "A^+ y" in reference_rows:
+                reference_rows["A^+ y"].update(realism(shown))
+        rows: dict[str, Any] = {}
+        columns = [("ground truth", x[:4]), ("input", shown[:4])]
+        for job in [j for j in bench.jobs if j.task.name == t]:
+            if job.skipped:
+                rows[job.method] = {"skipped": job.skipped}
+                continue
+            got = collect(bench, job)
+            if got is None:
+                rows[job.method] = {"missing": f"0 of {job.n} images done"}
+                continue
+            entry = {"n": len(got["indices"]), "n_planned": job.n,
+                     "psnr": _mean(got["psnr"]), "ssim": _mean(got["ssim"]),
+                     "lpips": _mean(got["lpips"]) if got["lpips"] else None,
+                     "measurement_error": _mean(got["measurement_error"]),
+                     **{k: got[k] for k in ("calls_per_image", "grad_calls_per_image", "seconds_per_image",
+                                            "peak_memory_gb", "config", "hardware")},
+                     "settings": job.settings, "key": job.key}
+            if realism is not None and entry["n"] >= cfg.min_realism_images:
+                entry.update(realism(got["x0"]))
+            rows[job.method] = entry
+            if got["indices"][:4] == list(range(min(4, n))):
+                columns.append((job.method, got["x0"][:4]))
+        (bench.out / "grids").mkdir(parents=True, exist_ok=True)
+        write_grid(bench.out / "grids" / f"{t}.png", columns)
+        tasks_out[t] = {"label": task.label, "n": n, "indices": bench.data["indices"][:n],
+                        "operator": op.spec(), "rows": rows, "reference_rows": reference_rows}
+    results = {"format": FORMAT, "config": _plain(cfg), "hardware": hardware(),
+               "fid_label": realism.fid_label if realism else None, "kid_label": realism.kid_label if realism else None,
+               "reference": {"data": cfg.reference, "n": cfg.reference_n} if realism else None,
+               "lpips": lpips_metric()[1], "tasks": tasks_out}
+    write_json(bench.out / "results.json", results)
+    write_bytes(bench.out / "results.md", markdown(results).encode())
+    return results
+
+
+def _plain(cfg) -> dict:
+    from dataclasses import asdict
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def _viewable(op, y):
+    """Measurements shown at image size: A^+ y where y is smaller or has fewer channels."""
+    if tuple(op.out_shape) == tuple(op.in_shape) and op.measurement_weight() is None:
+        return y
+    return op.pinv(y.double()).float().clamp(0, 1)
+
+
+def _fmt(v, spec: str) -> str:
+    return "" if v is None else format(v, spec)
+
+
+def markdown(results: dict) -> str:
+    """Per task, a table of every method and the two reference rows."""
+    cfg = results["config"]
+    kid, fid = results.get("kid_label"), results.get("fid_label")
+    hw = results["hardware"]
+    lines = [f"Model `{cfg['model']}`, images of `{cfg['data']}` (seeded choice, seed {cfg['seed']}); "
+             f"batch {cfg['batch']}; device {cfg['device']} ({hw.get('gpu') or hw['cpu']}, "
+             f"{hw['cpu_threads']} threads, torch {hw['torch']}).", ""]
+    if kid:
+        ref = results["reference"]
+        lines += [f"{kid} (x1e3, mean ± std over subsets) and {fid} against {ref['n']} images of "
+                  f"`{ref['data']}`; computed for n >= {cfg['min_realism_images']}. LPIPS: {results['lpips']}.", ""]
+    lines += ["Columns: PSNR (dB), SSIM, realism, relative measurement error ||y - A x|| / ||y||, network calls "
+              "per image (of which with backpropagation through the network), seconds per image, images.", ""]
+    for t, block in results["tasks"].items():
+        lines += [f"### {block['label']} (n = {block['n']})", "",
+                  f"| method | PSNR | SSIM | {kid or 'KID'} x1e3 | {fid or 'FID'} | residual | calls/img | s/img | n |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, e in block["reference_rows"].items():
+            lines.append(f"| *{name}* | {_fmt(e.get('psnr'), '.2f')} | {_fmt(e.get('ssim'), '.3f')} | "
+                         f"{_kid(e)} | {_fmt(e.get('fid'), '.2f')} | | | | {e['n']} |")
+        for m, e in block["rows"].items():
+            if "skipped" in e or "missing" in e:
+                lines.append(f"| {m} | {e.get('skipped') or e.get('missing')} | | | | | | | |")
+                continue
+            calls = f"{e['calls_per_image']:.0f}" + (f" ({e['grad_calls_per_image']:.0f})" if e["grad_calls_per_image"] else "")
+            n = f"{e['n']}" if e["n"] == e["n_planned"] else f"{e['n']} of {e['n_planned']}"
+            lines.append(f"| {m} | {e['psnr']:.2f} | {e['ssim']:.3f} | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | "
+                         f"{e['measurement_error']:.4f} | {calls} | {e['seconds_per_image']:.2f} | {n} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _kid(e: dict) -> str:
+    return "" if e.get("kid") is None else f"{1e3 * e['kid']:.2f} ± {1e3 * e['kid_std']:.2f}"

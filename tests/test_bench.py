@@ -1,0 +1,165 @@
+"""The comparison harness (`shred-ir bench`): one run folder, resumable, safe to read, honest counts.
+
+A random-weight 16x16 UNet and random images keep it fast: what is tested is the harness (which
+images, which settings, how many network calls, what is reused, what is refused), not quality.
+"""
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shred.cli import main
+
+TINY_SETTINGS = ["--set", "shred@bundled.iterations=2", "--set", "shred@authors-code.iterations=1",
+                 "--set", "ddrm.steps=2", "--set", "repaint.steps=4", "--set", "repaint.jump_n_sample=1",
+                 "--set", "dip.iterations=2", "--set", "dip.channels=8", "--set", "shred-blind.iterations=2"]
+
+
+def _images(folder: Path, n: int, seed: int) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        # Smooth random images (bilinear up-sampled noise), closer to photos than white noise.
+        small = Image.fromarray((rng.random((4, 4, 3)) * 255).astype(np.uint8))
+        small.resize((16, 16), Image.BILINEAR).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench-data")
+    return _images(root / "test", 6, 0), _images(root / "ref", 12, 1)
+
+
+def _argv(out, data, tiny_model_dir, *extra):
+    test, ref = data
+    return ["bench", "--data", str(test), "--model", str(tiny_model_dir), "--reference", str(ref),
+            "--reference-n", "12", "--min-realism-images", "2", "--device", "cpu", "--out", str(out), "--quiet",
+            "--n", "2", *extra]
+
+
+def _stamps(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_bench_reports_realism_counts_and_resumes(tmp_path, data, tiny_model_dir):
+    out = tmp_path / "run"
+    argv = _argv(out, data, tiny_model_dir, "--n", "3", "--n-for", "blind=2", "--tasks", "sr4,inpaint,blind",
+                 "--methods", "pinv,shred@bundled,shred@authors-code,ddrm,repaint,dip,shred-blind",
+                 "--max-images", "dip=1", "--batch", "2", *TINY_SETTINGS)
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["fid_label"] == "FID-C10" and res["kid_label"] == "KID-C10"
+    sr4, blind = res["tasks"]["sr4"], res["tasks"]["blind"]
+    assert sr4["n"] == 3 and len(sr4["indices"]) == 3 and blind["n"] == 2
+    rows = sr4["rows"]
+    # Calls are counted at the network: 2 iterations x 10 DDIM steps, 1 x 10, 2 DDRM steps, none.
+    assert rows["shred@bundled"]["calls_per_image"] == 20 and rows["shred@authors-code"]["calls_per_image"] == 10
+    assert rows["ddrm"]["calls_per_image"] == 2 and rows["pinv"]["calls_per_image"] == 0
+    assert rows["shred@bundled"]["config"]["iterations"] == 2 and rows["shred@bundled"]["config"]["lr"] == 0.03
+    for m in ("shred@bundled", "ddrm", "pinv"):
+        e = rows[m]
+        assert e["n"] == 3 and np.isfinite([e["psnr"], e["ssim"], e["kid"], e["fid"], e["seconds_per_image"]]).all()
+        assert e["kid_std"] >= 0 and e["fid"] >= 0
+    assert rows["pinv"]["measurement_error"] < 1e-6  # A^+ y explains noiseless SR exactly
+    assert rows["dip"]["n"] == 1 and "kid" not in rows["dip"]  # below the realism threshold, not computed
+    assert "skipped" in rows["repaint"] and "skipped" in rows["shred-blind"]
+    assert blind["rows"]["shred-blind"]["n"] == 2 and "skipped" in blind["rows"]["ddrm"]
+    for ref_row in ("clean images", "A^+ y"):
+        assert np.isfinite(sr4["reference_rows"][ref_row]["kid"])
+    table = (out / "results.md").read_text()
+    assert "KID-C10" in table and "FID-C10" in table and "| FID |" not in table and "*clean images*" in table
+    assert (out / "grids" / "sr4.png").is_file()
+    # Nothing in the run folder is a pickle: tensors are safetensors, the rest JSON, markdown, PNG.
+    assert {p.suffix for p in out.rglob("*") if p.is_file()} <= {".json", ".safetensors", ".md", ".png"}
+
+    stamps = _stamps(out / "raw")
+    assert main(argv) == 0  # resumed: every chunk is reused
+    assert _stamps(out / "raw") == stamps
+
+    # Changed settings are a new key: recomputed, never mixed with the old results.
+    changed = [a if a != "shred@bundled.iterations=2" else "shred@bundled.iterations=3" for a in argv]
+    assert main(changed) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["tasks"]["sr4"]["rows"]["shred@bundled"]["calls_per_image"] == 30
+    assert len(list((out / "raw" / "sr4" / "shred_at_bundled").iterdir())) == 2
+    assert all(_stamps(out / "raw")[k] == v for k, v in stamps.items())
+
+
+def test_batch_size_does_not_change_the_restorations(tmp_path, data, tiny_model_dir):
+    runs = {}
+    for batch in (1, 3):
+        out = tmp_path / f"b{batch}"
+        assert main(_argv(out, data, tiny_model_dir, "--n", "3", "--tasks", "sr4", "--methods", "shred@bundled,ddrm",
+                          "--batch", str(batch), "--features", "none", *TINY_SETTINGS[:2], *TINY_SETTINGS[4:6])) == 0
+        runs[batch] = json.loads((out / "results.json").read_text())["tasks"]["sr4"]["rows"]
+    for m in ("shred@bundled", "ddrm"):
+        # Float32 convolutions of a batch may sum in another order than one image's.
+        assert abs(runs[1][m]["psnr"] - runs[3][m]["psnr"]) < 1e-3, m
+        assert runs[1][m]["calls_per_image"] == runs[3][m]["calls_per_image"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--methods", "ddrm", "--set", "ddrm.stepz=3"], "ddrm: unknown setting stepz; valid: steps"),
+    (["--methods", "ddpm"], "unknown method 'ddpm'"),
+    (["--methods", "ddrm", "--set", "dip.iterations=2"], "not among the methods"),
+    (["--methods", "ddrm", "--n", "7"], "holds 6 images, fewer than the 7 asked for"),
+    (["--methods", "ddrm", "--tasks", "sr5"], "unknown tasks sr5"),
+    (["--methods", "ddrm", "--set", "ddrm.eta=2"], "DDRM eta must be a number in [0, 1], got 2"),
+])
+def test_bad_runs_are_refused_before_anything_is_created(tmp_path, data, tiny_model_dir, capsys, extra, message):
+    out = tmp_path / "run"
+    assert main(_argv(out, data, tiny_model_dir, *extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path, data, tiny_model_dir, capsys):
+    out = tmp_path / "run"
+    out.write_text("keep me")
+    assert main(_argv(out, data, tiny_model_dir, "--methods", "pinv")) == 2
+    assert "is a file" in capsys.readouterr().err and out.read_text() == "keep me"
+
+
+class _Payload:
+    """Unpickling this touches a marker file: proof that code from the file ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_planted_pickles_never_run_and_damaged_chunks_are_recomputed(tmp_path, data, tiny_model_dir, capsys):
+    out = tmp_path / "run"
+    argv = _argv(out, data, tiny_model_dir, "--n", "2", "--tasks", "sr4", "--methods", "ddrm", "--batch", "2",
+                 "--features", "none", "--set", "ddrm.steps=2")
+    assert main(argv) == 0
+    marker = tmp_path / "ran"
+    (chunk,) = (out / "raw" / "sr4" / "ddrm").rglob("0-2.safetensors")
+    chunk.write_bytes(pickle.dumps(_Payload(marker)))
+    assert main(argv + ["--report-only"]) == 0  # the damaged chunk is left out of the report
+    assert "missing" in json.loads((out / "results.json").read_text())["tasks"]["sr4"]["rows"]["ddrm"]
+    assert main(argv) == 0
+    assert not marker.exists()
+    assert chunk.read_bytes()[:8] != pickle.dumps(_Payload(marker))[:8]  # recomputed as safetensors
+    # A planted input file is refused in one line that names it; nothing runs.
+    (out / "inputs" / "sr4.safetensors").write_bytes(pickle.dumps(_Payload(marker)))
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "inputs/sr4.safetensors: damaged" in err[0] and not marker.exists()
+
+
+def test_report_only_and_help(tmp_path, data, tiny_model_dir, capsys):
+    assert main(["bench", "--out", str(tmp_path / "none"), "--report-only"]) == 2
+    assert "holds no run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = capsys.readouterr().out
+    assert "--batch" in text and "KID-C10 / FID-C10" in text and "calls" in text
