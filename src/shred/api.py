@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,6 +38,54 @@ def degrade(x: torch.Tensor, task: str, options: TaskOptions | None = None, *,
     return y, op
 
 
+@dataclass(frozen=True)
+class Restorer:
+    """A SHRED solver ready to run, and the choices that made it.
+
+    ``solver(y, operator, seeds=..., progress=...)`` returns a :class:`shred.solvers.Result`;
+    ``config`` is its :class:`shred.solvers.ShredConfig`, ``preset`` the preset name ``"auto"``
+    resolved to, ``run`` the :class:`shred.models.RunOptions` the network executes with.
+    """
+
+    solver: Any
+    config: Any
+    preset: str
+    run: Any
+
+    @property
+    def blind(self) -> bool:
+        """Whether the solver estimates the blur kernel too (the blind tasks)."""
+        from .solvers import BlindShred
+
+        return isinstance(self.solver, BlindShred)
+
+
+def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = DEFAULT_PRESET,
+                  device: str | torch.device | None = None, run: Any = "auto", images: int = 1,
+                  kernel_lr: float | None = None, **overrides) -> Restorer:
+    """Build the SHRED solver for a task (:class:`shred.solvers.BlindShred` for the blind tasks).
+
+    The settings are the preset's for the task's group (``"auto"``: ``bundled`` for the bundled
+    models, ``authors-code`` otherwise) with ``overrides`` (any :class:`shred.solvers.ShredConfig`
+    field; None keeps the preset's) on top. The denoiser moves to ``device`` when one is given;
+    ``run`` (see :func:`restore`) is resolved for a batch of ``images`` restorations. Unknown
+    presets and out-of-range settings raise :class:`ShredError`.
+    """
+    from .models.base import module_device
+    from .models.fast import accelerate, run_options
+    from .solvers.blind import shred_for_task
+
+    group = preset_key(task) if task else "default"
+    preset = resolve_preset(preset, denoiser)
+    config = preset_config(preset, group, **overrides)
+    if device is not None:
+        denoiser = denoiser.to(device)
+    where = device if device is not None else module_device(denoiser)
+    options = run_options(run, where, grad=config.grad, images=images, iterations=config.iterations)
+    solver = shred_for_task(accelerate(denoiser, options), config, task, preset, kernel_lr=kernel_lr, device=device)
+    return Restorer(solver, config, preset, options)
+
+
 def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: str | None = None,
             preset: str = DEFAULT_PRESET, seeds: Sequence[int | None] = (0,), progress: bool = False,
             device: str | torch.device | None = None, run: Any = "auto", **overrides) -> Result:
@@ -53,20 +102,9 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     eager on a CPU), ``"plain"`` (float32, eager: the reference path), a
     :class:`shred.models.RunOptions`, or a dict of its fields overriding the automatic choice.
     """
-    group = preset_key(task) if task else "default"
-    preset = resolve_preset(preset, denoiser)
-    config = preset_config(preset, group, **overrides)
-    if device is not None:
-        denoiser = denoiser.to(device)
-    from .models.base import module_device
-    from .models.fast import accelerate, run_options
-    from .solvers.blind import shred_for_task
-    where = device if device is not None else module_device(denoiser)
     images = max(len(seeds) if seeds is not None else 0, y.shape[0])  # the batch SHRED will run
-    denoiser = accelerate(denoiser, run_options(run, where, grad=config.grad, images=images,
-                                                iterations=config.iterations))
-    solver = shred_for_task(denoiser, config, task, preset, device=device)  # BlindShred for blind tasks
-    return solver(y, operator, seeds=seeds, progress=progress)
+    restorer = make_restorer(denoiser, task, preset=preset, device=device, run=run, images=images, **overrides)
+    return restorer.solver(y, operator, seeds=seeds, progress=progress)
 
 
 def make_spec(operator: Operator, *, task: str | None = None, options: TaskOptions | None = None,

@@ -47,7 +47,9 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
-def _to_channels(x: torch.Tensor, channels: int | None, source: str) -> torch.Tensor:
+def to_channels(x: torch.Tensor, channels: int | None, source: str) -> torch.Tensor:
+    """[B, C, H, W] with ``channels`` channels: 1 takes the channel mean, 3 repeats a grey image;
+    None keeps C. Raises :class:`ShredError` (naming ``source``) for any other conversion."""
     c = x.shape[1]
     if channels is None or channels == c:
         return x
@@ -90,7 +92,7 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
         if arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
             raise ShredError(f"{path}: values span [{arr.min():.3g}, {arr.max():.3g}]; images must lie in [0, 1]")
         x = torch.from_numpy(np.ascontiguousarray(arr)).clamp(0, 1)[None]
-        return _to_channels(x, channels, str(path))
+        return to_channels(x, channels, str(path))
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -109,7 +111,7 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
     except OSError as exc:
         raise ShredError(f"{path}: cannot read the image ({exc})") from None
     x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
-    return _to_channels(x, channels, str(path))
+    return to_channels(x, channels, str(path))
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -202,11 +204,18 @@ def make_grid(columns: Sequence[tuple[str, torch.Tensor]], cell: int | None = No
     return canvas
 
 
+def grid_bytes(columns: Sequence[tuple[str, torch.Tensor]], suffix: str, **kw) -> bytes:
+    """:func:`make_grid` encoded as PNG, or JPEG (quality 95) for ``.jpg``/``.jpeg``."""
+    suffix = suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ShredError(f"a grid is written as .png or .jpg, not {suffix!r}")
+    buf = _io.BytesIO()
+    make_grid(columns, **kw).save(buf, format="PNG" if suffix == ".png" else "JPEG", quality=95)
+    return buf.getvalue()
+
+
 def write_grid(path: str | os.PathLike, columns: Sequence[tuple[str, torch.Tensor]], **kw) -> None:
     """Write :func:`make_grid` atomically (PNG or JPEG by suffix)."""
-    buf = _io.BytesIO()
-    suffix = Path(path).suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
+    if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
         raise ShredError(f"{path}: a grid is written as .png or .jpg")
-    make_grid(columns, **kw).save(buf, format="PNG" if suffix == ".png" else "JPEG", quality=95)
-    write_bytes(path, buf.getvalue())
+    write_bytes(path, grid_bytes(columns, Path(path).suffix, **kw))

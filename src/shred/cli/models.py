@@ -1,4 +1,6 @@
-"""``shred models`` (list the registry) and ``shred models download NAME`` (fill the cache)."""
+"""``shred models`` (list the registry) and ``shred models download NAME`` (fill the cache).
+
+The library: :mod:`shred.models.registry` and :mod:`shred.models.download`; shred.models never imports the CLI."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +30,7 @@ def _size(entry) -> str:
 
 
 def _status(entry) -> str:
-    from .download import ENV_BASE_URL, is_cached, local_path
+    from ..models.download import ENV_BASE_URL, is_cached, local_path
 
     if entry.kind == "bundled":
         return "bundled" if (entry.path / "config.json").is_file() else "missing (reinstall shred)"
@@ -39,9 +41,9 @@ def _status(entry) -> str:
     return "not downloaded"
 
 
-def cmd_list(args) -> int:
-    from .download import cache_dir
-    from .registry import MODELS
+def run(args) -> int:
+    from ..models.download import cache_dir
+    from ..models.registry import MODELS
 
     rows = [(e.name, f"{e.resolution}x{e.resolution} {'RGB' if e.channels == 3 else 'grey'}", _size(e), _status(e), e)
             for e in sorted(MODELS.values(), key=lambda e: e.kind != "bundled")]  # bundled first
@@ -55,10 +57,10 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_download(args) -> int:
-    from . import load_model
-    from .download import fetch, is_cached, local_path
-    from .registry import MODELS
+def run_download(args) -> int:
+    from ..models import load_model
+    from ..models.download import fetch, is_cached, local_path
+    from ..models.registry import MODELS
 
     entry = MODELS.get(args.name)
     if entry is None:
@@ -74,16 +76,15 @@ def cmd_download(args) -> int:
     return 0
 
 
-def add_models_parser(sub) -> None:
-    """Add ``shred models`` to the CLI's sub-commands."""
+def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list known models, or download one into the cache",
                        description="List the bundled and downloadable models, with size, licence, "
                                    "provenance and whether they are in the cache.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=cmd_list)
+    p.set_defaults(func=run)
     actions = p.add_subparsers(dest="models_action", metavar="ACTION")
     d = actions.add_parser("download", help="fetch a model into the cache (resumable, checked)",
                            description="Fetch a model into the cache: resumable, checked, written atomically.")
     d.add_argument("name", help="model name, as listed by `shred models`")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
-    d.set_defaults(func=cmd_download)
+    d.set_defaults(func=run_download)
