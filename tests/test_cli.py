@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -112,7 +113,7 @@ def test_bad_input_gives_one_line_and_no_output(case, tmp_path, clean_png, tiny_
     out, err = capsys.readouterr()
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("shred") and "error:" in lines[0], err
+    assert len(lines) == 1 and re.match(r"shred-ir( restore| degrade)?: error: ", lines[0]), err
     assert expect in lines[0], lines[0]
     assert set(tmp_path.iterdir()) == before  # nothing written, not even a temporary file
 
@@ -144,3 +145,46 @@ def test_restore_reports_and_honours_the_execution_options(tmp_path, clean_png, 
         main(["restore", str(y), "--precision", "int8"])
     assert e.value.code == 2
     assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
+def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    return tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+
+
+def test_the_console_command_is_shred_ir_and_never_shred():
+    # GNU coreutils' `shred` overwrites the files it is given: typed where the virtual environment is
+    # not active, `shred restore y.png` destroyed y.png. No script of ours may carry that name.
+    assert _pyproject()["project"]["scripts"] == {"shred-ir": "shred.cli:main"}
+    from shred.cli import PROG, build_parser
+
+    assert PROG == "shred-ir" and build_parser().prog == "shred-ir"
+
+
+def test_the_installed_entry_point_is_shred_ir():
+    import json as _json
+    from importlib.metadata import PackageNotFoundError, distribution
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        dist = distribution("shred")
+    except PackageNotFoundError:
+        pytest.skip("shred is not installed (pip install -e .)")
+    url = _json.loads(dist.read_text("direct_url.json") or "{}").get("url", "")
+    if url != root.as_uri():
+        pytest.skip(f"the installed shred comes from {url or 'a wheel'}, not from this checkout {root}")
+    scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
+    assert scripts == {"shred-ir": "shred.cli:main"}
+    exe = Path(sys.executable).parent / "shred-ir"
+    res = subprocess.run([str(exe), "restore", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("usage: shred-ir restore"), res.stderr
+    assert not (Path(sys.executable).parent / "shred").exists()  # no stale script of the old name
+
+
+def test_python_dash_m_shred_is_the_same_command():
+    res = subprocess.run([sys.executable, "-m", "shred", "degrade", "--task", "sr"], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert res.stderr.startswith("shred-ir degrade: error: the following arguments are required: clean, --out")

@@ -112,7 +112,7 @@ def test_cli_prints_a_compile_fallback_as_one_line(tmp_path, tiny_model_dir, cap
                  "--iterations", "1", "--compile", "default", "--quiet", "--out", str(tmp_path / "r.png")])
     err = capsys.readouterr().err
     assert code == 0 and (tmp_path / "r.png").is_file()
-    warning = [line for line in err.splitlines() if line.startswith("shred: warning: torch.compile failed")]
+    warning = [line for line in err.splitlines() if line.startswith("shred-ir: warning: torch.compile failed")]
     assert len(warning) == 1 and "Traceback" not in err
 
 

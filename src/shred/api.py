@@ -126,7 +126,7 @@ def read_spec(path: str | Path) -> tuple[Operator, dict[str, Any]]:
     except (OSError, ValueError) as exc:
         raise ShredError(f"{path}: not a JSON spec ({exc})") from None
     if not isinstance(spec, dict) or "shred_spec" not in spec or "operator" not in spec:
-        raise ShredError(f"{path}: not a shred spec (written by `shred degrade`)")
+        raise ShredError(f"{path}: not a shred spec (written by `shred-ir degrade`)")
     if spec["shred_spec"] > SPEC_VERSION:
         raise ShredError(f"{path}: spec version {spec['shred_spec']} is newer than this shred reads; upgrade shred")
     return operator_from_spec(spec["operator"]), spec

@@ -1,6 +1,6 @@
 """What a restoration run reports: one row per seed, the spread of the solutions, kernel images.
 
-Used by ``shred restore`` (its printed table and ``--report out.json``) and usable from Python:
+Used by ``shred-ir restore`` (its printed table and ``--report out.json``) and usable from Python:
 
 >>> rows = seed_rows(result, operator, y, clean=x)          # one dict per restoration
 >>> summary = run_summary(result, rows)                     # diversity, means, stop rule

@@ -1,7 +1,7 @@
 """Restoring from files: a measurement with its spec or task, the model it needs, and the bytes of
 every output (restorations, kernels, side-by-side grid, JSON report).
 
-This is the library behind ``shred restore``; the command parses its options, calls these
+This is the library behind ``shred-ir restore``; the command parses its options, calls these
 functions, writes the bytes they return and prints. Images in memory are float32 [1, C, H, W] in
 [0, 1]; every problem a user can cause raises :class:`shred.errors.ShredError` in one line.
 

@@ -1,4 +1,4 @@
-"""Training unconditional eps-prediction diffusion models (``shred train``).
+"""Training unconditional eps-prediction diffusion models (``shred-ir train``).
 
 The objective is DDPM's (eq. 3 of the SHRED paper): ``|| eps - eps_theta(sqrt(abar_t) x_0 +
 sqrt(1 - abar_t) eps, t) ||^2`` with t uniform, on images scaled to [-1, 1], linear betas 1e-4 .. 0.02

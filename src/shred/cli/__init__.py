@@ -1,6 +1,10 @@
-"""The ``shred`` command: a thin layer over the Python API.
+"""The ``shred-ir`` command (also ``python -m shred``): a thin layer over the Python API.
 
-Every user error ends as one line on stderr (``shred: error: ...``) and exit status 2; a bug is one
+The command is not called ``shred``: GNU coreutils' ``shred`` (on every Linux PATH) overwrites the
+files it is given with random data, so ``shred restore y.png`` typed outside the virtual environment
+would destroy y.png. The package and import name stay ``shred``.
+
+Every user error ends as one line on stderr (``shred-ir: error: ...``) and exit status 2; a bug is one
 line too (status 1; ``SHRED_DEBUG=1`` shows the traceback), an interrupt exits with 130. Outputs are
 written atomically, and only after all the work has succeeded.
 
@@ -17,7 +21,7 @@ import sys
 from ..errors import ShredError
 from . import bench, degrade, demo, models, restore, train
 
-PROG = "shred"
+PROG = "shred-ir"  # the console script of pyproject.toml; see the module docstring
 
 COMMANDS = [degrade, restore, train, demo, bench, models]
 
@@ -33,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = Parser(prog=PROG, description="Zero-shot image restoration by diffusion inversion (SHRED).")
-    parser.add_argument("--version", action="version", version=f"shred {__version__}")
+    parser.add_argument("--version", action="version", version=f"{PROG} (shred {__version__})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(sub)

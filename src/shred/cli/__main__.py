@@ -1,4 +1,4 @@
-"""``python -m shred.cli``: the same as the ``shred`` command."""
+"""``python -m shred.cli``: the same as the ``shred-ir`` command."""
 import sys
 
 from . import main

@@ -1,4 +1,4 @@
-"""``shred bench``: every method on the very same degraded images (the library: :mod:`shred.benchmark`)."""
+"""``shred-ir bench``: every method on the very same degraded images (the library: :mod:`shred.benchmark`)."""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +6,9 @@ import argparse
 from .options import default_device, positive_int
 
 EPILOG = """examples:
-  shred bench --data cifar10-test --n 10 --out runs/cifar                    # all tasks and methods
-  shred bench --data cifar10-test --n 100 --tasks sr4,inpaint --methods shred,ddnm,ddrm --out runs/a
-  shred bench --data photos/ --n 12 --model cifar10-32 --set dps.steps=100 --set dip.iterations=500 --out runs/b
+  shred-ir bench --data cifar10-test --n 10 --out runs/cifar                    # all tasks and methods
+  shred-ir bench --data cifar10-test --n 100 --tasks sr4,inpaint --methods shred,ddnm,ddrm --out runs/a
+  shred-ir bench --data photos/ --n 12 --model cifar10-32 --set dps.steps=100 --set dip.iterations=500 --out runs/b
   (run the same command again to resume: finished (task, method) pairs are kept)
 """
 

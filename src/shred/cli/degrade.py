@@ -1,4 +1,4 @@
-"""``shred degrade``: degrade a clean image; write the measurement and the JSON spec of its operator."""
+"""``shred-ir degrade``: degrade a clean image; write the measurement and the JSON spec of its operator."""
 from __future__ import annotations
 
 import argparse
@@ -9,10 +9,10 @@ from ..errors import ShredError
 from .options import add_task_options, check_out_free, size, task_options
 
 EPILOG = """examples:
-  shred degrade cat.png --task sr --scale 4 --out y.png          # writes y.png and y.json
-  shred degrade face.png --task inpaint --box-size 16 --out y.png
-  shred degrade face.png --task cs --fraction 0.05 --seed 3 --out y.npy
-  shred degrade photo.jpg --task colorize+sr --scale 2 --size 32 --out y.png
+  shred-ir degrade cat.png --task sr --scale 4 --out y.png          # writes y.png and y.json
+  shred-ir degrade face.png --task inpaint --box-size 16 --out y.png
+  shred-ir degrade face.png --task cs --fraction 0.05 --seed 3 --out y.npy
+  shred-ir degrade photo.jpg --task colorize+sr --scale 2 --size 32 --out y.png
 """
 
 
@@ -38,7 +38,7 @@ def run(args) -> int:
     from ..restoration import fit_image
 
     if not args.task:
-        raise ShredError("give --task (see `shred degrade --help`)")
+        raise ShredError("give --task (see `shred-ir degrade --help`)")
     out = check_writable(args.out)
     spec_path = Path(args.spec) if args.spec else out.with_suffix(".json")
     if spec_path.suffix.lower() != ".json":

@@ -1,4 +1,4 @@
-"""``shred demo``: degrade the shipped sample image and restore it with the bundled model."""
+"""``shred-ir demo``: degrade the shipped sample image and restore it with the bundled model."""
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,4 @@
-"""``shred models`` (list the registry) and ``shred models download NAME`` (fill the cache).
+"""``shred-ir models`` (list the registry) and ``shred-ir models download NAME`` (fill the cache).
 
 The library: :mod:`shred.models.registry` and :mod:`shred.models.download`; shred.models never imports the CLI."""
 from __future__ import annotations
@@ -10,10 +10,10 @@ import sys
 from ..errors import ShredError
 
 EPILOG = """examples:
-  shred models                                   # what is known, bundled or cached
-  shred models download celeba-hq-256            # fetch into the cache (resumable)
-  SHRED_CACHE=/data/shred shred models download imagenet-256-uncond
-  shred restore y.png --model celeba-hq-256      # first use downloads it too
+  shred-ir models                                   # what is known, bundled or cached
+  shred-ir models download celeba-hq-256            # fetch into the cache (resumable)
+  SHRED_CACHE=/data/shred shred-ir models download imagenet-256-uncond
+  shred-ir restore y.png --model celeba-hq-256      # first use downloads it too
 
 A model that cannot be fetched by a program (ffhq-256-dps, on Google Drive) is listed with the page
 to get it from and the path to put it at.
@@ -53,7 +53,7 @@ def run(args) -> int:
         print(f"{name:<{width}}{images:<13}{size:<9}{status}")
         print(f"    {e.description}")
         print(f"    {e.architecture}; data in [{e.data_range[0]:g}, {e.data_range[1]:g}]; licence: {e.licence}")
-    print(f"\ncache: {cache_dir()} (set SHRED_CACHE to move it); `shred models download NAME` fetches a model")
+    print(f"\ncache: {cache_dir()} (set SHRED_CACHE to move it); `shred-ir models download NAME` fetches a model")
     return 0
 
 
@@ -85,6 +85,6 @@ def add_parser(sub) -> None:
     actions = p.add_subparsers(dest="models_action", metavar="ACTION")
     d = actions.add_parser("download", help="fetch a model into the cache (resumable, checked)",
                            description="Fetch a model into the cache: resumable, checked, written atomically.")
-    d.add_argument("name", help="model name, as listed by `shred models`")
+    d.add_argument("name", help="model name, as listed by `shred-ir models`")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=run_download)

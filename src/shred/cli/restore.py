@@ -1,4 +1,4 @@
-"""``shred restore``: restore a degraded image with SHRED (the library: :mod:`shred.restoration`)."""
+"""``shred-ir restore``: restore a degraded image with SHRED (the library: :mod:`shred.restoration`)."""
 from __future__ import annotations
 
 import argparse
@@ -10,16 +10,16 @@ from .options import (add_task_options, bool_flag, check_out_free, default_devic
                       seed_paths, seeds, task_options)
 
 EPILOG = """examples:
-  shred restore y.png                                  # uses y.json written by `shred degrade`
-  shred restore y.png --spec y.json --out restored.png --grid grid.png
-  shred restore small.png --task sr --scale 4          # a low-resolution photo, no spec
-  shred restore y.png --seeds 0-7 --grid grid.png      # eight solutions from eight noises
-  shred restore y.png --preset paper --grad exact --iterations 50 --lr 0.003
-  shred restore y.png --seeds 0-7 --report r.json      # per-seed table, diversity, JSON report
-  shred restore noisy.png --task sr --sigma-y 0.05 --stop discrepancy
-  shred restore blurred.png --task blind-deblur --kernel-size 41 --kernel-out k.png
-  shred restore y.png --seeds 0-15 --compile default   # compile the network (pays off on big runs)
-  shred restore y.png --precision fp32 --compile none  # the float32 reference path on a GPU
+  shred-ir restore y.png                                  # uses y.json written by `shred-ir degrade`
+  shred-ir restore y.png --spec y.json --out restored.png --grid grid.png
+  shred-ir restore small.png --task sr --scale 4          # a low-resolution photo, no spec
+  shred-ir restore y.png --seeds 0-7 --grid grid.png      # eight solutions from eight noises
+  shred-ir restore y.png --preset paper --grad exact --iterations 50 --lr 0.003
+  shred-ir restore y.png --seeds 0-7 --report r.json      # per-seed table, diversity, JSON report
+  shred-ir restore noisy.png --task sr --sigma-y 0.05 --stop discrepancy
+  shred-ir restore blurred.png --task blind-deblur --kernel-size 41 --kernel-out k.png
+  shred-ir restore y.png --seeds 0-15 --compile default   # compile the network (pays off on big runs)
+  shred-ir restore y.png --precision fp32 --compile none  # the float32 reference path on a GPU
 
 size policy: the measurement must have exactly the size that the model and the task imply
 (e.g. 8x8 for x4 super-resolution with a 32x32 model); shred never resizes silently. Pass
@@ -35,8 +35,8 @@ def add_parser(sub) -> None:
                        description="Restore a degraded image by optimising the input noise of a few-step DDIM (SHRED).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("measurement", help="degraded image (PNG, JPEG or .npy)")
-    p.add_argument("--spec", help="spec written by `shred degrade` (default: the measurement's .json, if any)")
-    p.add_argument("--model", help="model name (see `shred models`) or folder/checkpoint; default: the "
+    p.add_argument("--spec", help="spec written by `shred-ir degrade` (default: the measurement's .json, if any)")
+    p.add_argument("--model", help="model name (see `shred-ir models`) or folder/checkpoint; default: the "
                    "bundled model for the image's channels")
     p.add_argument("--class-label", type=int, help="class for a class-conditional model")
     p.add_argument("--out", help="restored image (default: <measurement>_restored.png)")
@@ -88,7 +88,7 @@ def _spec_path(args, y_path: Path) -> Path | None:
     if spec_path is None and not args.task:
         guess = y_path.with_suffix(".json")
         if not guess.is_file():
-            raise ShredError(f"say how {y_path.name} was degraded: --spec FILE.json (from `shred degrade`) or --task")
+            raise ShredError(f"say how {y_path.name} was degraded: --spec FILE.json (from `shred-ir degrade`) or --task")
         spec_path = guess
         if not args.quiet:
             print(f"using the spec {guess}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``shred train``: train an unconditional eps-prediction diffusion model (the library: :mod:`shred.train`)."""
+"""``shred-ir train``: train an unconditional eps-prediction diffusion model (the library: :mod:`shred.train`)."""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +6,9 @@ import argparse
 from .options import positive_float, positive_int
 
 EPILOG = """examples:
-  shred train cifar10-train --arch cifar10-32 --minutes 8 --out models/cifar10-32
-  shred train ~/images.zip --arch cifar10-32 --steps 20000 --batch 128 --out run1
-  shred train fashion-mnist-train --arch fashion-mnist-28 --steps 3000 --batch 64 --out fm
+  shred-ir train cifar10-train --arch cifar10-32 --minutes 8 --out models/cifar10-32
+  shred-ir train ~/images.zip --arch cifar10-32 --steps 20000 --batch 128 --out run1
+  shred-ir train fashion-mnist-train --arch fashion-mnist-28 --steps 3000 --batch 64 --out fm
   (run the same command again to resume from <out>/checkpoint.pt)
 """
 

@@ -22,7 +22,7 @@ def load_model(spec: str | Path, *, device: str | torch.device | None = None,
                class_label: int | None = None, dtype: torch.dtype | None = None) -> Denoiser:
     """Load a denoiser by registry name, model folder or checkpoint file.
 
-    A registry name that is not in the cache yet is downloaded first (``shred models`` lists them).
+    A registry name that is not in the cache yet is downloaded first (``shred-ir models`` lists them).
     Checkpoint files are recognised by their content (see :mod:`shred.models.convert`).
     The network is in eval mode with frozen weights, on ``device`` (default CPU), in ``dtype``
     (default float32; ``torch.bfloat16`` or ``torch.float16`` for half-precision inference: the

@@ -4,7 +4,7 @@ Two folder layouts are read:
 
 * shred's own: ``config.json`` with ``"shred_format": 1``, an ``"unet"`` section (the diffusers
   constructor arguments), ``"schedule"``, ``"data_range"`` and a free-form ``"training"`` record,
-  next to ``model.safetensors``. Written by :func:`save_folder` and ``shred train``.
+  next to ``model.safetensors``. Written by :func:`save_folder` and ``shred-ir train``.
 * a diffusers model folder (``config.json`` naming ``UNet2DModel``, or a pipeline folder with a
   ``unet/`` sub-folder), with the schedule from ``scheduler_config.json`` when there is one.
 """
@@ -153,7 +153,7 @@ def load_folder(folder: str | os.PathLike, name: str | None = None, *, lean: boo
     """Load a shred or diffusers model folder as a float32 :class:`UNetDenoiser` on the CPU.
 
     A shred folder whose architecture :mod:`shred.models.lean_unet` covers (the bundled models and
-    what ``shred train`` makes) is built without importing diffusers (``lean=None``, the default;
+    what ``shred-ir train`` makes) is built without importing diffusers (``lean=None``, the default;
     ``lean=False`` forces diffusers; both give the same eps to float32 round-off).
     """
     folder = Path(folder)
