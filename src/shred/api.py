@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from .errors import ShredError
 from .seeding import generator
 from .models import Denoiser

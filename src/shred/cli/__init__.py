@@ -34,7 +34,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = Parser(prog=PROG, description="Zero-shot image restoration by diffusion inversion (SHRED).")
     parser.add_argument("--version", action="version", version=f"{PROG} (shred {__version__})")

@@ -9,7 +9,8 @@ from ..errors import CheckpointError, ShredError
 from . import bundled, known  # noqa: F401  (register the bundled models and the released checkpoints)
 from .analytic import GaussianPrior
 from .base import Denoiser, UNetDenoiser
-from .registry import MODELS, ModelEntry, bundled_models, default_model, register_model, resolve_model_path
+from .registry import MODELS, ModelEntry, bundled_models, default_model, register_model
+from .resolve import resolve_model_path
 from .convert import load_checkpoint_file
 from .fast import RunOptions, accelerate, run_options
 from .unet import build_unet, load_folder, save_folder
