@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -130,9 +129,9 @@ def lr_at(cfg: TrainConfig, state: TrainState) -> float:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from .io import atomic_write
+
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 class Trainer:

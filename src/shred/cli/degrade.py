@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..api import degrade, make_spec
-    from ..io import check_writable, image_bytes, read_image, write_bytes, write_json
+    from ..io import check_writable, image_bytes, json_bytes, read_image, write_all
     from ..models import MODELS, load_model
     from ..restoration import fit_image
 
@@ -53,8 +53,7 @@ def run(args) -> int:
     spec = make_spec(op, task=args.task, options=opts, seed=args.seed,
                      extra={"clean": str(args.clean), "measurement": out.name,
                             "model": args.model if args.model in MODELS else None})
-    write_bytes(out, image_bytes(y, out.suffix))
-    write_json(spec_path, spec)
+    write_all([(out, image_bytes(y, out.suffix)), (spec_path, json_bytes(spec))])  # both or neither
     c, h, w = op.out_shape
     print(f"wrote {out} ({c}x{h}x{w}, {args.task}) and {spec_path}", file=sys.stderr if args.quiet else sys.stdout)
     return 0

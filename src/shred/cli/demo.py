@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..api import degrade, restore
-    from ..io import grid_bytes, read_image, write_bytes, write_image
+    from ..io import grid_bytes, image_bytes, read_image, write_all
     from ..metrics import psnr
     from ..models import default_model, load_model
     from ..operators import TaskOptions
@@ -45,10 +45,8 @@ def run(args) -> int:
     x0 = res.x0.float().cpu()
     shown = op.pinv(y.double()).float().clamp(0, 1) if op.out_shape != op.in_shape else y
     grid = grid_bytes([("clean", x), (f"{args.task} input", shown), ("SHRED", x0)], ".png")
-    write_image(out / "clean.png", x)
-    write_image(out / "degraded.png", y)
-    write_image(out / "restored.png", x0)
-    write_bytes(out / "grid.png", grid)
+    write_all([(out / "clean.png", image_bytes(x, ".png")), (out / "degraded.png", image_bytes(y, ".png")),
+               (out / "restored.png", image_bytes(x0, ".png")), (out / "grid.png", grid)])
     print(f"done in {res.wall_time:.1f} s: PSNR {float(psnr(x0, x)):.2f} dB (input shown as A^+ y: "
           f"{float(psnr(shown, x)):.2f} dB); wrote {out}/clean.png, degraded.png, restored.png, grid.png")
     return 0

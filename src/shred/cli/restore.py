@@ -99,7 +99,7 @@ def _spec_path(args, y_path: Path) -> Path | None:
 
 def run(args) -> int:
     from ..api import make_restorer
-    from ..io import check_writable, grid_bytes, write_bytes
+    from ..io import check_writable, grid_bytes, write_all
     from ..restoration import done_message, grid_columns, load_clean, load_measurement, output_files, run_report
 
     y_path = Path(args.measurement)
@@ -137,8 +137,7 @@ def run(args) -> int:
         files.append((report, rep.json_bytes()))
     if grid is not None:
         files.append((grid, grid_bytes(grid_columns(m.y, res, clean), grid.suffix)))
-    for p, data in files:
-        write_bytes(p, data)
+    write_all(files)  # all of them or none
     stream = sys.stderr if args.quiet else sys.stdout
     if len(rep.rows) > 1 or "stop" in rep.summary:
         print(rep.table(), file=stream)

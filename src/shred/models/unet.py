@@ -66,26 +66,22 @@ def unet_config(unet) -> dict[str, Any]:
             if not k.startswith("_")}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def save_folder(unet, schedule: NoiseSchedule, folder: str | os.PathLike, *, name: str,
                 data_range=(-1.0, 1.0), training: dict[str, Any] | None = None,
                 dtype: torch.dtype = torch.float16) -> Path:
-    """Write ``model.safetensors`` (in ``dtype``) and ``config.json`` atomically into ``folder``."""
+    """Write ``model.safetensors`` (in ``dtype``) and ``config.json`` into ``folder``, both or
+    neither (:func:`shred.io.write_all`)."""
     from safetensors.torch import save
+
+    from ..io import json_bytes, write_all
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in unet.state_dict().items()}
-    _atomic_write_bytes(folder / WEIGHTS, save(state))
     config = {"shred_format": SHRED_FORMAT, "name": name, "unet": unet_config(unet),
               "schedule": schedule.to_dict(), "data_range": list(data_range),
               "weights_dtype": str(dtype).replace("torch.", ""), "training": training or {}}
-    _atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
+    write_all([(folder / WEIGHTS, save(state)), (folder / "config.json", json_bytes(config))])
     return folder
 
 
