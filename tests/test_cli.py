@@ -188,3 +188,44 @@ def test_python_dash_m_shred_is_the_same_command():
     res = subprocess.run([sys.executable, "-m", "shred", "degrade", "--task", "sr"], capture_output=True, text=True)
     assert res.returncode == 2
     assert res.stderr.startswith("shred-ir degrade: error: the following arguments are required: clean, --out")
+
+
+def _choices(command: str) -> dict:
+    from shred.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    return {a.dest: list(a.choices) for a in sub._actions if a.choices}
+
+
+def test_choices_come_from_the_registries():
+    from shred.benchmark import METHODS
+    from shred.cli.bench import DEFAULT_METHODS
+    from shred.diffusion import SPACINGS
+    from shred.models.fast import COMPILE_MODES, PRECISIONS
+    from shred.operators import TASKS
+    from shred.solvers import PRESETS
+    from shred.solvers.shred import INITS, LOSSES
+    from shred.solvers.stopping import STOPS
+    from shred.train import ARCHITECTURES
+
+    restore = _choices("restore")
+    assert restore["precision"] == ["auto", *PRECISIONS]
+    assert restore["compile"] == ["auto", "none", *[m for m in COMPILE_MODES if m]]
+    assert restore["preset"] == ["auto", *PRESETS]
+    assert (restore["spacing"], restore["loss"], restore["init"], restore["stop"]) == \
+        (list(SPACINGS), list(LOSSES), list(INITS), list(STOPS))
+    assert sorted(restore["grad"]) == ["exact", "surrogate"]
+    assert _choices("bench")["preset"] == ["auto", *PRESETS]
+    assert _choices("train")["arch"] == list(ARCHITECTURES)
+    assert _choices("demo")["task"] == [t for t in TASKS if t != "inpaint-mask"]  # the one that needs a file
+    assert set(DEFAULT_METHODS) <= set(METHODS)
+
+
+def test_every_command_module_is_registered_once_with_add_parser_and_run():
+    from shred import cli
+
+    names = [m.__name__.rsplit(".", 1)[1] for m in cli.COMMANDS]
+    assert {"degrade", "restore", "train", "demo", "bench", "models"} <= set(names) and len(set(names)) == len(names)
+    assert all(callable(m.add_parser) and callable(m.run) for m in cli.COMMANDS)
+    help_text = cli.build_parser().format_help()
+    assert all(f"    {name}" in help_text for name in names)

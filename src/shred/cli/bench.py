@@ -5,6 +5,10 @@ import argparse
 
 from .options import default_device, positive_int
 
+# The comparison of the paper (Tables 1-6): every method but the prior-free baselines (pinv,
+# naive-inversion) and DDNM+; each must be a key of benchmark.METHODS (tested).
+DEFAULT_METHODS = ("shred", "ddnm", "ddrm", "dps", "repaint", "dip", "shred-blind", "selfdeblur")
+
 EPILOG = """examples:
   shred-ir bench --data cifar10-test --n 10 --out runs/cifar                    # all tasks and methods
   shred-ir bench --data cifar10-test --n 100 --tasks sr4,inpaint --methods shred,ddnm,ddrm --out runs/a
@@ -41,7 +45,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data", default="cifar10-test", help="images: a split name (cifar10-test), folder, zip or IDX file")
     p.add_argument("--n", type=positive_int, default=10, help="number of images (default 10)")
     p.add_argument("--tasks", default=",".join(BENCH_TASK_NAMES), help=f"comma-separated: {', '.join(BENCH_TASK_NAMES)}")
-    p.add_argument("--methods", default="shred,ddnm,ddrm,dps,repaint,dip,shred-blind,selfdeblur",
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help=f"comma-separated: {', '.join(METHODS)}")
     p.add_argument("--model", default="cifar10-32", help="model name or path (default cifar10-32)")
     p.add_argument("--seed", type=int, default=0, help="image choice, masks, kernels and noises (default 0)")

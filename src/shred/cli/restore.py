@@ -28,8 +28,11 @@ size policy: the measurement must have exactly the size that the model and the t
 
 
 def add_parser(sub) -> None:
-    from ..diffusion import SPACINGS
+    from ..diffusion import GRAD_MODES, SPACINGS
+    from ..models.fast import COMPILE_MODES, PRECISIONS
     from ..solvers import DEFAULT_PRESET, PRESETS
+    from ..solvers.shred import INITS, LOSSES
+    from ..solvers.stopping import STOPS
 
     p = sub.add_parser("restore", help="restore a degraded image with SHRED",
                        description="Restore a degraded image by optimising the input noise of a few-step DDIM (SHRED).",
@@ -48,10 +51,10 @@ def add_parser(sub) -> None:
                    ".npy); several seeds add _seedN")
     p.add_argument("--resize", action="store_true", help="resample a measurement of the wrong size (see below)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
                    help="precision of the network (autocast; x_T, the loss and Adam stay float32); "
                    "auto: bf16 on a GPU, fp32 on a CPU")
-    p.add_argument("--compile", default="auto", choices=["auto", "none", "default", "reduce-overhead", "max-autotune"],
+    p.add_argument("--compile", default="auto", choices=["auto", "none", *filter(None, COMPILE_MODES)],
                    help="torch.compile mode for the network; auto: default on a GPU for surrogate-gradient runs "
                    "of 800+ image-iterations (e.g. 8 seeds x 100), none otherwise (on a CPU it saves 20-23 %% per "
                    "iteration but compiling takes 12-120 s)")
@@ -64,13 +67,14 @@ def add_parser(sub) -> None:
     s.add_argument("--lr", type=positive_float, help="Adam learning rate alpha")
     s.add_argument("--delta-t", type=positive_int, help="DDIM skip (default 100: 10 steps of T = 1000)")
     s.add_argument("--spacing", choices=SPACINGS, help="timesteps: leading (t=900..0) or trailing (t=999..99)")
-    s.add_argument("--grad", choices=["surrogate", "exact"], help="gradient through the DDIM update only, or through the network too")
-    s.add_argument("--loss", choices=["mse", "norm"], help="mean squared error or the norm of eq. 15")
-    s.add_argument("--init", choices=["noise", "ddim-inversion"], help="start from noise or from DDIM inversion of A^+ y")
+    s.add_argument("--grad", choices=[g for g in GRAD_MODES if g != "none"],  # "none": no gradient at all
+                   help="gradient through the DDIM update only, or through the network too")
+    s.add_argument("--loss", choices=LOSSES, help="mean squared error or the norm of eq. 15")
+    s.add_argument("--init", choices=INITS, help="start from noise or from DDIM inversion of A^+ y")
     bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
     s.add_argument("--epsilon", type=positive_float, help="stop an image once its loss < epsilon")
-    s.add_argument("--stop", choices=["none", "discrepancy", "auto", "plateau"],
+    s.add_argument("--stop", choices=STOPS,
                    help="noise-aware stopping: discrepancy (||y - Hx|| <= tau sigma_y sqrt(m), needs --sigma-y), "
                    "auto (sigma_y estimated from y when unknown), plateau (loss stopped improving)")
     s.add_argument("--tau", type=positive_float, help="discrepancy principle factor (default 1)")
