@@ -8,7 +8,8 @@ import torch
 from ..errors import CheckpointError, ShredError
 from . import bundled, known  # noqa: F401  (register the bundled models and the released checkpoints)
 from .analytic import GaussianPrior
-from .base import Denoiser, UNetDenoiser
+from .base import (PREDICTION_TYPES, Denoiser, SamplePredictionDenoiser, UNetDenoiser, VPredictionDenoiser,
+                   unet_denoiser)
 from .registry import MODELS, ModelEntry, bundled_models, default_model, register_model
 from .resolve import resolve_model_path
 from .convert import load_checkpoint_file
@@ -55,6 +56,7 @@ def load_model(spec: str | Path, *, device: str | torch.device | None = None,
     return den.to(device) if device is not None else den
 
 
-__all__ = ["Denoiser", "UNetDenoiser", "GaussianPrior", "ModelEntry", "MODELS", "bundled_models",
+__all__ = ["Denoiser", "UNetDenoiser", "VPredictionDenoiser", "SamplePredictionDenoiser", "PREDICTION_TYPES",
+           "unet_denoiser", "GaussianPrior", "ModelEntry", "MODELS", "bundled_models",
            "default_model", "register_model", "resolve_model_path", "build_unet", "load_folder",
            "save_folder", "load_model", "load_checkpoint_file", "RunOptions", "accelerate", "run_options"]

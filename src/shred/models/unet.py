@@ -19,7 +19,7 @@ import torch
 
 from ..diffusion import NoiseSchedule
 from ..errors import CheckpointError
-from .base import UNetDenoiser
+from .base import UNetDenoiser, prediction_class
 
 SHRED_FORMAT = 1
 WEIGHTS = "model.safetensors"
@@ -130,19 +130,23 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
                                   f"e.g. {left[0]}")
 
 
-def _diffusers_schedule(folder: Path) -> NoiseSchedule:
+def _diffusers_scheduler(folder: Path) -> tuple[NoiseSchedule, str, str]:
+    """(schedule, prediction_type, where they were read) from the folder's diffusers scheduler
+    config; linear betas 1e-4 .. 0.02, T = 1000, eps-prediction when there is none."""
     for cand in (folder / "scheduler_config.json", folder.parent / "scheduler" / "scheduler_config.json",
                  folder.parent / "scheduler_config.json"):
         if cand.is_file():
             cfg = _read_json(cand)
             kind = cfg.get("beta_schedule", "linear")
             T = int(cfg.get("num_train_timesteps", 1000))
+            prediction = cfg.get("prediction_type", "epsilon")
             if kind == "linear":
-                return NoiseSchedule.linear(T, float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02)))
+                betas = NoiseSchedule.linear(T, float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02)))
+                return betas, prediction, str(cand)
             if kind == "squaredcos_cap_v2":
-                return NoiseSchedule.cosine(T)
+                return NoiseSchedule.cosine(T), prediction, str(cand)
             raise CheckpointError(f"{cand}: beta_schedule {kind!r} is not supported")
-    return NoiseSchedule.linear()
+    return NoiseSchedule.linear(), "epsilon", str(folder)
 
 
 def load_folder(folder: str | os.PathLike, name: str | None = None, *, lean: bool | None = None) -> UNetDenoiser:
@@ -176,6 +180,8 @@ def load_folder(folder: str | os.PathLike, name: str | None = None, *, lean: boo
         den.info = cfg
         return den
     if cfg.get("_class_name") == "UNet2DModel":
+        schedule, prediction, source = _diffusers_scheduler(folder)
+        denoiser_class = prediction_class(prediction, source)  # refuse an unknown type before loading
         unet = build_unet(_known_unet_arguments(cfg), empty=True)
         candidates = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"]
         weights = next((folder / c for c in candidates if (folder / c).is_file()), None)
@@ -188,8 +194,8 @@ def load_folder(folder: str | os.PathLike, name: str | None = None, *, lean: boo
             state = read_torch_file(weights)
         from .checkpoints import rename_old_diffusers_attention
         load_state_strict(unet, rename_old_diffusers_attention(state), str(weights), assign=True)
-        den = UNetDenoiser(unet.float(), _diffusers_schedule(folder), name=name)
-        den.info = {"name": name, "source": str(folder), "data_range": [-1.0, 1.0]}
+        den = denoiser_class(unet.float(), schedule, name=name)
+        den.info = {"name": name, "source": str(folder), "data_range": [-1.0, 1.0], "prediction_type": prediction}
         return den
     raise CheckpointError(f"{cfg_path}: neither a shred model (shred_format) nor a diffusers UNet2DModel "
                           f"(_class_name is {cfg.get('_class_name')!r})")
