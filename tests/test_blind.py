@@ -238,7 +238,7 @@ def test_bad_kernel_files_give_one_line_errors(bad_kernels, clean_png, name, mes
     code, _, err = run(["degrade", clean_png, "--task", "blind-deblur", "--kernel", bad_kernels / name,
                         "--out", bad_kernels / "y.png"], capsys)
     assert code == 2
-    assert err.startswith("shred: error:") and message in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("shred-ir: error:") and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_motion_kernels_from_the_shared_mat_files():

@@ -243,3 +243,73 @@ def test_head_count_not_dividing_the_channels(tmp_path):
     with pytest.raises(CheckpointError, match="head_channels") as err:
         load_checkpoint_file(tmp_path / "adm.pt", head_channels=48)
     _one_line(err.value)
+
+
+# --- diffusers prediction types -------------------------------------------------------------------
+def _diffusers_folder(tmp_path, prediction_type: str):
+    """A tiny random UNet2DModel saved as diffusers does, with a DDIM scheduler config that names
+    ``prediction_type``; returns (folder, the network)."""
+    from diffusers import DDIMScheduler
+
+    from conftest import TINY_UNET
+    from shred.models import build_unet
+
+    torch.manual_seed(0)
+    unet = build_unet(TINY_UNET).eval()
+    folder = tmp_path / prediction_type
+    unet.save_pretrained(folder)
+    # register_to_config accepts any string, as a config written by another program can hold one.
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    scheduler.register_to_config(prediction_type=prediction_type)
+    scheduler.save_config(folder)
+    return folder, unet
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_every_prediction_type_is_converted_to_eps_exactly(tmp_path, prediction_type):
+    from shred.diffusion import NoiseSchedule
+
+    folder, unet = _diffusers_folder(tmp_path, prediction_type)
+    den = load_folder(folder)
+    assert den.prediction_type == prediction_type and den.info["prediction_type"] == prediction_type
+    abar = NoiseSchedule.linear().abar
+    g = torch.Generator().manual_seed(1)
+    x_t = torch.randn(3, 3, 16, 16, generator=g)
+    t = torch.tensor([0, 500, 999])
+    with torch.no_grad():
+        out = unet(x_t, t).sample.double()
+        eps = den(x_t, t).double()
+    a = abar[t].view(-1, 1, 1, 1)
+    expected = {"epsilon": out,                                                  # eps itself
+                "v_prediction": a.sqrt() * out + (1 - a).sqrt() * x_t.double(),  # v = sqrt(a) eps - sqrt(1-a) x0
+                "sample": (x_t.double() - a.sqrt() * out) / (1 - a).sqrt()}[prediction_type]
+    # float32 network output and conversion; the 1/sqrt(1 - abar_0) = 100 of "sample" at t = 0
+    # scales the output's float32 round-off (~1e-7 of values ~1) to ~1e-5.
+    torch.testing.assert_close(eps, expected, rtol=1e-5, atol=1e-4 if prediction_type == "sample" else 1e-6)
+    if prediction_type != "epsilon":  # and the conversion is not the identity
+        assert (eps - out).abs().max() > 0.1
+
+
+def test_prediction_types_agree_with_the_schedule_at_its_edge(tmp_path):
+    # t = -1 is clean data, abar = 1: v = eps there, and a sample-predictor's eps is 0 (undetermined
+    # by x_t = x_0; 0 is its expectation, and the analytic prior's exact value).
+    from shred.models import GaussianPrior
+
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    t = torch.tensor([-1, -1])
+    v_folder, v_unet = _diffusers_folder(tmp_path, "v_prediction")
+    s_folder, _ = _diffusers_folder(tmp_path, "sample")
+    with torch.no_grad():
+        torch.testing.assert_close(load_folder(v_folder)(x, t), v_unet(x, t).sample, rtol=0, atol=0)
+        assert torch.equal(load_folder(s_folder)(x, t), torch.zeros_like(x))
+        prior = GaussianPrior(torch.zeros(3, 16, 16), 0.5)
+        assert torch.equal(prior(x.double(), t), torch.zeros_like(x, dtype=torch.float64))
+
+
+def test_an_unknown_prediction_type_is_refused_in_one_line(tmp_path):
+    folder, _ = _diffusers_folder(tmp_path, "flow")
+    with pytest.raises(CheckpointError) as e:
+        load_folder(folder)
+    msg = _one_line(e.value)
+    assert "prediction_type 'flow' is not supported" in msg and "epsilon, v_prediction, sample" in msg
+    assert "scheduler_config.json" in msg  # names the file that says so

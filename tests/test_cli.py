@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -112,7 +113,7 @@ def test_bad_input_gives_one_line_and_no_output(case, tmp_path, clean_png, tiny_
     out, err = capsys.readouterr()
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("shred") and "error:" in lines[0], err
+    assert len(lines) == 1 and re.match(r"shred-ir( restore| degrade)?: error: ", lines[0]), err
     assert expect in lines[0], lines[0]
     assert set(tmp_path.iterdir()) == before  # nothing written, not even a temporary file
 
@@ -144,3 +145,86 @@ def test_restore_reports_and_honours_the_execution_options(tmp_path, clean_png, 
         main(["restore", str(y), "--precision", "int8"])
     assert e.value.code == 2
     assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
+def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    return tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+
+
+def test_the_console_command_is_shred_ir_and_never_shred():
+    # GNU coreutils' `shred` overwrites the files it is given: typed where the virtual environment is
+    # not active, `shred restore y.png` destroyed y.png. No script of ours may carry that name.
+    assert _pyproject()["project"]["scripts"] == {"shred-ir": "shred.cli:main"}
+    from shred.cli import PROG, build_parser
+
+    assert PROG == "shred-ir" and build_parser().prog == "shred-ir"
+
+
+def test_the_installed_entry_point_is_shred_ir():
+    import json as _json
+    from importlib.metadata import PackageNotFoundError, distribution
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        dist = distribution("shred")
+    except PackageNotFoundError:
+        pytest.skip("shred is not installed (pip install -e .)")
+    url = _json.loads(dist.read_text("direct_url.json") or "{}").get("url", "")
+    if url != root.as_uri():
+        pytest.skip(f"the installed shred comes from {url or 'a wheel'}, not from this checkout {root}")
+    scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
+    assert scripts == {"shred-ir": "shred.cli:main"}
+    exe = Path(sys.executable).parent / "shred-ir"
+    res = subprocess.run([str(exe), "restore", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("usage: shred-ir restore"), res.stderr
+    assert not (Path(sys.executable).parent / "shred").exists()  # no stale script of the old name
+
+
+def test_python_dash_m_shred_is_the_same_command():
+    res = subprocess.run([sys.executable, "-m", "shred", "degrade", "--task", "sr"], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert res.stderr.startswith("shred-ir degrade: error: the following arguments are required: clean, --out")
+
+
+def _choices(command: str) -> dict:
+    from shred.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    return {a.dest: list(a.choices) for a in sub._actions if a.choices}
+
+
+def test_choices_come_from_the_registries():
+    from shred.benchmark import DEFAULT_METHODS
+    from shred.diffusion import SPACINGS
+    from shred.models.fast import COMPILE_MODES, PRECISIONS
+    from shred.operators import TASKS
+    from shred.solvers import PRESETS, SOLVERS, split_method
+    from shred.solvers.shred import INITS, LOSSES
+    from shred.solvers.stopping import STOPS
+    from shred.train import ARCHITECTURES
+
+    restore = _choices("restore")
+    assert restore["precision"] == ["auto", *PRECISIONS]
+    assert restore["compile"] == ["auto", "none", *[m for m in COMPILE_MODES if m]]
+    assert restore["preset"] == ["auto", *PRESETS]
+    assert (restore["spacing"], restore["loss"], restore["init"], restore["stop"]) == \
+        (list(SPACINGS), list(LOSSES), list(INITS), list(STOPS))
+    assert sorted(restore["grad"]) == ["exact", "surrogate"]
+    assert _choices("bench")["preset"] == ["auto", *PRESETS]
+    assert _choices("train")["arch"] == list(ARCHITECTURES)
+    assert _choices("demo")["task"] == [t for t in TASKS if t != "inpaint-mask"]  # the one that needs a file
+    assert {split_method(m)[0] for m in DEFAULT_METHODS} <= set(SOLVERS)
+
+
+def test_every_command_module_is_registered_once_with_add_parser_and_run():
+    from shred import cli
+
+    names = [m.__name__.rsplit(".", 1)[1] for m in cli.COMMANDS]
+    assert {"degrade", "restore", "train", "demo", "bench", "models"} <= set(names) and len(set(names)) == len(names)
+    assert all(callable(m.add_parser) and callable(m.run) for m in cli.COMMANDS)
+    help_text = cli.build_parser().format_help()
+    assert all(f"    {name}" in help_text for name in names)

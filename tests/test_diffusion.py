@@ -17,6 +17,17 @@ def test_linear_schedule_is_float64_and_matches_ddpm():
     assert NoiseSchedule.from_dict(s.to_dict()).abar.equal(s.abar)
 
 
+def test_abar_of_a_tensor_agrees_with_abar_at_including_the_edge():
+    s = NoiseSchedule.linear()
+    t = torch.tensor([[-1, 0], [499, 999]])
+    got = s.abar_of(t)
+    assert got.dtype == torch.float64 and got.shape == (2, 2)
+    assert got.tolist() == [[s.abar_at(-1), s.abar_at(0)], [s.abar_at(499), s.abar_at(999)]]  # the same floats
+    assert got[0, 0] == 1.0  # clean data, not abar[-1] (the last timestep) by wrap-around
+    with pytest.raises(IndexError):
+        s.abar_of(torch.tensor([1000]))
+
+
 def test_cosine_and_given_schedules_round_trip():
     c = NoiseSchedule.cosine(T=50)
     assert c.T == 50 and torch.all(c.abar[1:] < c.abar[:-1])

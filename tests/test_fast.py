@@ -112,7 +112,7 @@ def test_cli_prints_a_compile_fallback_as_one_line(tmp_path, tiny_model_dir, cap
                  "--iterations", "1", "--compile", "default", "--quiet", "--out", str(tmp_path / "r.png")])
     err = capsys.readouterr().err
     assert code == 0 and (tmp_path / "r.png").is_file()
-    warning = [line for line in err.splitlines() if line.startswith("shred: warning: torch.compile failed")]
+    warning = [line for line in err.splitlines() if line.startswith("shred-ir: warning: torch.compile failed")]
     assert len(warning) == 1 and "Traceback" not in err
 
 
@@ -150,3 +150,27 @@ def test_loss_is_read_every_iteration_on_cpu_and_every_ten_on_gpu():
     assert ShredConfig().check_every is None
     with pytest.raises(ShredError, match="check_every"):
         ShredConfig(check_every=0)
+
+
+def test_config_classes_share_one_replace():
+    # TaskOptions, TrainConfig and RunOptions: replace sets the fields named (None included),
+    # validates again, and refuses unknown names, like from_dict.
+    from shred.operators import TaskOptions
+    from shred.train import TrainConfig
+
+    opts = TaskOptions(scale=2, box_size=8)
+    assert opts.replace(box_size=None) == TaskOptions(scale=2)
+    assert TaskOptions.from_dict(opts.to_dict()) == opts
+    cfg = TrainConfig(data="d", out="o", steps=10)
+    assert cfg.replace(minutes=1.0, steps=None) == TrainConfig(data="d", out="o", minutes=1.0)
+    with pytest.raises(ShredError, match="give a budget"):  # validated again
+        cfg.replace(steps=None)
+    run = RunOptions()
+    assert run.replace(precision="bf16").precision == "bf16"
+    with pytest.raises(ShredError, match="precision must be one of"):
+        run.replace(precision="int8")
+    for obj, what in ((opts, "task options"), (cfg, "training settings"), (run, "run options")):
+        with pytest.raises(ShredError, match=f"unknown {what}: nope; known: "):
+            obj.replace(nope=1)
+        with pytest.raises(ShredError, match=f"unknown {what}: nope"):
+            type(obj).from_dict({**obj.to_dict(), "nope": 1})

@@ -221,3 +221,15 @@ def test_bad_task_values():
         build_task("cs", SHAPE, TaskOptions(fraction=1.5))
     with pytest.raises(ShredError, match="colour"):
         build_task("colorize", (1, 8, 8))
+
+
+def test_unwrap_reaches_the_operator_inside_noise_and_one_element_compositions():
+    from shred.operators import Blur, Compose, Mask, Noisy, gaussian_kernel, unwrap
+
+    blur = Blur((1, 8, 8), gaussian_kernel(3, 1.0))
+    wrapped = Noisy((1, 8, 8), Compose((1, 8, 8), [Noisy((1, 8, 8), blur, 0.1)]), 0.2)
+    assert unwrap(wrapped) is blur
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    assert torch.equal(unwrap(wrapped).A(x), wrapped.A(x))
+    two = Compose((1, 8, 8), [blur, Mask((1, 8, 8), torch.ones(8, 8))])
+    assert unwrap(two) is two and unwrap(blur) is blur  # nothing to unwrap: the operator itself

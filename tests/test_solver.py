@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,7 +87,7 @@ def test_config_round_trip_and_validation():
     for bad in (dict(delta_t=0), dict(lr=-1.0), dict(grad="magic"), dict(iterations=0), dict(loss="l1")):
         with pytest.raises(ShredError):
             ShredConfig(**bad)
-    with pytest.raises(ShredError, match="unknown SHRED setting delta; known: delta_t, "):
+    with pytest.raises(ShredError, match="unknown SHRED settings: delta; known: delta_t, "):
         ShredConfig.from_dict({"delta": 3})
 
 
@@ -127,3 +128,37 @@ def test_shape_mismatch_is_explained(gaussian_prior):
     op16 = build_task("sr", (3, 16, 16), TaskOptions(scale=4))
     with pytest.raises(ShredError, match="NaN"):
         Shred(gaussian_prior)(torch.full((1, 3, 4, 4), float("nan")), op16)
+
+
+# -- the narrated loop computes what the old one did ---------------------------------------------------
+REFERENCE = Path(__file__).parent / "data" / "shred_loop_reference.safetensors"
+LOOP_CASES = {  # name: (method, task, options, settings); made by tests/data/make_shred_loop_reference.py
+    "authors_sr": ("shred@authors-code", "sr", dict(scale=4), dict(iterations=4)),
+    "paper_inpaint": ("shred@paper", "inpaint", dict(box_size=6), dict(iterations=4)),
+    "bundled_cs_plateau": ("shred@bundled", "cs", dict(fraction=0.2),
+                           dict(iterations=14, stop="plateau", lr_decay="cosine", lr=0.001)),
+    "authors_noisy_discrepancy": ("shred@authors-code", "sr", dict(scale=2, sigma_y=0.1),
+                                  dict(iterations=8, stop="discrepancy", tau=1.1, lr=0.05)),
+    "blind": ("shred-blind@authors-code", "blind-deblur", dict(kernel="random", kernel_size=5), dict(iterations=4)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOOP_CASES))
+def test_presets_restore_exactly_as_before_the_loop_was_rewritten(gaussian_prior, name):
+    from safetensors.torch import load_file
+
+    from shred.operators import TaskOptions, build_task
+    from shred.solvers import build_solver
+
+    ref = load_file(str(REFERENCE))
+    method, task, opts, settings = LOOP_CASES[name]
+    clean = to_image_space(gaussian_prior.sample(2, torch.Generator().manual_seed(1))).float()
+    op = build_task(task, (3, 16, 16), TaskOptions(**opts), torch.Generator().manual_seed(0))
+    y = op.degrade(clean.double(), generator=torch.Generator().manual_seed(2)).float()
+    res = build_solver(method, gaussian_prior, task=task, **settings)(y, op, seeds=[3, 4])
+    # Same arithmetic in the same order: equal to float32 round-off of the reference run.
+    assert torch.equal(res.iterations, ref[f"{name}.iterations"])
+    assert torch.allclose(res.x0, ref[f"{name}.x0"], atol=1e-6)
+    assert torch.allclose(res.loss_history, ref[f"{name}.loss"], rtol=1e-5, atol=1e-9)
+    if f"{name}.kernel" in ref:
+        assert torch.allclose(res.extras["kernel"], ref[f"{name}.kernel"], atol=1e-6)

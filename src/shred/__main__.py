@@ -1,3 +1,4 @@
+"""``python -m shred``: the same as the ``shred-ir`` command."""
 import sys
 
 from .cli import main

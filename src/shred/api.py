@@ -9,12 +9,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from .errors import ShredError
 from .seeding import generator
 from .models import Denoiser
@@ -37,6 +38,59 @@ def degrade(x: torch.Tensor, task: str, options: TaskOptions | None = None, *,
     return y, op
 
 
+@dataclass(frozen=True)
+class Restorer:
+    """A SHRED solver ready to run, and the choices that made it.
+
+    ``solver(y, operator, seeds=..., progress=...)`` returns a :class:`shred.solvers.Result`;
+    ``config`` is its :class:`shred.solvers.ShredConfig`, ``preset`` the preset name ``"auto"``
+    resolved to, ``run`` the :class:`shred.models.RunOptions` the network executes with.
+    """
+
+    solver: Any
+    config: Any
+    preset: str
+    run: Any
+
+    @property
+    def blind(self) -> bool:
+        """Whether the solver estimates the blur kernel too (the blind tasks)."""
+        from .solvers import BlindShred
+
+        return isinstance(self.solver, BlindShred)
+
+
+def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = DEFAULT_PRESET,
+                  device: str | torch.device | None = None, run: Any = "auto", images: int = 1,
+                  **settings) -> Restorer:
+    """Build the SHRED solver for a task (``shred-blind`` for the blind tasks) through
+    :func:`shred.solvers.build_solver`.
+
+    The settings are the preset's for the task's group (``"auto"``: ``bundled`` for the bundled
+    models, ``authors-code`` otherwise) with ``settings`` (:class:`shred.solvers.ShredConfig`
+    fields, and for blind tasks :class:`shred.solvers.BlindConfig` fields such as ``kernel_lr``;
+    None keeps the preset's) on top. The denoiser moves to ``device`` when one is given; ``run``
+    (see :func:`restore`) is resolved for a batch of ``images`` restorations. Unknown presets or
+    settings and out-of-range values raise :class:`ShredError`.
+    """
+    from .models.fast import accelerate, run_options
+    from .solvers import build_solver, shred_method
+
+    method = shred_method(task)
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if method != "shred-blind" and "kernel_lr" in settings:
+        raise ShredError("a kernel learning rate needs a blind task (blind-deblur or blind-deblur-sv): "
+                         "other tasks know their kernel")
+    if device is not None:
+        denoiser = denoiser.to(device)
+    solver = build_solver(method, denoiser, preset=preset, task=task, device=device, **settings)
+    options = run_options(run, solver.device, grad=solver.config.grad, images=images,
+                          iterations=solver.config.iterations)
+    # The same eps_theta, executed with these options (reduced precision, compiled, ...).
+    solver.denoiser = accelerate(denoiser, options)
+    return Restorer(solver, solver.config, solver.preset, options)
+
+
 def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: str | None = None,
             preset: str = DEFAULT_PRESET, seeds: Sequence[int | None] = (0,), progress: bool = False,
             device: str | torch.device | None = None, run: Any = "auto", **overrides) -> Result:
@@ -53,17 +107,9 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     eager on a CPU), ``"plain"`` (float32, eager: the reference path), a
     :class:`shred.models.RunOptions`, or a dict of its fields overriding the automatic choice.
     """
-    from .models.fast import accelerate, run_options
-    from .solvers import build_solver, shred_method
-
-    if device is not None:
-        denoiser = denoiser.to(device)
-    # BlindShred for the blind tasks; overrides are ShredConfig (and BlindConfig) fields.
-    solver = build_solver(shred_method(task), denoiser, preset=preset, task=task, device=device, **overrides)
     images = max(len(seeds) if seeds is not None else 0, y.shape[0])  # the batch SHRED will run
-    solver.denoiser = accelerate(denoiser, run_options(run, solver.device, grad=solver.config.grad, images=images,
-                                                       iterations=solver.config.iterations))
-    return solver(y, operator, seeds=seeds, progress=progress)
+    restorer = make_restorer(denoiser, task, preset=preset, device=device, run=run, images=images, **overrides)
+    return restorer.solver(y, operator, seeds=seeds, progress=progress)
 
 
 def make_spec(operator: Operator, *, task: str | None = None, options: TaskOptions | None = None,
@@ -85,7 +131,7 @@ def read_spec(path: str | Path) -> tuple[Operator, dict[str, Any]]:
     except (OSError, ValueError) as exc:
         raise ShredError(f"{path}: not a JSON spec ({exc})") from None
     if not isinstance(spec, dict) or "shred_spec" not in spec or "operator" not in spec:
-        raise ShredError(f"{path}: not a shred spec (written by `shred degrade`)")
+        raise ShredError(f"{path}: not a shred spec (written by `shred-ir degrade`)")
     if spec["shred_spec"] > SPEC_VERSION:
         raise ShredError(f"{path}: spec version {spec['shred_spec']} is newer than this shred reads; upgrade shred")
     return operator_from_spec(spec["operator"]), spec

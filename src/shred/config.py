@@ -12,14 +12,16 @@ field's check next to it::
 Construction runs every check and raises :class:`shred.errors.ShredError` with one line naming the
 setting, the value and what is allowed (``DPS steps must be a positive integer, got 0``).
 ``to_dict`` / ``from_dict`` round-trip through JSON (tuples become lists and back), ``replace``
-changes the named fields only (None is a value like any other) and refuses unknown names, listing
-the known ones.
+changes the named fields only and validates the result again (None is a value like any other: to
+keep a field, leave it out) and refuses unknown names, listing the known ones. Classes with checks
+of their own (:class:`shred.operators.TaskOptions`, :class:`shred.train.TrainConfig`,
+:class:`shred.models.RunOptions`) define ``__post_init__`` instead of per-field checks.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import MISSING, asdict, field, fields, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 from .errors import ShredError
 
@@ -121,9 +123,11 @@ def tuple_of(check: Check, length: int | None = None) -> Check:
 
 class FrozenConfig:
     """Mixin for frozen dataclasses of settings (module docstring). ``label`` names the owner in
-    error messages (``"SHRED"``, ``"DPS"``, ...)."""
+    value errors (``"SHRED"``: "SHRED lr must be ..."), ``what`` the settings in name errors
+    (default ``"<label> settings"``: "unknown SHRED settings: lrr; known: ...")."""
 
-    label = "settings"
+    label: ClassVar[str] = "settings"
+    what: ClassVar[str | None] = None
 
     def __post_init__(self):
         for f in fields(self):
@@ -140,13 +144,15 @@ class FrozenConfig:
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
 
+    field_names = names
+
     @classmethod
     def check_names(cls, names: Iterable[str]) -> None:
         """Refuse names that are not settings, listing the known ones."""
         unknown = sorted(set(names) - set(cls.names()))
         if unknown:
-            raise ShredError(f"unknown {cls.label} setting{'s' if len(unknown) > 1 else ''} "
-                             f"{', '.join(unknown)}; known: {', '.join(cls.names())}")
+            raise ShredError(f"unknown {cls.what or cls.label + ' settings'}: {', '.join(unknown)}; "
+                             f"known: {', '.join(cls.names())}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: tuples become lists."""

@@ -2,17 +2,19 @@
 
 Images in memory are float32 tensors [1, C, H, W] in [0, 1] (C = 1 grey or 3 RGB). Files: PNG, JPEG
 (8 bits per channel) and .npy (float, [H, W], [H, W, C] or [C, H, W], values in [0, 1]; lossless).
-Every write goes to a temporary file in the target folder and is renamed into place, so an
-interrupted run never leaves a half-written file or clobbers a good one.
+Every write goes to a new temporary file in the target folder (created exclusively, under an
+unpredictable name) and is renamed into place, so an interrupted run never leaves a half-written
+file or clobbers a good one; :func:`write_all` does the same for several files at once, renaming
+only when every one of them was written.
 """
 from __future__ import annotations
 
-import contextlib
 import io as _io
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -23,31 +25,129 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy",)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise ShredError(f"cannot write {path}: folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}{path.suffix}")
+Content = Union[bytes, Callable[[BinaryIO], Any]]
+
+
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: 0o666 less the process umask."""
+    try:  # Linux >= 4.7 reports the umask without changing it (os.umask would, for all threads)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _write_temp(path: Path, content: Content) -> Path:
+    """Write ``content`` into a new temporary file in ``path``'s folder and return its path.
+
+    The file is created exclusively (``O_CREAT | O_EXCL | O_NOFOLLOW``, as :func:`tempfile.mkstemp`
+    does) under an unpredictable name, so a planted file or symlink cannot redirect the write;
+    it is readable only by its owner while written, flushed to disk, then given the mode a
+    normally created file would have. Removed again on any failure.
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        raise ShredError(f"cannot write {path}: folder {folder} does not exist")
     try:
-        yield tmp
-        os.replace(tmp, path)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ShredError(f"cannot write {path}: {exc.strerror or exc}") from None
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(content, (bytes, bytearray, memoryview)):
+                f.write(content)
+            else:
+                content(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a quota: one line, nothing left behind
+            raise ShredError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return tmp
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        os.close(fd)
+
+
+def write_all(files: Sequence[tuple[str | os.PathLike, Content]]) -> list[Path]:
+    """Write several files all or nothing: every one into its temporary file first (see
+    :func:`atomic_write`), and only when all of them succeeded rename each onto its name.
+
+    ``files``: (path, content) pairs; content is bytes or a function writing to a binary file
+    object (e.g. ``lambda f: torch.save(obj, f)``). Returns the paths. On any failure (a full
+    disk, a missing folder, an encoder error) every temporary file is removed and no target is
+    touched; raises :class:`ShredError` for OS errors and a path named twice.
+    """
+    paths = [Path(p) for p, _ in files]
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise ShredError("the same file is named twice among the outputs: " + ", ".join(map(str, paths)))
+    temps: list[Path] = []
+    try:
+        for path, (_, content) in zip(paths, files):
+            temps.append(_write_temp(path, content))
+        for i, (tmp, path) in enumerate(zip(temps, paths)):
+            os.replace(tmp, path)  # replaces a symlink at ``path`` itself, never its target
+            temps[i] = None
+    except OSError as exc:
+        raise ShredError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        for tmp in temps:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+    for folder in {p.parent for p in paths}:
+        _sync_folder(folder)
+    return paths
+
+
+def atomic_write(path: str | os.PathLike, content: Content) -> Path:
+    """Write one file atomically: into a new, exclusively created temporary file with an
+    unpredictable name in the same folder, flushed to disk, then renamed onto ``path``. An
+    interrupted or failed write leaves the previous file (if any) untouched and no temporary file.
+
+    ``content``: bytes, or a function writing to a binary file object. Raises :class:`ShredError`
+    when the folder does not exist or the write fails (full disk, permissions).
+    """
+    return write_all([(path, content)])[0]
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`)."""
+    atomic_write(path, data)
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented JSON text with a final newline, UTF-8."""
+    return (json.dumps(obj, indent=2) + "\n").encode()
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    atomic_write(path, json_bytes(obj))
 
 
-def _to_channels(x: torch.Tensor, channels: int | None, source: str) -> torch.Tensor:
+def to_channels(x: torch.Tensor, channels: int | None, source: str) -> torch.Tensor:
+    """[B, C, H, W] with ``channels`` channels: 1 takes the channel mean, 3 repeats a grey image;
+    None keeps C. Raises :class:`ShredError` (naming ``source``) for any other conversion."""
     c = x.shape[1]
     if channels is None or channels == c:
         return x
@@ -90,7 +190,7 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
         if arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
             raise ShredError(f"{path}: values span [{arr.min():.3g}, {arr.max():.3g}]; images must lie in [0, 1]")
         x = torch.from_numpy(np.ascontiguousarray(arr)).clamp(0, 1)[None]
-        return _to_channels(x, channels, str(path))
+        return to_channels(x, channels, str(path))
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -109,7 +209,7 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
     except OSError as exc:
         raise ShredError(f"{path}: cannot read the image ({exc})") from None
     x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
-    return _to_channels(x, channels, str(path))
+    return to_channels(x, channels, str(path))
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -202,11 +302,18 @@ def make_grid(columns: Sequence[tuple[str, torch.Tensor]], cell: int | None = No
     return canvas
 
 
+def grid_bytes(columns: Sequence[tuple[str, torch.Tensor]], suffix: str, **kw) -> bytes:
+    """:func:`make_grid` encoded as PNG, or JPEG (quality 95) for ``.jpg``/``.jpeg``."""
+    suffix = suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ShredError(f"a grid is written as .png or .jpg, not {suffix!r}")
+    buf = _io.BytesIO()
+    make_grid(columns, **kw).save(buf, format="PNG" if suffix == ".png" else "JPEG", quality=95)
+    return buf.getvalue()
+
+
 def write_grid(path: str | os.PathLike, columns: Sequence[tuple[str, torch.Tensor]], **kw) -> None:
     """Write :func:`make_grid` atomically (PNG or JPEG by suffix)."""
-    buf = _io.BytesIO()
-    suffix = Path(path).suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
+    if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
         raise ShredError(f"{path}: a grid is written as .png or .jpg")
-    make_grid(columns, **kw).save(buf, format="PNG" if suffix == ".png" else "JPEG", quality=95)
-    write_bytes(path, buf.getvalue())
+    write_bytes(path, grid_bytes(columns, Path(path).suffix, **kw))

@@ -1,6 +1,6 @@
 """What a restoration run reports: one row per seed, the spread of the solutions, kernel images.
 
-Used by ``shred restore`` (its printed table and ``--report out.json``) and usable from Python:
+Used by ``shred-ir restore`` (its printed table and ``--report out.json``) and usable from Python:
 
 >>> rows = seed_rows(result, operator, y, clean=x)          # one dict per restoration
 >>> summary = run_summary(result, rows)                     # diversity, means, stop rule
@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .operators import Operator
+from .operators import Blur, Operator, SpatiallyVaryingBlur, unwrap
 from .solvers.base import Result
 
 
@@ -38,11 +38,14 @@ def measurement_residuals(result: Result, operator: Operator, y: torch.Tensor) -
 
 
 def _true_kernel(operator: Operator) -> torch.Tensor | None:
-    from .solvers.blind import blur_structure
-    inner, size, grid = blur_structure(operator)
-    if size is None:
-        return None
-    return inner.kernel if grid == (1, 1) and hasattr(inner, "kernel") else inner.kernels
+    """The blur kernel inside ``operator``: [kh, kw] for a uniform blur, [gh, gw, kh, kw] for a
+    spatially varying one; None when it holds no blur."""
+    inner = unwrap(operator)
+    if isinstance(inner, Blur):
+        return inner.kernel
+    if isinstance(inner, SpatiallyVaryingBlur):
+        return inner.kernels
+    return None
 
 
 def seed_rows(result: Result, operator: Operator, y: torch.Tensor, clean: torch.Tensor | None = None,

@@ -1,4 +1,4 @@
-"""Training unconditional eps-prediction diffusion models (``shred train``).
+"""Training unconditional eps-prediction diffusion models (``shred-ir train``).
 
 The objective is DDPM's (eq. 3 of the SHRED paper): ``|| eps - eps_theta(sqrt(abar_t) x_0 +
 sqrt(1 - abar_t) eps, t) ||^2`` with t uniform, on images scaled to [-1, 1], linear betas 1e-4 .. 0.02
@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from .config import FrozenConfig
 from .diffusion import NoiseSchedule
 from .errors import ShredError
 
@@ -49,7 +49,7 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(FrozenConfig):
     """Settings of a training run (frozen; saved in the checkpoint and in config.json).
 
     Attributes:
@@ -99,9 +99,7 @@ class TrainConfig:
         if self.batch < 1 or self.lr <= 0 or not 0 <= self.ema < 1:
             raise ShredError("batch must be >= 1, lr > 0 and ema in [0, 1)")
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+    what = "training settings"  # names them in errors (a class attribute, not a field)
 
 
 @dataclass
@@ -130,9 +128,9 @@ def lr_at(cfg: TrainConfig, state: TrainState) -> float:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from .io import atomic_write
+
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 class Trainer:

@@ -8,7 +8,8 @@
 degradations.
 """
 from .report import report
-from .run import BenchConfig, Benchmark, distributed, hardware
+from .files import hardware
+from .run import BenchConfig, Benchmark, distributed
 from .tasks import BENCH_TASK_NAMES, BenchTask, bench_tasks
 
 DEFAULT_METHODS = ("pinv", "shred", "ddnm", "ddrm", "dps", "repaint", "dip", "shred-blind", "selfdeblur")

@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from .run import FORMAT, Benchmark, hardware, read_json, read_tensors
+from .files import FORMAT, hardware, read_json, read_tensors
 
 
-def collect(bench: Benchmark, job) -> dict[str, Any] | None:
+def collect(bench, job) -> dict[str, Any] | None:
     """The job's chunks merged: per-image metrics and restorations (None when nothing is done)."""
     per_image: dict[int, dict] = {}
     x0: dict[int, torch.Tensor] = {}
@@ -55,7 +55,7 @@ def _mean(v) -> float:
 class _Realism:
     """The feature network, its reference features (cached in the run folder) and the metric."""
 
-    def __init__(self, bench: Benchmark):
+    def __init__(self, bench):
         from ..metrics.features import kid_label, load_feature_net
 
         cfg = bench.cfg
@@ -80,8 +80,9 @@ class _Realism:
         return realism(extract_features(self.extractor, images), self.reference())
 
 
-def report(bench: Benchmark, log=print) -> dict:
-    """Write results.json, results.md and grids/ for everything in the run folder."""
+def report(bench, log=print) -> dict:
+    """Write results.json, results.md and grids/ for everything in the run folder of ``bench`` (a
+    :class:`shred.benchmark.Benchmark`)."""
     from ..io import write_bytes, write_grid, write_json
     from ..metrics import psnr, ssim
     from ..metrics.perceptual import lpips_metric

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,9 +33,9 @@ from typing import Any, Callable
 import torch
 
 from ..errors import ShredError
+from .files import FORMAT, chunk_problem, hardware, read_json, read_tensors, write_tensors
 from .tasks import BENCH_TASK_NAMES, BenchTask, bench_tasks
 
-FORMAT = 2  # of the run folder; a folder of another format is refused
 
 
 @dataclass
@@ -110,23 +109,6 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def hardware() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 class _PeakRSS:
     """Samples this process's resident memory while a solver runs (CPU peak-memory proxy)."""
 
@@ -156,47 +138,6 @@ class _PeakRSS:
         self._stop.set()
         self._t.join()
         self.peak = max(self.peak, self.rss())
-
-
-def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save
-
-    from ..io import write_bytes
-
-    write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}))
-
-
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """A safetensors file of the run folder (never a pickle). Raises ShredError naming the file."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ShredError(f"{path}: damaged ({exc}); delete it to compute it again") from None
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ShredError(f"{path}: damaged ({exc}); delete it to compute it again") from None
-
-
-def chunk_problem(meta: Path, images: int) -> str | None:
-    """What is wrong with a chunk's pair of files (None when both read back with ``images`` rows)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        record = json.loads(meta.read_text())
-        with safe_open(str(meta.with_suffix(".safetensors")), "pt") as f:
-            rows = f.get_slice("x0").get_shape()[0]
-    except (OSError, ValueError, SafetensorError, KeyError) as exc:
-        return f"damaged chunk ({type(exc).__name__})"
-    if rows != images or not isinstance(record, dict) or len(record.get("psnr", [])) != images:
-        return "damaged chunk (wrong number of images)"
-    return None
 
 
 def select_indices(cfg: BenchConfig, available: int, n: int) -> torch.Tensor:
@@ -231,7 +172,9 @@ class Benchmark:
         if unknown:
             raise ShredError(f"unknown tasks {', '.join(unknown)}; choose from {', '.join(self.tasks)}")
         self.data = self._load_data()
-        self.jobs = [self._job(self.tasks[t], m) for t in cfg.tasks for m in cfg.methods]
+        # Method by method, in the order given: each method's row fills across every task before the
+        # next method starts, so that cheap methods can be listed first and reported early.
+        self.jobs = [self._job(self.tasks[t], m) for m in cfg.methods for t in cfg.tasks]
 
     # -- validation (nothing is created before all of it passes) -------------------------------------
     def _check_folder(self) -> None:
@@ -353,7 +296,7 @@ class Benchmark:
         with torch.no_grad():
             y = op.degrade(x.double(), generator=g).float()  # the noise continues the operator's stream
         base.parent.mkdir(parents=True, exist_ok=True)
-        _write_tensors(base.with_suffix(".safetensors"), {"x": x, "y": y})
+        write_tensors(base.with_suffix(".safetensors"), {"x": x, "y": y})
         write_json(base.with_suffix(".json"), meta)
         return x, y, op
 
@@ -431,7 +374,7 @@ class Benchmark:
         }
         d = self.job_dir(job)
         d.mkdir(parents=True, exist_ok=True)
-        _write_tensors(d / f"{start}-{stop}.safetensors", {"x0": x0.half()})
+        write_tensors(d / f"{start}-{stop}.safetensors", {"x0": x0.half()})
         write_json(d / f"{start}-{stop}.json", record)  # written last: marks the chunk complete
         return record
 

@@ -33,6 +33,7 @@ class NoiseSchedule:
         self.abar = torch.cumprod(1.0 - betas, dim=0)
         self.kind = kind
         self.params = dict(params or {})
+        self._abar_on: dict[torch.device, torch.Tensor] = {}  # abar copied to each device once
 
     @property
     def T(self) -> int:
@@ -59,6 +60,15 @@ class NoiseSchedule:
         if not 0 <= t < self.T:
             raise ShredError(f"timestep {t} is outside 0..{self.T - 1}")
         return float(self.abar[t])
+
+    def abar_of(self, t: torch.Tensor) -> torch.Tensor:
+        """abar_t for a tensor of timesteps (int64, any shape, values -1 .. T-1): float64 of the
+        same shape on ``t``'s device; ``t = -1`` gives 1 (clean data), as :meth:`abar_at` does.
+        A timestep >= T raises IndexError."""
+        abar = self._abar_on.get(t.device)
+        if abar is None:
+            abar = self._abar_on[t.device] = self.abar.to(t.device)
+        return torch.where(t < 0, 1.0, abar[t.clamp_min(0)])
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind in ("linear", "cosine"):

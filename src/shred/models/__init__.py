@@ -8,8 +8,10 @@ import torch
 from ..errors import CheckpointError, ShredError
 from . import bundled, known  # noqa: F401  (register the bundled models and the released checkpoints)
 from .analytic import GaussianPrior
-from .base import Denoiser, UNetDenoiser
-from .registry import MODELS, ModelEntry, bundled_models, default_model, register_model, resolve_model_path
+from .base import (PREDICTION_TYPES, Denoiser, SamplePredictionDenoiser, UNetDenoiser, VPredictionDenoiser,
+                   unet_denoiser)
+from .registry import MODELS, ModelEntry, bundled_models, default_model, register_model
+from .resolve import resolve_model_path
 from .convert import load_checkpoint_file
 from .fast import RunOptions, accelerate, run_options
 from .unet import build_unet, load_folder, save_folder
@@ -22,7 +24,7 @@ def load_model(spec: str | Path, *, device: str | torch.device | None = None,
                class_label: int | None = None, dtype: torch.dtype | None = None) -> Denoiser:
     """Load a denoiser by registry name, model folder or checkpoint file.
 
-    A registry name that is not in the cache yet is downloaded first (``shred models`` lists them).
+    A registry name that is not in the cache yet is downloaded first (``shred-ir models`` lists them).
     Checkpoint files are recognised by their content (see :mod:`shred.models.convert`).
     The network is in eval mode with frozen weights, on ``device`` (default CPU), in ``dtype``
     (default float32; ``torch.bfloat16`` or ``torch.float16`` for half-precision inference: the
@@ -54,6 +56,7 @@ def load_model(spec: str | Path, *, device: str | torch.device | None = None,
     return den.to(device) if device is not None else den
 
 
-__all__ = ["Denoiser", "UNetDenoiser", "GaussianPrior", "ModelEntry", "MODELS", "bundled_models",
+__all__ = ["Denoiser", "UNetDenoiser", "VPredictionDenoiser", "SamplePredictionDenoiser", "PREDICTION_TYPES",
+           "unet_denoiser", "GaussianPrior", "ModelEntry", "MODELS", "bundled_models",
            "default_model", "register_model", "resolve_model_path", "build_unet", "load_folder",
            "save_folder", "load_model", "load_checkpoint_file", "RunOptions", "accelerate", "run_options"]

@@ -39,7 +39,7 @@ from collections import defaultdict
 import torch
 
 from ..errors import CheckpointError
-from .convert import CheckpointFormat, Converted, register_format
+from .formats import CheckpointFormat, Converted, register_format
 
 _RESBLOCK = {"in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj",
              "out_layers.0": "norm2", "out_layers.3": "conv2", "skip_connection": "conv_shortcut"}

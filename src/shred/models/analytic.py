@@ -36,13 +36,13 @@ class GaussianPrior(Denoiser):
         self.register_buffer("mu", mu)
         self.register_buffer("sigma", sigma)
         self.schedule = schedule or NoiseSchedule.linear()
-        self.register_buffer("_abar", self.schedule.abar.clone())
         self.channels = mu.shape[0]
         self.image_size = (mu.shape[1], mu.shape[2])
         self.name = "gaussian-prior"
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        abar = self._abar[t].to(x_t.dtype).view(-1, 1, 1, 1)
+        # t = -1 is clean data (abar = 1, where the exact eps is 0), as for every other model.
+        abar = self.schedule.abar_of(t).to(device=x_t.device, dtype=x_t.dtype).view(-1, 1, 1, 1)
         mu, var = self.mu.to(x_t.dtype), (self.sigma ** 2).to(x_t.dtype)
         return (1 - abar).sqrt() * (x_t - abar.sqrt() * mu) / (abar * var + 1 - abar)
 

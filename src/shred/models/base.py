@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..diffusion import NoiseSchedule
-from ..errors import ShredError
+from ..errors import CheckpointError, ShredError
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -49,6 +49,11 @@ class Denoiser(nn.Module):
 
 class UNetDenoiser(Denoiser):
     """Adapter for a diffusers ``UNet2DModel`` predicting eps (or eps and a learned variance).
+
+    Networks trained to predict something else are wrapped by a subclass that converts their
+    output to eps exactly (k-diffusion's ``DiscreteVDDPMDenoiser`` does the same for v):
+    :class:`VPredictionDenoiser`, :class:`SamplePredictionDenoiser`; :func:`unet_denoiser` picks
+    the class for diffusers' ``prediction_type``.
 
     Args:
         unet: the network; put in eval mode with frozen weights.
@@ -98,4 +103,63 @@ class UNetDenoiser(Denoiser):
         out = self.unet(x_t.to(dtype), t, class_labels=class_labels).sample
         if self.learned_sigma:
             out = out[:, : self.channels]
-        return out.to(x_t.dtype)
+        return self.to_eps(x_t, t, out.to(x_t.dtype))
+
+    prediction_type = "epsilon"
+
+    def to_eps(self, x_t: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The network's output ``out`` (shape and dtype of ``x_t``) as eps: itself here."""
+        return out
+
+
+def _sqrt_abar(schedule: NoiseSchedule, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sqrt(abar_t), sqrt(1 - abar_t)) as [B, 1, 1, 1] in ``like``'s dtype, computed in float64
+    (1 - abar_t is 1e-4 at t = 0: float32 would keep 3 digits of it)."""
+    abar = schedule.abar_of(t.to(like.device)).view(-1, 1, 1, 1)
+    return abar.sqrt().to(like.dtype), (1 - abar).sqrt().to(like.dtype)
+
+
+class VPredictionDenoiser(UNetDenoiser):
+    """A network trained to predict v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022;
+    diffusers ``prediction_type="v_prediction"``). With x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps,
+    eps = sqrt(abar_t) v + sqrt(1 - abar_t) x_t exactly; at t = -1 (abar = 1) eps = v."""
+
+    prediction_type = "v_prediction"
+
+    def to_eps(self, x_t, t, out):
+        a, s = _sqrt_abar(self.schedule, t, x_t)
+        return a * out + s * x_t
+
+
+class SamplePredictionDenoiser(UNetDenoiser):
+    """A network trained to predict x_0 itself (diffusers ``prediction_type="sample"``):
+    eps = (x_t - sqrt(abar_t) x_0) / sqrt(1 - abar_t). At t = -1 (abar = 1, x_t = x_0) eps is not
+    determined by x_t; it is 0 there, its expectation and the analytic prior's exact value."""
+
+    prediction_type = "sample"
+
+    def to_eps(self, x_t, t, out):
+        a, s = _sqrt_abar(self.schedule, t, x_t)
+        return torch.where(s > 0, (x_t - a * out) / s.clamp_min(torch.finfo(s.dtype).tiny), 0.0)
+
+
+PREDICTION_TYPES: dict[str, type[UNetDenoiser]] = {
+    cls.prediction_type: cls for cls in (UNetDenoiser, VPredictionDenoiser, SamplePredictionDenoiser)}
+
+
+def prediction_class(prediction_type: str, source: str = "model") -> type[UNetDenoiser]:
+    """The :class:`UNetDenoiser` (sub)class for a network's ``prediction_type`` (diffusers' names:
+    ``epsilon``, ``v_prediction``, ``sample``). Raises :class:`shred.errors.CheckpointError` for
+    any other type, naming it, ``source`` and the supported ones."""
+    cls = PREDICTION_TYPES.get(prediction_type)
+    if cls is None:
+        raise CheckpointError(f"{source}: prediction_type {prediction_type!r} is not supported; shred converts "
+                              f"{', '.join(PREDICTION_TYPES)} to eps")
+    return cls
+
+
+def unet_denoiser(unet: nn.Module, schedule: NoiseSchedule, *, prediction_type: str = "epsilon",
+                  source: str = "model", **kwargs) -> UNetDenoiser:
+    """Wrap ``unet`` in the class for its ``prediction_type`` (:func:`prediction_class`);
+    ``kwargs`` go to :class:`UNetDenoiser`."""
+    return prediction_class(prediction_type, source)(unet, schedule, **kwargs)

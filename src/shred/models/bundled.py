@@ -1,5 +1,5 @@
 """The models that ship inside the package (``src/shred/bundled/<name>/``), trained by shred itself
-with ``shred train`` (recipes and figures in docs/MODELS.md)."""
+with ``shred-ir train`` (recipes and figures in docs/MODELS.md)."""
 from __future__ import annotations
 
 from .registry import ModelEntry, register_model

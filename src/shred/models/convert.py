@@ -1,7 +1,7 @@
 """Released single-file checkpoints mapped exactly onto diffusers ``UNet2DModel``.
 
 A file is recognised by its content (key names and tensor shapes), never by its name. Each known
-layout is a :class:`CheckpointFormat` in :data:`FORMATS`; its ``convert`` infers the architecture's
+layout is a :class:`~shred.models.formats.CheckpointFormat` in :data:`~shred.models.formats.FORMATS`; its ``convert`` infers the architecture's
 hyper-parameters from the shapes and renames (and, for ADM's fused attention, re-slices) every
 tensor onto the diffusers layout. The result is loaded strictly (no missing or unexpected key) into
 a network built on the meta device, with the file's memory-mapped tensors assigned, not copied.
@@ -18,77 +18,18 @@ Neither file records the image size it was trained at; it comes from the registr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from ..diffusion import NoiseSchedule
 from ..errors import CheckpointError
+from . import adm_format, ddim_format  # noqa: F401  (each registers its layout in formats.FORMATS)
 from .base import UNetDenoiser
 from .checkpoints import read_torch_file
+from .formats import FORMATS, CheckpointFormat, Converted, detect_format, register_format  # noqa: F401
 from .unet import build_unet, load_state_strict
-
-
-@dataclass(frozen=True)
-class Converted:
-    """A checkpoint in diffusers terms.
-
-    Attributes:
-        config: ``UNet2DModel`` constructor arguments (``sample_size`` filled in by the loader).
-        state: diffusers key -> tensor (views of the file's tensors wherever possible).
-        levels: number of resolution levels (sets the default image size).
-        summary: what was found, in a phrase (shown in errors and ``info``).
-    """
-
-    config: dict[str, Any]
-    state: dict[str, torch.Tensor]
-    levels: int
-    summary: str
-
-
-@dataclass(frozen=True)
-class CheckpointFormat:
-    """One released checkpoint layout.
-
-    Attributes:
-        name: short name (``ddim``, ``adm``).
-        description: where files of this layout come from.
-        matches: does a state_dict look like this layout (its marker keys)?
-        convert: ``convert(state, **options) -> Converted``; raises :class:`CheckpointError`
-            naming what was found when the layout is recognised but the architecture is not one
-            shred can map exactly.
-        default_sizes: image side of the released models, by number of levels.
-    """
-
-    name: str
-    description: str
-    matches: Callable[[dict[str, torch.Tensor]], bool]
-    convert: Callable[..., Converted]
-    default_sizes: dict[int, int] = field(default_factory=dict)
-
-
-FORMATS: dict[str, CheckpointFormat] = {}
-
-
-def register_format(fmt: CheckpointFormat) -> CheckpointFormat:
-    FORMATS[fmt.name] = fmt
-    return fmt
-
-
-def detect_format(state: dict[str, torch.Tensor], source: str = "checkpoint") -> CheckpointFormat:
-    """The format whose marker keys the state_dict has, or a CheckpointError saying what it holds."""
-    for fmt in FORMATS.values():
-        if fmt.matches(state):
-            return fmt
-    if "time_embedding.linear_1.weight" in state and any(k.startswith("down_blocks.") for k in state):
-        raise CheckpointError(f"{source}: diffusers UNet weights without their config.json; give the "
-                              "model folder (config.json next to the weights) instead of the file")
-    keys = list(state)
-    raise CheckpointError(f"{source}: not a diffusion UNet shred knows ({len(keys)} tensors, first keys "
-                          f"{keys[:3]}); supported: "
-                          + "; ".join(f"{f.name} ({f.description})" for f in FORMATS.values()))
 
 
 def unet_from_state(state: dict[str, torch.Tensor], source: str = "checkpoint", *,
@@ -141,6 +82,3 @@ def load_checkpoint_file(path: str | os.PathLike, name: str | None = None, *, im
     den.info = {"name": den.name, "source": str(path), "format": conv.summary, "data_range": [-1.0, 1.0]}
     return den
 
-
-# The formats register themselves on import.
-from . import adm_format, ddim_format  # noqa: E402,F401

@@ -27,7 +27,7 @@ import re
 import torch
 
 from ..errors import CheckpointError
-from .convert import CheckpointFormat, Converted, register_format
+from .formats import CheckpointFormat, Converted, register_format
 
 _RESNET = {"norm1": "norm1", "conv1": "conv1", "temb_proj": "time_emb_proj", "norm2": "norm2",
            "conv2": "conv2", "nin_shortcut": "conv_shortcut"}

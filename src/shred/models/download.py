@@ -177,7 +177,9 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, si
                                 f"the file was removed; try again, or {hint}")
         os.replace(part, dest)
         if sha256 is None:
-            dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {dest.name}\n")
+            from ..io import atomic_write
+
+            atomic_write(dest.with_name(dest.name + ".sha256"), f"{digest}  {dest.name}\n".encode())
     return dest
 
 

@@ -16,10 +16,11 @@ benchmark (``bench/speed.py``) reports the PSNR between fast and float32 restora
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
+from ..config import FrozenConfig
 from ..errors import ShredError
 from .base import Denoiser
 
@@ -29,7 +30,7 @@ COMPILE_MIN_WORK = 800  # images x iterations from which the GPU default compile
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class RunOptions(FrozenConfig):
     """How to execute the network (not what to compute).
 
     Attributes:
@@ -41,6 +42,8 @@ class RunOptions:
     precision: str = "fp32"
     channels_last: bool = False
     compile: str | None = None
+
+    what = "run options"  # names them in errors (a class attribute, not a field)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -73,8 +76,6 @@ class RunOptions:
         return ", ".join([self.precision, "channels-last" if self.channels_last else "NCHW",
                           f"compiled ({self.compile})" if self.compile else "eager"])
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class FastDenoiser(Denoiser):
@@ -158,14 +159,12 @@ def run_options(run: "RunOptions | str | dict | None" = "auto", device: str | to
     if run == "auto":
         return auto
     if isinstance(run, dict):
-        unknown = set(run) - {"precision", "channels_last", "compile"}
-        if unknown:
-            raise ShredError(f"unknown run options: {', '.join(sorted(unknown))} "
-                             "(use precision, channels_last, compile)")
+        # Here None and "auto" mean "the automatic choice", and compile "none" means eager.
         fields = {k: v for k, v in run.items() if v is not None and v != "auto"}
         if fields.get("compile") == "none":
             fields["compile"] = None
-        return RunOptions(**{**auto.to_dict(), **fields})
+        RunOptions.check_names(run)
+        return auto.replace(**fields)
     raise ShredError(f"run options must be 'auto', 'plain', a RunOptions or a dict, got {run!r}")
 
 

@@ -1,4 +1,7 @@
-"""Known models: the ones bundled with shred and the released checkpoints it can fetch."""
+"""Known models: the ones bundled with shred and the released checkpoints it can fetch.
+
+A leaf module (it imports neither the loaders nor the downloader); :mod:`shred.models.resolve`
+turns a name into a local path, fetching it when needed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -97,20 +100,3 @@ def default_model(channels: int) -> str:
             return e.name
     raise ShredError(f"no bundled model for {channels}-channel images in this installation; "
                      "pass --model NAME or a model folder")
-
-
-def resolve_model_path(spec: str | Path) -> Path:
-    """A model name or path to a local path (a folder or a checkpoint file)."""
-    entry = MODELS.get(str(spec))
-    if entry is not None:
-        if entry.kind == "bundled":
-            if not (entry.path / "config.json").is_file():
-                raise ShredError(f"bundled model {entry.name} is missing from this installation; reinstall shred")
-            return entry.path
-        from .download import cached_or_fetch
-        return cached_or_fetch(entry)
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path
-    known = ", ".join(sorted(MODELS)) or "none"
-    raise ShredError(f"unknown model {spec!r}: not a known name ({known}) and no such file or folder")

@@ -4,7 +4,7 @@ Two folder layouts are read:
 
 * shred's own: ``config.json`` with ``"shred_format": 1``, an ``"unet"`` section (the diffusers
   constructor arguments), ``"schedule"``, ``"data_range"`` and a free-form ``"training"`` record,
-  next to ``model.safetensors``. Written by :func:`save_folder` and ``shred train``.
+  next to ``model.safetensors``. Written by :func:`save_folder` and ``shred-ir train``.
 * a diffusers model folder (``config.json`` naming ``UNet2DModel``, or a pipeline folder with a
   ``unet/`` sub-folder), with the schedule from ``scheduler_config.json`` when there is one.
 """
@@ -19,7 +19,7 @@ import torch
 
 from ..diffusion import NoiseSchedule
 from ..errors import CheckpointError
-from .base import UNetDenoiser
+from .base import UNetDenoiser, prediction_class
 
 SHRED_FORMAT = 1
 WEIGHTS = "model.safetensors"
@@ -66,26 +66,22 @@ def unet_config(unet) -> dict[str, Any]:
             if not k.startswith("_")}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def save_folder(unet, schedule: NoiseSchedule, folder: str | os.PathLike, *, name: str,
                 data_range=(-1.0, 1.0), training: dict[str, Any] | None = None,
                 dtype: torch.dtype = torch.float16) -> Path:
-    """Write ``model.safetensors`` (in ``dtype``) and ``config.json`` atomically into ``folder``."""
+    """Write ``model.safetensors`` (in ``dtype``) and ``config.json`` into ``folder``, both or
+    neither (:func:`shred.io.write_all`)."""
     from safetensors.torch import save
+
+    from ..io import json_bytes, write_all
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in unet.state_dict().items()}
-    _atomic_write_bytes(folder / WEIGHTS, save(state))
     config = {"shred_format": SHRED_FORMAT, "name": name, "unet": unet_config(unet),
               "schedule": schedule.to_dict(), "data_range": list(data_range),
               "weights_dtype": str(dtype).replace("torch.", ""), "training": training or {}}
-    _atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
+    write_all([(folder / WEIGHTS, save(state)), (folder / "config.json", json_bytes(config))])
     return folder
 
 
@@ -134,26 +130,30 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
                                   f"e.g. {left[0]}")
 
 
-def _diffusers_schedule(folder: Path) -> NoiseSchedule:
+def _diffusers_scheduler(folder: Path) -> tuple[NoiseSchedule, str, str]:
+    """(schedule, prediction_type, where they were read) from the folder's diffusers scheduler
+    config; linear betas 1e-4 .. 0.02, T = 1000, eps-prediction when there is none."""
     for cand in (folder / "scheduler_config.json", folder.parent / "scheduler" / "scheduler_config.json",
                  folder.parent / "scheduler_config.json"):
         if cand.is_file():
             cfg = _read_json(cand)
             kind = cfg.get("beta_schedule", "linear")
             T = int(cfg.get("num_train_timesteps", 1000))
+            prediction = cfg.get("prediction_type", "epsilon")
             if kind == "linear":
-                return NoiseSchedule.linear(T, float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02)))
+                betas = NoiseSchedule.linear(T, float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02)))
+                return betas, prediction, str(cand)
             if kind == "squaredcos_cap_v2":
-                return NoiseSchedule.cosine(T)
+                return NoiseSchedule.cosine(T), prediction, str(cand)
             raise CheckpointError(f"{cand}: beta_schedule {kind!r} is not supported")
-    return NoiseSchedule.linear()
+    return NoiseSchedule.linear(), "epsilon", str(folder)
 
 
 def load_folder(folder: str | os.PathLike, name: str | None = None, *, lean: bool | None = None) -> UNetDenoiser:
     """Load a shred or diffusers model folder as a float32 :class:`UNetDenoiser` on the CPU.
 
     A shred folder whose architecture :mod:`shred.models.lean_unet` covers (the bundled models and
-    what ``shred train`` makes) is built without importing diffusers (``lean=None``, the default;
+    what ``shred-ir train`` makes) is built without importing diffusers (``lean=None``, the default;
     ``lean=False`` forces diffusers; both give the same eps to float32 round-off).
     """
     folder = Path(folder)
@@ -180,6 +180,8 @@ def load_folder(folder: str | os.PathLike, name: str | None = None, *, lean: boo
         den.info = cfg
         return den
     if cfg.get("_class_name") == "UNet2DModel":
+        schedule, prediction, source = _diffusers_scheduler(folder)
+        denoiser_class = prediction_class(prediction, source)  # refuse an unknown type before loading
         unet = build_unet(_known_unet_arguments(cfg), empty=True)
         candidates = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"]
         weights = next((folder / c for c in candidates if (folder / c).is_file()), None)
@@ -192,8 +194,8 @@ def load_folder(folder: str | os.PathLike, name: str | None = None, *, lean: boo
             state = read_torch_file(weights)
         from .checkpoints import rename_old_diffusers_attention
         load_state_strict(unet, rename_old_diffusers_attention(state), str(weights), assign=True)
-        den = UNetDenoiser(unet.float(), _diffusers_schedule(folder), name=name)
-        den.info = {"name": name, "source": str(folder), "data_range": [-1.0, 1.0]}
+        den = denoiser_class(unet.float(), schedule, name=name)
+        den.info = {"name": name, "source": str(folder), "data_range": [-1.0, 1.0], "prediction_type": prediction}
         return den
     raise CheckpointError(f"{cfg_path}: neither a shred model (shred_format) nor a diffusers UNet2DModel "
                           f"(_class_name is {cfg.get('_class_name')!r})")

@@ -3,7 +3,7 @@ from .base import OPERATORS, Operator, cgls, operator_from_spec, register_operat
 from .blind import SpatiallyVaryingBlur
 from .kernels import (anisotropic_gaussian_kernel, gaussian_kernel, load_kernel,
                       random_anisotropic_gaussian_kernel)
-from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy
+from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy, unwrap
 from .masks import box_mask, load_mask, random_pixel_mask
 from .tasks import TASKS, TaskOptions, build_task, preset_key
 
@@ -11,4 +11,4 @@ __all__ = ["OPERATORS", "Operator", "cgls", "operator_from_spec", "register_oper
            "anisotropic_gaussian_kernel", "gaussian_kernel", "load_kernel",
            "random_anisotropic_gaussian_kernel", "AvgPoolSR", "BicubicSR", "Blur", "Colorize",
            "Compose", "Identity", "Mask", "Noisy", "box_mask", "load_mask", "random_pixel_mask",
-           "TASKS", "TaskOptions", "build_task", "preset_key", "SpatiallyVaryingBlur"]
+           "TASKS", "TaskOptions", "build_task", "preset_key", "SpatiallyVaryingBlur", "unwrap"]

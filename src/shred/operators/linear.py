@@ -368,3 +368,16 @@ class Noisy(Operator):
     @classmethod
     def from_params(cls, in_shape, op: dict[str, Any], sigma_y: float):
         return cls(in_shape, operator_from_spec(op), sigma_y)
+
+
+def unwrap(op: Operator) -> Operator:
+    """The operator that does the work inside ``op``: the noise-free operator of (nested)
+    :class:`Noisy` wrappers and the only factor of a one-element :class:`Compose`, repeatedly;
+    any other operator is returned as it is. ``unwrap(op).A == op.A`` always holds."""
+    while True:
+        if isinstance(op, Noisy):
+            op = op.op
+        elif isinstance(op, Compose) and len(op.ops) == 1:
+            op = op.ops[0]
+        else:
+            return op

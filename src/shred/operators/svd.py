@@ -39,7 +39,7 @@ import torch
 
 from ..errors import ShredError
 from .base import Operator
-from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy, conv_matrix
+from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy, conv_matrix, unwrap
 
 SUPPORTED = ("identity", "mask", "sr-avg", "sr-bicubic", "colorize", "blur with a separable kernel",
              "compositions of the separable ones")
@@ -272,7 +272,7 @@ def _(op: Blur):
 
 @separable_factors.register
 def _(op: Noisy):
-    return separable_factors(op.op)
+    return separable_factors(unwrap(op))
 
 
 @separable_factors.register
@@ -305,14 +305,30 @@ def _(op: Mask):
 
 @operator_svd.register
 def _(op: Noisy):
-    return operator_svd(op.op)
+    return operator_svd(unwrap(op))
 
 
 @operator_svd.register
 def _(op: Compose):
-    if len(op.ops) == 1:
-        return operator_svd(op.ops[0])
+    if unwrap(op) is not op:  # a one-element composition
+        return operator_svd(unwrap(op))
     if any(isinstance(inner, Mask) for inner in op.ops):
         raise ShredError("a mask composed with other operators has no closed-form SVD, which DDRM "
                          "and the SVD-based DDNM+ need (use ddnm, dps or shred)")
     return SeparableSVD(op.in_shape, separable_factors(op))
+
+
+def cut_maps(operator: Operator, zero_below: float):
+    """(A, A^+) for a range-null space correction x - A^+ (A x - y): the operator's SVD with every
+    per-axis singular value below ``zero_below`` cut (the official ``A_funcs``: class ``Deblurring``,
+    ZERO = 3e-2) where that cuts any, else the operator's own maps (also where it has no SVD: a
+    non-separable blur, a mask composed with other operators)."""
+    if zero_below > 0:
+        try:
+            svd = operator_svd(operator)
+        except ShredError:
+            return operator.A, operator.pinv
+        cut = svd.truncated(zero_below)
+        if int((cut.singulars == 0).sum()) > int((svd.singulars == 0).sum()):
+            return cut.A, cut.pinv
+    return operator.A, operator.pinv

@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from ..config import FrozenConfig
 from ..errors import ShredError
 from .base import Operator
 from .kernels import gaussian_kernel, load_kernel, random_anisotropic_gaussian_kernel
@@ -20,7 +21,7 @@ from .masks import box_mask, load_mask, random_pixel_mask
 
 
 @dataclass(frozen=True)
-class TaskOptions:
+class TaskOptions(FrozenConfig):
     """Parameters of the task recipes (each recipe reads the ones it needs).
 
     Attributes:
@@ -44,16 +45,7 @@ class TaskOptions:
     kernel_sigma: float = 3.0
     sigma_y: float = 0.0
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TaskOptions":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ShredError(f"unknown task options: {', '.join(sorted(unknown))}")
-        return cls(**d)
+    what = "task options"  # names them in errors (a class attribute, not a field)
 
 
 def _kernel(opts: TaskOptions, generator) -> tuple[torch.Tensor, str]:

@@ -138,6 +138,12 @@ def unwrap(operator: Operator) -> Operator:
     return operator
 
 
+def measurement_loss(residual: torch.Tensor, kind: str, m: int) -> torch.Tensor:
+    """Per-image loss [B] of residual y - H(x): ``mse`` = ||r||^2 / m, ``norm`` = ||r|| (eq. 15)."""
+    sq = residual.flatten(1).pow(2).sum(1)
+    return sq / m if kind == "mse" else sq.clamp_min(1e-30).sqrt()
+
+
 def to_model_space(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] images to the models' [-1, 1]."""
     return 2 * x - 1

@@ -138,14 +138,18 @@ class BlindShred(Shred):
     def extra_parameters(self, operator: Operator) -> list[dict]:
         return [{"params": list(operator.parameters()), "lr": self.blind.kernel_lr}]
 
-    def record(self, active: torch.Tensor) -> None:
-        with torch.no_grad():
-            k = self._h.kernels().detach()
-            if self._kernel_keep is None:
-                self._kernel_keep = k.clone()
-            else:
-                a = active.view(-1, *([1] * (k.dim() - 1)))
-                self._kernel_keep = torch.where(a, k, self._kernel_keep)
+    def callbacks(self):
+        return [self._keep_kernel]
+
+    @torch.no_grad()
+    def _keep_kernel(self, p) -> None:
+        """The kernel that made each image's kept x0 (eq. 17's H_theta at that iteration)."""
+        k = self._h.kernels().detach()
+        if self._kernel_keep is None:
+            self._kernel_keep = k.clone()
+        else:
+            a = p.active.view(-1, *([1] * (k.dim() - 1)))
+            self._kernel_keep = torch.where(a, k, self._kernel_keep)
 
     def extras(self, operator: Operator) -> dict[str, Any]:
         k = self._kernel_keep.float().cpu()

@@ -41,8 +41,7 @@ import torch
 
 from ..config import FrozenConfig, at_most, boolean, non_negative, positive_int, setting, unit_interval
 from ..diffusion import predict_x0
-from ..errors import ShredError
-from ..operators.svd import operator_svd
+from ..operators.svd import cut_maps, operator_svd
 from .ancestral import jump_schedule, spaced_timesteps
 from .peer import PeerSolver, model_space_measurement
 from .registry import register_solver
@@ -124,18 +123,8 @@ class Ddnm(PeerSolver):
         return None if operator.linear else f"DDNM needs a linear operator, not {operator.name!r}"
 
     def range_maps(self, operator):
-        """(A, A^+) of the range-null space step: the SVD's with singular values below
-        ``zero_below`` cut (the official ``A_funcs``) where that cuts any, else the operator's own
-        (also where it has no SVD: a non-separable blur, a mask composed with other operators)."""
-        if self.config.zero_below > 0:
-            try:
-                svd = operator_svd(operator)
-            except ShredError:
-                return operator.A, operator.pinv
-            cut = svd.truncated(self.config.zero_below)
-            if int((cut.singulars == 0).sum()) > int((svd.singulars == 0).sum()):
-                return cut.A, cut.pinv
-        return operator.A, operator.pinv
+        """(A, A^+) of the range-null space step (:func:`shred.operators.svd.cut_maps`)."""
+        return cut_maps(operator, self.config.zero_below)
 
     def _corrector(self, operator, y_m, sigma_y):
         """The map (x0|t, eps, z, abar') -> x_next for the configured variant."""

@@ -20,8 +20,7 @@ from ..errors import ShredError
 from ..models.base import Denoiser, module_device
 from ..operators import Operator
 from .ancestral import image_generators, randn
-from .base import Result, Solver, to_image_space
-from .shred import measurement_loss
+from .base import Result, Solver, measurement_loss, to_image_space
 
 
 def check(condition: bool, message: str) -> None:

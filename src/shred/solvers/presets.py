@@ -27,7 +27,7 @@ others                     lr 0.003, 100 (section 6.1)    lr 0.003, 100
 from __future__ import annotations
 
 from ..errors import ShredError
-from .shred import ShredConfig
+from .shred_config import ShredConfig
 
 _PAPER_COMMON = dict(spacing="trailing", grad="exact", loss="norm", clip_x0=False, sphere=False)
 _CODE_COMMON = dict(spacing="leading", grad="surrogate", loss="mse", clip_x0=True, sphere=True)

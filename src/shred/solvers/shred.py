@@ -4,77 +4,34 @@
     L_IR(x_T) = ||y - H(f(x_T))||    measurement loss (eq. 15; the authors' code uses the MSE)
     x_T <- Adam step on L_IR         (eq. 16; x_T is the only variable, the network is frozen)
 
+:meth:`Shred.solve` is that loop, line by line. Everything that is not the algorithm (freezing the
+images that stopped, stopping rules, the progress bar, the blind variant's kernel) is bookkeeping
+passed in as callbacks, as k-diffusion's samplers take ``callback``.
+
 Options beyond the paper come from the authors' released code (see ``docs``/README): the surrogate
-gradient, x0 clipping, the projection of x_T onto the sphere of radius sqrt(D), leading timesteps.
+gradient, x0 clipping, the projection of x_T onto a sphere, leading timesteps. SHRED+ (the ``plus``
+preset) adds a warm start, a coarse-to-fine trajectory and a final consistency step (all off by
+default, so that the paper's and the authors' presets compute what they always did).
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from ..config import (FrozenConfig, at_most, boolean, one_of, optional, positive, positive_int,
-                      setting)
-from ..diffusion import SPACINGS, ddim_invert, ddim_sample, time_pairs
+from ..diffusion import ddim_invert, ddim_sample, time_pairs
 from ..errors import ShredError
 from ..models.base import Denoiser, module_device
 from ..operators import Operator
-from .base import Result, Solver, seeded_noise, to_image_space, to_model_space
+from .base import Result, Solver, measurement_loss, seeded_noise, to_image_space, to_model_space
 from .registry import register_solver
-from .stopping import STOPS, make_stop_rule
+from .shred_config import FINISHES, INITS, LOSSES, LR_DECAYS, WARM_FROM, ShredConfig
+from .stopping import make_stop_rule
 
-LOSSES = ("mse", "norm")
-INITS = ("noise", "ddim-inversion")
-LR_DECAYS = ("none", "cosine")
-
-
-@dataclass(frozen=True)
-class ShredConfig(FrozenConfig):
-    """Settings of one SHRED run. Frozen; ``to_dict``/``from_dict`` round-trip through JSON.
-
-    Attributes:
-        delta_t: DDIM skip (paper: 100 of T = 1000, i.e. 10 network calls per iteration).
-        spacing: ``"leading"`` (authors' code: t = 900 ... 0) or ``"trailing"`` (Algorithm 1: from T-1).
-        lr: Adam learning rate alpha (at most 10: x_T has unit-variance entries).
-        iterations: N, the maximum number of Adam steps (at most 100,000).
-        loss: ``"mse"`` (mean squared error over the measurements, authors' code) or ``"norm"``
-            (the Euclidean norm of eq. 15).
-        grad: ``"surrogate"`` (network under no_grad, authors' code) or ``"exact"`` (eq. 16).
-        clip_x0: clamp x0_hat to [-1, 1] inside every DDIM step (authors' code).
-        sphere: after each step rescale x_T to norm sqrt(D), D = C*H*W (authors' code).
-        epsilon: stop an image once L_IR < epsilon (section 6.1); None runs all iterations.
-        init: ``"noise"`` (x_T ~ N(0, I), Algorithm 1) or ``"ddim-inversion"`` (DDIM-invert A^+ y).
-        lr_decay: ``"none"`` (constant, as in the paper) or ``"cosine"`` (anneal to 0 over the
-            iterations, which lets Adam settle instead of jittering at a floor set by lr).
-        check_every: read the loss back from the device every k iterations (early stopping and the
-            progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
-            None (default): 10 on a GPU, 1 on a CPU (where reading the loss costs nothing).
-        stop: noise-aware stopping (:mod:`shred.solvers.stopping`): ``"none"``, ``"discrepancy"``
-            (||y - H x|| <= tau sigma_y sqrt(m) with the operator's sigma_y), ``"auto"`` (sigma_y
-            estimated from y when unknown) or ``"plateau"`` (the loss stopped improving).
-        tau: the discrepancy principle's safety factor (about 1).
-    """
-
-    label = "SHRED"
-
-    delta_t: int = setting(100, positive_int)
-    spacing: str = setting("leading", one_of(*SPACINGS))
-    lr: float = setting(0.003, at_most(10.0, positive))
-    iterations: int = setting(100, at_most(100_000, positive_int))
-    loss: str = setting("mse", one_of(*LOSSES))
-    grad: str = setting("surrogate", one_of("surrogate", "exact"))
-    clip_x0: bool = setting(True, boolean)
-    sphere: bool = setting(True, boolean)
-    epsilon: float | None = setting(None, optional(positive))
-    init: str = setting("noise", one_of(*INITS))
-    lr_decay: str = setting("none", one_of(*LR_DECAYS))
-    check_every: int | None = setting(None, optional(positive_int))
-    stop: str = setting("none", one_of(*STOPS))
-    tau: float = setting(1.0, positive)
-
+__all__ = ["FINISHES", "INITS", "LOSSES", "LR_DECAYS", "WARM_FROM", "Keep", "Progress", "Shred", "ShredConfig",
+           "Stopping", "check_interval", "measurement_loss", "project_to_sphere"]
 
 def check_interval(check_every: int | None, device: torch.device) -> int:
     """Iterations between reads of the loss: ``check_every``, or 10 on a GPU and 1 on a CPU."""
@@ -83,10 +40,73 @@ def check_interval(check_every: int | None, device: torch.device) -> int:
     return 10 if torch.device(device).type == "cuda" else 1
 
 
-def measurement_loss(residual: torch.Tensor, kind: str, m: int) -> torch.Tensor:
-    """Per-image loss [B] of residual y - H(x): ``mse`` = ||r||^2 / m, ``norm`` = ||r|| (eq. 15)."""
-    sq = residual.flatten(1).pow(2).sum(1)
-    return sq / m if kind == "mse" else sq.clamp_min(1e-30).sqrt()
+def project_to_sphere(x_T: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """x_T rescaled to norm ``radius`` ([B]) per image."""
+    scale = radius / x_T.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return x_T * scale.view(-1, *([1] * (x_T.dim() - 1)))
+
+
+class Progress:
+    """What SHRED's loop hands the callbacks at iteration k (before the Adam step).
+
+    Attributes:
+        k: the iteration (0-based).
+        x0: [B, C, H, W] f(x_T) in [0, 1] (with its graph: do not backpropagate from a callback).
+        x_T: [B, C, H, W] the latent that made x0.
+        loss: [B] L_IR of x0.
+        active: [B] bool, the images still running; callbacks may clear entries (stopping).
+    """
+
+    def __init__(self, k: int, x0: torch.Tensor, x_T: torch.Tensor, loss: torch.Tensor, active: torch.Tensor):
+        self.k, self.x0, self.x_T, self.loss, self.active = k, x0, x_T, loss, active
+
+
+class Keep:
+    """Bookkeeping callback: each image's last x0, x_T and loss while it ran, its iteration count,
+    the loss history; images that stopped keep what they had."""
+
+    def __init__(self, x_T: torch.Tensor):
+        B = x_T.shape[0]
+        self.x0 = torch.zeros_like(x_T)
+        self.x_T = x_T.detach().clone()
+        self.iterations = torch.zeros(B, dtype=torch.long, device=x_T.device)
+        self.history: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def __call__(self, p: Progress) -> None:
+        a = p.active.view(-1, 1, 1, 1)
+        self.x0 = torch.where(a, p.x0.detach(), self.x0)
+        self.x_T = torch.where(a, p.x_T.detach(), self.x_T)
+        self.iterations += p.active.long()
+        last = self.history[-1] if self.history else p.loss.detach()
+        self.history.append(torch.where(p.active, p.loss.detach(), last))
+
+    def frozen(self, x_T: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """x_T with the stopped images' latents put back (the Adam step moved every row)."""
+        return torch.where(active.view(-1, 1, 1, 1), x_T, self.x_T)
+
+
+class Stopping:
+    """Stopping callback: every ``every`` iterations, images whose loss is below ``epsilon`` or that
+    the stop rule (:mod:`shred.solvers.stopping`) ends leave the active set; the progress bar moves."""
+
+    def __init__(self, keep: Keep, epsilon: float | None, rule, every: int, iterations: int, bar):
+        self.keep, self.epsilon, self.rule, self.every, self.iterations, self.bar = keep, epsilon, rule, every, iterations, bar
+
+    def __call__(self, p: Progress) -> None:
+        k = p.k
+        if (k + 1) % self.every and k + 1 != self.iterations:
+            return
+        last = self.keep.history[-1]
+        done = torch.zeros_like(p.active)
+        if self.epsilon is not None:
+            done |= last < self.epsilon
+        if self.rule is not None:
+            done |= self.rule.done(last).to(p.active.device)
+        # The stop takes effect after this iteration's x0 was kept: it is the image's answer.
+        p.active.copy_(p.active & ~done)
+        self.bar.set_postfix(loss=f"{float(last.max()):.3g}", refresh=False)
+        self.bar.update(k + 1 - self.bar.n)
 
 
 @register_solver("shred")
@@ -94,7 +114,8 @@ class Shred(Solver):
     """The SHRED solver (Algorithm 1) for a known operator.
 
     Args:
-        denoiser: the frozen eps_theta (:class:`shred.models.Denoiser`).
+        denoiser: the frozen eps_theta (:class:`shred.models.Denoiser`). It may be swapped for an
+            execution wrapper of the same network (:func:`shred.models.fast.accelerate`).
         config: a whole :class:`ShredConfig`; or leave it None and name a ``preset`` (default
             ``"auto"``, :mod:`shred.solvers.presets`) and the ``task`` whose settings to take.
         preset / task: see ``config``.
@@ -121,107 +142,137 @@ class Shred(Solver):
         self.denoiser = denoiser
         self.config = config.replace(**settings) if settings else config
         self.pairs = time_pairs(denoiser.schedule.T, delta_t=self.config.delta_t, spacing=self.config.spacing)
+        ts = [t for t, _ in self.pairs][:: self.config.coarse_stride]
+        self.coarse_pairs = list(zip(ts, ts[1:] + [-1]))
         self.device = torch.device(device) if device is not None else module_device(denoiser)
         self.dtype = dtype
 
-    @classmethod
-    def unsupported(cls, operator: Operator) -> str | None:
-        return None
-
-    def f(self, x_T: torch.Tensor, grad: str | None = None) -> torch.Tensor:
-        """x_0 = f(x_T) in the model's space, with this config's sampler settings."""
-        return ddim_sample(self.denoiser, x_T, self.pairs, grad=grad or self.config.grad,
+    # -- the pieces of Algorithm 1 -----------------------------------------------------------------
+    def f(self, x_T: torch.Tensor, grad: str | None = None, pairs=None) -> torch.Tensor:
+        """x_0 = f(x_T) in the model's space: deterministic DDIM through ``pairs`` (default: the
+        config's trajectory), eqs. (13)-(14)."""
+        return ddim_sample(self.denoiser, x_T, pairs or self.pairs, grad=grad or self.config.grad,
                            clip_x0=self.config.clip_x0)
 
+    def trajectory(self, k: int) -> list[tuple[int, int]]:
+        """The (t, t_next) pairs of iteration k: coarse for the first ``coarse_iterations``."""
+        return self.coarse_pairs if k < self.config.coarse_iterations else self.pairs
+
     def initial_latent(self, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
+        """x_T^0: noise (Algorithm 1), or a warm start from the DDIM inversion of a cheap estimate."""
         c = self.config
         shape = (self.denoiser.channels, *self.denoiser.image_size)
         if tuple(operator.in_shape) != shape:
             raise ShredError(f"the operator works on {tuple(operator.in_shape)} images but the model "
                              f"{self.denoiser.name} makes {shape}")
+        noise = seeded_noise(shape, seeds, self.device, self.dtype)
         if c.init == "noise":
-            x_T = seeded_noise(shape, seeds, self.device, self.dtype)
-        else:
-            with torch.no_grad():
-                x_pinv = operator.pinv(y).clamp(0, 1)
-                x_T = ddim_invert(self.denoiser, to_model_space(x_pinv), self.pairs)
-        if c.sphere:
-            x_T = self._project(x_T)
-        return x_T
+            return noise
+        with torch.no_grad():
+            estimate = self.cheap_estimate(y, operator, seeds if c.init == "warm" else None)
+            x_inv = ddim_invert(self.denoiser, to_model_space(estimate), self.pairs)
+        if c.init == "ddim-inversion":
+            return x_inv
+        a = c.warm_strength
+        return math.sqrt(a) * x_inv + math.sqrt(1 - a) * noise
 
-    @staticmethod
-    def _project(x_T: torch.Tensor) -> torch.Tensor:
-        d = x_T[0].numel()
-        return x_T * (math.sqrt(d) / x_T.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, 1, 1, 1)
+    def cheap_estimate(self, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
+        """The image a warm start inverts, in [0, 1]: A^+ y, or DDRM's 20-step restoration."""
+        if self.config.warm_from == "ddrm" and seeds is not None:
+            from .ddrm import Ddrm
+
+            return Ddrm(self.denoiser, device=self.device)(y, operator, seeds=list(seeds)).x0.clamp(0, 1)
+        return operator.pinv(y).clamp(0, 1)
+
+    def sphere_radius(self, x_T: torch.Tensor) -> torch.Tensor:
+        """[B] radius of the sphere x_T is kept on: sqrt(D) from noise (authors' code), else the
+        start's own norm."""
+        if self.config.init == "noise":
+            return torch.full((x_T.shape[0],), math.sqrt(x_T[0].numel()), device=x_T.device, dtype=x_T.dtype)
+        return x_T.flatten(1).norm(dim=1)
+
+    def consistent(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator) -> torch.Tensor:
+        """SHRED+'s finish: x0 + gamma A^+ (y - A x0) per image, A^+ with singular values below 3e-2
+        cut (DDNM's ``Deblurring``). gamma = 1 without noise; with noise sigma_y, the largest gamma in
+        [0, 1] that keeps ||y - A x|| >= tau sigma_y sqrt(m), i.e. 1 - tau sigma_y sqrt(m) / ||r||
+        (the exact residual scaling where A A^+ = I on the range, as for masks and pooling)."""
+        if not operator.linear:
+            return x0
+        from ..operators.svd import cut_maps
+
+        A, A_pinv = cut_maps(operator, 3e-2)
+        weight = operator.measurement_weight()
+        r = y - A(x0)
+        if weight is not None:
+            r = r * weight.to(r)
+        gamma = torch.ones(x0.shape[0], dtype=x0.dtype, device=x0.device)
+        if operator.sigma_y > 0:
+            floor = self.config.tau * operator.sigma_y * math.sqrt(operator.num_measurements())
+            gamma = (1 - floor / r.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(0, 1)
+        return (x0 + gamma.view(-1, 1, 1, 1) * A_pinv(r)).clamp(0, 1)
 
     def extra_parameters(self, operator: Operator) -> list[dict]:
         """Adam parameter groups optimised jointly with x_T (the blind variant adds H_theta)."""
         return []
 
-    def record(self, active: torch.Tensor) -> None:
-        """Called every iteration, after x0 = f(x_T) and H(x0) and before the Adam step, with the
-        [B] mask of images still running: subclasses keep per-image state (the blind variant keeps
-        the kernel that produced the kept x0)."""
+    def callbacks(self) -> list[Callable[[Progress], None]]:
+        """Bookkeeping of subclasses, called with every iteration's :class:`Progress` after
+        x0 was kept (the blind variant keeps the kernel that made the kept x0)."""
+        return []
 
-    def solve(self, y, operator, seeds, progress) -> Result:
+    # -- Algorithm 1 ------------------------------------------------------------------------------------
+    def solve(self, y, operator, seeds, progress, callback: Callable[[Progress], None] | None = None) -> Result:
         from tqdm.auto import tqdm
 
         c = self.config
-        start = time.perf_counter()
-        y = y.to(self.device, self.dtype)
-        operator = operator.to(self.device)
-        weight = operator.measurement_weight()
-        m = operator.num_measurements()
-        x_T = self.initial_latent(y, operator, seeds).detach().requires_grad_(True)
+        started = time.perf_counter()
+        y, operator = y.to(self.device, self.dtype), operator.to(self.device)
+        weight, m = operator.measurement_weight(), operator.num_measurements()
+
+        x_T = self.initial_latent(y, operator, seeds)                        # x_T^0             line 1
+        radius = self.sphere_radius(x_T)
+        if c.sphere:
+            x_T = project_to_sphere(x_T, radius)
+        x_T = x_T.detach().requires_grad_(True)
         opt = torch.optim.Adam([{"params": [x_T], "lr": c.lr}, *self.extra_parameters(operator)],
                                fused=self.device.type == "cuda")
-        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, c.iterations) if c.lr_decay == "cosine" else None)
-        B = y.shape[0]
-        active = torch.ones(B, dtype=torch.bool, device=self.device)
-        x0_keep = torch.zeros_like(x_T)
-        xT_keep = x_T.detach().clone()
-        iters = torch.zeros(B, dtype=torch.long, device=self.device)
-        losses: list[torch.Tensor] = []
+        decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, c.iterations) if c.lr_decay == "cosine" else None
+
+        active = torch.ones(y.shape[0], dtype=torch.bool, device=self.device)
+        keep = Keep(x_T)
         rule = make_stop_rule(c.stop, c.tau, c.loss, y, operator)
-        every = check_interval(c.check_every, self.device)
         bar = tqdm(total=c.iterations, desc=self.name, unit="it", disable=not progress, leave=False)
+        stopping = Stopping(keep, c.epsilon, rule, check_interval(c.check_every, self.device), c.iterations, bar)
+        watchers = [keep, *self.callbacks(), stopping, *([callback] if callback else [])]
         try:
-            for k in range(c.iterations):
-                x0 = to_image_space(self.f(x_T))
-                residual = y - operator.A(x0)
+            for k in range(c.iterations):                                    # for N iterations  line 2
+                x0 = to_image_space(self.f(x_T, pairs=self.trajectory(k)))   # x_0 = f(x_T)      eqs. (13)-(14)
+                residual = y - operator.A(x0)                                # y - H(x_0)
                 if weight is not None:
-                    residual = residual * weight.to(residual)
-                per_image = measurement_loss(residual, c.loss, m)
-                with torch.no_grad():
-                    a = active.view(-1, 1, 1, 1)
-                    x0_keep = torch.where(a, x0.detach(), x0_keep)
-                    xT_keep = torch.where(a, x_T.detach(), xT_keep)
-                    iters += active.long()
-                    self.record(active)
-                    losses.append(torch.where(active, per_image.detach(), losses[-1] if losses else per_image.detach()))
+                    residual = residual * weight.to(residual)                # measured entries only
+                loss = measurement_loss(residual, c.loss, m)                 # L_IR              eq. (15)
+                running = active.clone()
+                step = Progress(k, x0, x_T, loss, active)
+                for watch in watchers:
+                    watch(step)
                 opt.zero_grad(set_to_none=True)
-                (per_image * active).sum().backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
+                (loss * running).sum().backward()                            # grad of L_IR wrt x_T
+                opt.step()                                                   # Adam step         eq. (16)
+                if decay is not None:
+                    decay.step()
                 with torch.no_grad():
                     if c.sphere:
-                        x_T.copy_(self._project(x_T))
-                    x_T.copy_(torch.where(active.view(-1, 1, 1, 1), x_T, xT_keep))
-                if (k + 1) % every == 0 or k + 1 == c.iterations:
-                    last = losses[-1]
-                    if c.epsilon is not None:
-                        active &= ~(last < c.epsilon)
-                    if rule is not None:
-                        active &= ~rule.done(last).to(active.device)
-                    bar.set_postfix(loss=f"{float(last.max()):.3g}", refresh=False)
-                    bar.update(k + 1 - bar.n)
-                    if not bool(active.any()):
-                        break
+                        x_T.copy_(project_to_sphere(x_T, radius))            # back on the sphere
+                    x_T.copy_(keep.frozen(x_T, running))                     # stopped images stay
+                if not bool(active.any()):
+                    break
         finally:
             bar.close()
-        return Result(x0=x0_keep.detach(), x_T=xT_keep.detach(), loss_history=torch.stack(losses).float().cpu(),
-                      iterations=iters.cpu(), wall_time=time.perf_counter() - start, seeds=list(seeds),
+        x0 = keep.x0
+        if c.finish == "consistency":
+            x0 = self.consistent(x0, y, operator)
+        return Result(x0=x0.detach(), x_T=keep.x_T, loss_history=torch.stack(keep.history).float().cpu(),
+                      iterations=keep.iterations.cpu(), wall_time=time.perf_counter() - started, seeds=list(seeds),
                       extras={**self.extras(operator), **({"stop": rule.info()} if rule else {})})
 
     def extras(self, operator: Operator) -> dict[str, Any]:

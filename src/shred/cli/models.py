@@ -1,4 +1,6 @@
-"""``shred models`` (list the registry) and ``shred models download NAME`` (fill the cache)."""
+"""``shred-ir models`` (list the registry) and ``shred-ir models download NAME`` (fill the cache).
+
+The library: :mod:`shred.models.registry` and :mod:`shred.models.download`; shred.models never imports the CLI."""
 from __future__ import annotations
 
 import argparse
@@ -8,10 +10,10 @@ import sys
 from ..errors import ShredError
 
 EPILOG = """examples:
-  shred models                                   # what is known, bundled or cached
-  shred models download celeba-hq-256            # fetch into the cache (resumable)
-  SHRED_CACHE=/data/shred shred models download imagenet-256-uncond
-  shred restore y.png --model celeba-hq-256      # first use downloads it too
+  shred-ir models                                   # what is known, bundled or cached
+  shred-ir models download celeba-hq-256            # fetch into the cache (resumable)
+  SHRED_CACHE=/data/shred shred-ir models download imagenet-256-uncond
+  shred-ir restore y.png --model celeba-hq-256      # first use downloads it too
 
 A model that cannot be fetched by a program (ffhq-256-dps, on Google Drive) is listed with the page
 to get it from and the path to put it at.
@@ -28,7 +30,7 @@ def _size(entry) -> str:
 
 
 def _status(entry) -> str:
-    from .download import ENV_BASE_URL, is_cached, local_path
+    from ..models.download import ENV_BASE_URL, is_cached, local_path
 
     if entry.kind == "bundled":
         return "bundled" if (entry.path / "config.json").is_file() else "missing (reinstall shred)"
@@ -39,9 +41,9 @@ def _status(entry) -> str:
     return "not downloaded"
 
 
-def cmd_list(args) -> int:
-    from .download import cache_dir
-    from .registry import MODELS
+def run(args) -> int:
+    from ..models.download import cache_dir
+    from ..models.registry import MODELS
 
     rows = [(e.name, f"{e.resolution}x{e.resolution} {'RGB' if e.channels == 3 else 'grey'}", _size(e), _status(e), e)
             for e in sorted(MODELS.values(), key=lambda e: e.kind != "bundled")]  # bundled first
@@ -51,14 +53,14 @@ def cmd_list(args) -> int:
         print(f"{name:<{width}}{images:<13}{size:<9}{status}")
         print(f"    {e.description}")
         print(f"    {e.architecture}; data in [{e.data_range[0]:g}, {e.data_range[1]:g}]; licence: {e.licence}")
-    print(f"\ncache: {cache_dir()} (set SHRED_CACHE to move it); `shred models download NAME` fetches a model")
+    print(f"\ncache: {cache_dir()} (set SHRED_CACHE to move it); `shred-ir models download NAME` fetches a model")
     return 0
 
 
-def cmd_download(args) -> int:
-    from . import load_model
-    from .download import fetch, is_cached, local_path
-    from .registry import MODELS
+def run_download(args) -> int:
+    from ..models import load_model
+    from ..models.download import fetch, is_cached, local_path
+    from ..models.registry import MODELS
 
     entry = MODELS.get(args.name)
     if entry is None:
@@ -74,16 +76,15 @@ def cmd_download(args) -> int:
     return 0
 
 
-def add_models_parser(sub) -> None:
-    """Add ``shred models`` to the CLI's sub-commands."""
+def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list known models, or download one into the cache",
                        description="List the bundled and downloadable models, with size, licence, "
                                    "provenance and whether they are in the cache.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=cmd_list)
+    p.set_defaults(func=run)
     actions = p.add_subparsers(dest="models_action", metavar="ACTION")
     d = actions.add_parser("download", help="fetch a model into the cache (resumable, checked)",
                            description="Fetch a model into the cache: resumable, checked, written atomically.")
-    d.add_argument("name", help="model name, as listed by `shred models`")
+    d.add_argument("name", help="model name, as listed by `shred-ir models`")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
-    d.set_defaults(func=cmd_download)
+    d.set_defaults(func=run_download)

@@ -1,0 +1,150 @@
+"""``shred-ir restore``: restore a degraded image with SHRED (the library: :mod:`shred.restoration`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ShredError
+from .options import (add_task_options, bool_flag, check_out_free, default_device, positive_float, positive_int,
+                      seed_paths, seeds, task_options)
+
+EPILOG = """examples:
+  shred-ir restore y.png                                  # uses y.json written by `shred-ir degrade`
+  shred-ir restore y.png --spec y.json --out restored.png --grid grid.png
+  shred-ir restore small.png --task sr --scale 4          # a low-resolution photo, no spec
+  shred-ir restore y.png --seeds 0-7 --grid grid.png      # eight solutions from eight noises
+  shred-ir restore y.png --preset paper --grad exact --iterations 50 --lr 0.003
+  shred-ir restore y.png --seeds 0-7 --report r.json      # per-seed table, diversity, JSON report
+  shred-ir restore noisy.png --task sr --sigma-y 0.05 --stop discrepancy
+  shred-ir restore blurred.png --task blind-deblur --kernel-size 41 --kernel-out k.png
+  shred-ir restore y.png --seeds 0-15 --compile default   # compile the network (pays off on big runs)
+  shred-ir restore y.png --precision fp32 --compile none  # the float32 reference path on a GPU
+
+size policy: the measurement must have exactly the size that the model and the task imply
+(e.g. 8x8 for x4 super-resolution with a 32x32 model); shred never resizes silently. Pass
+--resize to centre-crop and resample it (bicubic) to that size.
+"""
+
+
+def add_parser(sub) -> None:
+    from ..diffusion import GRAD_MODES, SPACINGS
+    from ..models.fast import COMPILE_MODES, PRECISIONS
+    from ..solvers import DEFAULT_PRESET, PRESETS
+    from ..solvers.shred import INITS, LOSSES
+    from ..solvers.stopping import STOPS
+
+    p = sub.add_parser("restore", help="restore a degraded image with SHRED",
+                       description="Restore a degraded image by optimising the input noise of a few-step DDIM (SHRED).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("measurement", help="degraded image (PNG, JPEG or .npy)")
+    p.add_argument("--spec", help="spec written by `shred-ir degrade` (default: the measurement's .json, if any)")
+    p.add_argument("--model", help="model name (see `shred-ir models`) or folder/checkpoint; default: the "
+                   "bundled model for the image's channels")
+    p.add_argument("--class-label", type=int, help="class for a class-conditional model")
+    p.add_argument("--out", help="restored image (default: <measurement>_restored.png)")
+    p.add_argument("--grid", help="also write a side-by-side grid (input, restorations)")
+    p.add_argument("--clean", help="ground truth, for a PSNR and a grid column")
+    p.add_argument("--report", help="write a JSON report: per-seed iterations, losses, measurement errors, "
+                   "PSNR/SSIM with --clean, diversity, kernel NCC")
+    p.add_argument("--kernel-out", help="blind tasks: write the estimated kernel (.png scaled to its maximum, or "
+                   ".npy); several seeds add _seedN")
+    p.add_argument("--resize", action="store_true", help="resample a measurement of the wrong size (see below)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
+                   help="precision of the network (autocast; x_T, the loss and Adam stay float32); "
+                   "auto: bf16 on a GPU, fp32 on a CPU")
+    p.add_argument("--compile", default="auto", choices=["auto", "none", *filter(None, COMPILE_MODES)],
+                   help="torch.compile mode for the network; auto: default on a GPU for surrogate-gradient runs "
+                   "of 800+ image-iterations (e.g. 8 seeds x 100), none otherwise (on a CPU it saves 20-23 %% per "
+                   "iteration but compiling takes 12-120 s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = p.add_argument_group("SHRED settings (defaults come from --preset and the task)")
+    s.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
+                   help="settings of the paper, of the authors' code, or tuned for the bundled models "
+                   "(default auto: bundled for the bundled models, authors-code for others)")
+    s.add_argument("--iterations", type=positive_int, help="Adam iterations N")
+    s.add_argument("--lr", type=positive_float, help="Adam learning rate alpha")
+    s.add_argument("--delta-t", type=positive_int, help="DDIM skip (default 100: 10 steps of T = 1000)")
+    s.add_argument("--spacing", choices=SPACINGS, help="timesteps: leading (t=900..0) or trailing (t=999..99)")
+    s.add_argument("--grad", choices=[g for g in GRAD_MODES if g != "none"],  # "none": no gradient at all
+                   help="gradient through the DDIM update only, or through the network too")
+    s.add_argument("--loss", choices=LOSSES, help="mean squared error or the norm of eq. 15")
+    s.add_argument("--init", choices=INITS, help="start from noise or from DDIM inversion of A^+ y")
+    bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
+    bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
+    s.add_argument("--epsilon", type=positive_float, help="stop an image once its loss < epsilon")
+    s.add_argument("--stop", choices=STOPS,
+                   help="noise-aware stopping: discrepancy (||y - Hx|| <= tau sigma_y sqrt(m), needs --sigma-y), "
+                   "auto (sigma_y estimated from y when unknown), plateau (loss stopped improving)")
+    s.add_argument("--tau", type=positive_float, help="discrepancy principle factor (default 1)")
+    s.add_argument("--kernel-lr", type=positive_float, help="blind tasks: learning rate of the kernel network "
+                   "(default: the preset's, 2e-4 in authors-code)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
+    s.add_argument("--seeds", type=seeds, help="several seeds, e.g. 0-7: one restoration each, in one batch")
+    add_task_options(p)
+    p.set_defaults(func=run)
+
+
+def _spec_path(args, y_path: Path) -> Path | None:
+    """--spec, or the measurement's .json when neither --spec nor --task is given."""
+    spec_path = Path(args.spec) if args.spec else None
+    if spec_path is None and not args.task:
+        guess = y_path.with_suffix(".json")
+        if not guess.is_file():
+            raise ShredError(f"say how {y_path.name} was degraded: --spec FILE.json (from `shred-ir degrade`) or --task")
+        spec_path = guess
+        if not args.quiet:
+            print(f"using the spec {guess}", file=sys.stderr)
+    if spec_path is not None and args.task:
+        raise ShredError("give either --spec or --task, not both")
+    return spec_path
+
+
+def run(args) -> int:
+    from ..api import make_restorer
+    from ..io import check_writable, grid_bytes, write_all
+    from ..restoration import done_message, grid_columns, load_clean, load_measurement, output_files, run_report
+
+    y_path = Path(args.measurement)
+    spec_path = _spec_path(args, y_path)
+    run_seeds = args.seeds if args.seeds is not None else [args.seed]
+    outs = seed_paths(check_writable(args.out or y_path.with_name(y_path.stem + "_restored.png")), run_seeds)
+    grid = check_writable(args.grid, (".png", ".jpg", ".jpeg")) if args.grid else None
+    kernel_out = check_writable(args.kernel_out, (".png", ".npy")) if args.kernel_out else None
+    kernel_outs = [] if kernel_out is None else seed_paths(kernel_out, run_seeds)
+    report = check_writable(args.report, (".json",)) if args.report else None
+    check_out_free([*outs, grid, y_path, *kernel_outs, report])
+
+    m = load_measurement(y_path, spec=spec_path, task=args.task, options=task_options(args), model=args.model,
+                         class_label=args.class_label, seed=args.seed, allow_resize=args.resize)
+    device = args.device or default_device()
+    restorer = make_restorer(m.denoiser, m.task, preset=args.preset, device=device,
+                             run={"precision": args.precision, "compile": args.compile}, images=len(run_seeds),
+                             kernel_lr=args.kernel_lr, iterations=args.iterations, lr=args.lr, delta_t=args.delta_t,
+                             grad=args.grad, loss=args.loss, init=args.init, clip_x0=args.clip_x0,
+                             sphere=args.sphere, epsilon=args.epsilon, spacing=args.spacing, stop=args.stop,
+                             tau=args.tau)
+    if kernel_out is not None and not restorer.blind:
+        raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
+    clean = load_clean(args.clean, m.denoiser) if args.clean else None
+    if not args.quiet:
+        print(f"restoring {y_path.name}: {m.task} with {m.denoiser.describe()}, preset {restorer.preset}, "
+              f"{restorer.config.iterations} iterations x {len(restorer.solver.pairs)} steps, "
+              f"{restorer.config.grad} gradient, {len(run_seeds)} seed(s) on {device} ({restorer.run.describe()})",
+              file=sys.stderr)
+    res = restorer.solver(m.y, m.operator, seeds=run_seeds, progress=not args.quiet)
+
+    files = output_files(res, outs, kernel_outs)
+    rep = run_report(res, m, y_path, clean=clean)
+    if report is not None:
+        files.append((report, rep.json_bytes()))
+    if grid is not None:
+        files.append((grid, grid_bytes(grid_columns(m.y, res, clean), grid.suffix)))
+    write_all(files)  # all of them or none
+    stream = sys.stderr if args.quiet else sys.stdout
+    if len(rep.rows) > 1 or "stop" in rep.summary:
+        print(rep.table(), file=stream)
+    msg = done_message(res, rep.summary, Path(args.clean).name if clean is not None else None)
+    print(f"{msg}; wrote {', '.join(str(p) for p, _ in files)}", file=stream)
+    return 0

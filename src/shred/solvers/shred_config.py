@@ -1,0 +1,79 @@
+"""The settings of a SHRED run (:class:`ShredConfig`), apart from the solver so that the presets
+(:mod:`.presets`) and the solver (:mod:`.shred`) can both use them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import (FrozenConfig, at_most, boolean, non_negative_int, one_of, optional, positive, positive_int,
+                      setting, unit_interval)
+from ..diffusion import SPACINGS
+from .stopping import STOPS
+
+LOSSES = ("mse", "norm")
+INITS = ("noise", "ddim-inversion", "warm")
+WARM_FROM = ("pinv", "ddrm")
+LR_DECAYS = ("none", "cosine")
+FINISHES = ("none", "consistency")
+
+
+@dataclass(frozen=True)
+class ShredConfig(FrozenConfig):
+    """Settings of one SHRED run. Frozen; ``to_dict``/``from_dict`` round-trip through JSON.
+
+    Attributes:
+        delta_t: DDIM skip (paper: 100 of T = 1000, i.e. 10 network calls per iteration).
+        spacing: ``"leading"`` (authors' code: t = 900 ... 0) or ``"trailing"`` (Algorithm 1: from T-1).
+        lr: Adam learning rate alpha (at most 10: x_T has unit-variance entries).
+        iterations: N, the maximum number of Adam steps (at most 100,000).
+        loss: ``"mse"`` (mean squared error over the measurements, authors' code) or ``"norm"``
+            (the Euclidean norm of eq. 15).
+        grad: ``"surrogate"`` (network under no_grad, authors' code) or ``"exact"`` (eq. 16).
+        clip_x0: clamp x0_hat to [-1, 1] inside every DDIM step (authors' code).
+        sphere: after each step rescale x_T back onto the sphere it started on (authors' code): radius
+            sqrt(D), D = C*H*W, for a start from noise; the start's own norm for a warm start, whose
+            DDIM-inverted latent is shorter than noise (rescaling it to sqrt(D) would undo it).
+        epsilon: stop an image once L_IR < epsilon (section 6.1); None runs all iterations.
+        init: ``"noise"`` (x_T ~ N(0, I), Algorithm 1), ``"ddim-inversion"`` (DDIM-invert A^+ y) or
+            ``"warm"`` (SHRED+: x_T = sqrt(a) x_inv + sqrt(1 - a) eps, x_inv the DDIM inversion of a
+            cheap estimate ``warm_from``, a = ``warm_strength``, eps ~ N(0, I) from the seed).
+        warm_from: the cheap estimate a warm start inverts: ``"pinv"`` (A^+ y, no network call) or
+            ``"ddrm"`` (20-step DDRM with its official settings; operators with an SVD only).
+        warm_strength: a in [0, 1], the share of the inverted latent in a warm start.
+        lr_decay: ``"none"`` (constant, as in the paper) or ``"cosine"`` (anneal to 0 over the
+            iterations, which lets Adam settle instead of jittering at a floor set by lr).
+        coarse_iterations / coarse_stride: SHRED+'s coarse-to-fine trajectory: the first
+            ``coarse_iterations`` iterations run f through every ``coarse_stride``-th timestep of
+            the trajectory (stride 2: 5 network calls instead of 10, from the same t of x_T).
+        finish: ``"none"``, or ``"consistency"`` (SHRED+: after the last iteration, for a linear
+            operator, x0 <- x0 + A^+ (y - A x0), A^+ with singular values below 3e-2 cut as DDNM's;
+            with measurement noise only the part of the residual above tau sigma_y sqrt(m)).
+        check_every: read the loss back from the device every k iterations (early stopping and the
+            progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
+            None (default): 10 on a GPU, 1 on a CPU (where reading the loss costs nothing).
+        stop: noise-aware stopping (:mod:`shred.solvers.stopping`): ``"none"``, ``"discrepancy"``
+            (||y - H x|| <= tau sigma_y sqrt(m) with the operator's sigma_y), ``"auto"`` (sigma_y
+            estimated from y when unknown) or ``"plateau"`` (the loss stopped improving).
+        tau: the discrepancy principle's safety factor (about 1).
+    """
+
+    label = "SHRED"
+
+    delta_t: int = setting(100, positive_int)
+    spacing: str = setting("leading", one_of(*SPACINGS))
+    lr: float = setting(0.003, at_most(10.0, positive))
+    iterations: int = setting(100, at_most(100_000, positive_int))
+    loss: str = setting("mse", one_of(*LOSSES))
+    grad: str = setting("surrogate", one_of("surrogate", "exact"))
+    clip_x0: bool = setting(True, boolean)
+    sphere: bool = setting(True, boolean)
+    epsilon: float | None = setting(None, optional(positive))
+    init: str = setting("noise", one_of(*INITS))
+    warm_from: str = setting("pinv", one_of(*WARM_FROM))
+    warm_strength: float = setting(0.5, unit_interval)
+    lr_decay: str = setting("none", one_of(*LR_DECAYS))
+    coarse_iterations: int = setting(0, at_most(100_000, non_negative_int))
+    coarse_stride: int = setting(2, at_most(1000, positive_int))
+    finish: str = setting("none", one_of(*FINISHES))
+    check_every: int | None = setting(None, optional(positive_int))
+    stop: str = setting("none", one_of(*STOPS))
+    tau: float = setting(1.0, positive)
