@@ -618,5 +618,15 @@ def _add_models(sub) -> None:
 _EXTRA_COMMANDS.append(_add_models)
 
 
+# --- ui (branch `ui`): the browser page lives in shred/ui/; gradio is imported only when it runs ---
+def _add_ui(sub) -> None:
+    from .ui.command import add_parser
+
+    add_parser(sub)
+
+
+_EXTRA_COMMANDS.append(_add_ui)
+
+
 if __name__ == "__main__":
     sys.exit(main())
