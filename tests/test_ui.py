@@ -25,6 +25,11 @@ from shred.operators import TASKS, TaskOptions, build_task
 from shred.ui import session
 from shred.ui.session import PageRequest
 
+# gradio's own deprecation noise (pandas 3) and tqdm's /dev/null handle in gradio's progress patch.
+pytestmark = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+              pytest.mark.filterwarnings("ignore::ResourceWarning")]
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "src" / "shred" / "samples" / "chelsea-32.png"
 SCREENSHOT = ROOT / "docs" / "img" / "ui.png"
@@ -232,3 +237,224 @@ def test_stop_ends_a_run_within_one_network_evaluation(den, tmp_path):
         hook.remove()
     assert len(calls) == 3  # the fourth evaluation was refused
     assert not den._forward_pre_hooks  # the stop hook is gone
+
+
+# --- the served page, driven with gradio_client --------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app on a free 127.0.0.1 port, in this process: (demo, url)."""
+    pytest.importorskip("gradio", reason="the page needs gradio: pip install -e '.[test]' (or '.[ui]')")
+    from shred.ui.app import build_app, launch
+
+    demo = build_app("cifar10-32", "cpu")
+    port = _free_port()
+    launch(demo, "127.0.0.1", port, block=False, quiet=True)
+    yield demo, f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server[1], verbose=False)
+
+
+def _editor(image: Path | None, layers=()):
+    from gradio_client import handle_file
+
+    return {"background": handle_file(str(image)) if image else None,
+            "layers": [handle_file(str(p)) for p in layers], "composite": None, "id": None}
+
+
+def _restore(client, **kw):
+    args = dict(mode="degrade", image=_editor(SAMPLE), image_file=None, mask_file=None, clean_file=None,
+                box_size=0, kernel_size=0, iterations=2, lr=0, seeds="0")
+    args.update(kw)
+    return client.predict(**args, api_name="/restore")
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2)))
+
+
+def test_page_restores_the_sample_and_reports_psnr(client):
+    status, result, gallery, metrics, command, *downloads = _restore(client, task="sr", iterations=2)
+    img = np.asarray(Image.open(result))
+    clean = np.asarray(Image.open(SAMPLE))
+    assert img.shape == (32, 32, 3) and img.std() > 10  # a picture, not a constant
+    reported = float(status.split("PSNR ")[1].split(" dB")[0])
+    # The page measures the float restoration, the file holds 8 bits: rounding moves PSNR by < 0.1 dB here.
+    assert abs(_psnr(img, clean) - reported) < 0.1 and reported > 10
+    assert status.startswith("**Done**") and "2 iteration(s)" in status
+    assert [g["caption"].split(":")[0] for g in gallery] == ["clean", "measurement (sr)", "seed 0"]
+    assert "| 0 | 2 |" in metrics and "--iterations 2" in command
+    names = [Path(d["value"]).name for d in downloads]
+    assert names == ["restored.png", "grid.png", "spec.json", "measurement.npy"]
+    assert np.load(downloads[3]["value"]).shape == (3, 8, 8)  # the x4 measurement of a 32x32 image
+
+
+def test_page_inpaints_with_a_mask_file_and_a_brush_layer(client, tmp_path):
+    mask = _mask_png(tmp_path / "mask.png", (slice(4, 12), slice(4, 12)))
+    layer = _layer(tmp_path / "layer.png", (slice(20, 24), slice(0, 32)))
+    status, result, gallery, metrics, command, *downloads = _restore(
+        client, task="inpaint-mask", mask_file=_file_arg(mask), image=_editor(SAMPLE, [layer]), iterations=1,
+        seeds="0-1")
+    y = np.load(downloads[3]["value"])  # [3, 32, 32]: zero in the hole, the sample elsewhere
+    hole = np.zeros((32, 32), bool)
+    hole[4:12, 4:12] = hole[20:24, :] = True
+    clean = np.asarray(Image.open(SAMPLE)).transpose(2, 0, 1) / 255
+    assert np.all(y[:, hole] == 0) and np.allclose(y[:, ~hole], clean[:, ~hole], atol=1e-6)
+    op, spec = shred.read_spec(downloads[2]["value"])
+    assert torch.equal(op.mask == 0, torch.as_tensor(hole)) and spec["task"] == "inpaint-mask"
+    assert [g["caption"].split(":")[0].split(" (")[0] for g in gallery] == [
+        "clean", "measurement", "seed 0", "seed 1", "mean", "uncertainty"]
+    assert "mean image" in metrics and "PSNR" in status
+
+
+def _file_arg(path: Path):
+    from gradio_client import handle_file
+
+    return handle_file(str(path))
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(mode="restore", task="sr"), "the measurement is 32x32 but sr on cifar10-32 (32x32) needs 8x8"),
+    (dict(task="inpaint-mask"), "inpaint-mask needs a hole"),
+    (dict(task="sr", seeds="0-x"), "seeds look like 0, 0-7 or 0,3,5"),
+    (dict(task="sr", scale=5), "does not divide"),
+])
+def test_bad_input_is_one_message_in_the_page_and_the_server_keeps_serving(client, kw, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as err:
+        _restore(client, **kw)
+    text = str(err.value)
+    assert message in text and "Traceback" not in text and "\n" not in text.strip()
+    assert client.predict(api_name="/sample")[0]["background"]  # still answering
+
+
+def test_files_that_are_not_images_or_hold_nan_are_refused_in_the_page(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    bad = tmp_path / "notes.npy"
+    bad.write_text("not an array")
+    with pytest.raises(AppError) as err:
+        _restore(client, task="sr", image=_editor(None), image_file=_file_arg(bad))
+    assert str(err.value).startswith("notes.npy: not a readable .npy array")  # the name, not the server's path
+    nan = tmp_path / "nan.npy"
+    arr = np.full((32, 32, 3), 0.5, np.float32)
+    arr[0, 0, 0] = np.nan
+    np.save(nan, arr)
+    with pytest.raises(AppError, match="NaN"):
+        _restore(client, task="sr", image=_editor(None), image_file=_file_arg(nan))
+
+
+def test_stop_ends_a_long_run_and_the_queue_runs_one_job_at_a_time(server, client):
+    from gradio_client.utils import Status
+
+    demo, _ = server
+    run = next(fn for fn in demo.fns.values() if fn.api_name == "restore")
+    assert run.concurrency_limit == 1 and run.concurrency_id == "network"
+    job = client.submit(mode="degrade", image=_editor(SAMPLE), image_file=None, mask_file=None, clean_file=None,
+                        task="sr", box_size=0, kernel_size=0, iterations=400, lr=0, seeds="0", api_name="/restore")
+    deadline = time.monotonic() + 60
+    while job.status().code != Status.PROGRESS and time.monotonic() < deadline:
+        time.sleep(0.1)  # wait until SHRED's progress bar reports iterations
+    started = time.monotonic()
+    client.predict(api_name="/stop")
+    status = job.result(timeout=60)[0]
+    assert status.startswith("**Stopped:**") and time.monotonic() - started < 20  # 400 iterations take minutes
+
+
+# --- the page in a real browser ------------------------------------------------------------------------
+BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+# Record every text the progress bar shows while the run goes (polling could miss a fast run).
+WATCH_PROGRESS = """() => {
+  window.__progress = [];
+  new MutationObserver(() => document.querySelectorAll('.progress-level').forEach(
+      e => window.__progress.push(e.textContent.trim()))).observe(
+      document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def _chromium() -> str | None:
+    import os
+
+    for candidate in (os.environ.get("SHRED_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def test_in_a_browser_paint_a_hole_run_and_watch_the_progress(server, tmp_path):
+    """Upload the sample, paint a stroke with the brush, run inpaint-mask with two seeds, and check the
+    kept fraction shown before running, the progress bar during the run and the result after it.
+    SHRED_UPDATE_SCREENSHOT=1 also writes the screenshot to docs/img/ui.png (README)."""
+    import os
+    import re
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed "
+                                   "(pip install -e '.[test]')")
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium browser found (Debian: apt-get install chromium chromium-driver; .ci/run does it)")
+    _, url = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=BROWSER_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            page.locator("#editor input[type=file]").first.set_input_files(str(SAMPLE))
+            # The page has the image once its size line reads it (the editor's blank canvas is 800x800).
+            page.wait_for_function("document.querySelector('#info').innerText.includes('yours is 32x32')",
+                                   timeout=30_000)
+            task = page.locator("#task input")
+            task.click()
+            task.fill("inpaint-mask")
+            page.keyboard.press("Enter")
+            page.locator("#iterations input").fill("8")
+            page.locator("#seeds input, #seeds textarea").first.fill("0-1")
+
+            page.get_by_role("button", name="Brush", exact=True).click()
+            box = page.locator("#editor canvas").first.bounding_box()
+            x, y = box["x"] + box["width"] / 2 - 60, box["y"] + box["height"] / 2 - 20
+            page.mouse.move(x, y)
+            page.mouse.down()
+            for k in range(25):
+                page.mouse.move(x + 5 * k, y + 2 * k)
+            page.mouse.up()
+            page.wait_for_function("document.querySelector('#info').innerText.includes('keeps')", timeout=30_000)
+            info = page.locator("#info").inner_text()
+            kept = re.search(r"keeps (\d+) of 1024 pixels", info)
+            assert kept and 500 < int(kept.group(1)) < 1024, info  # a stroke, not the whole image
+
+            page.evaluate(WATCH_PROGRESS)
+            page.click("#run")
+            page.wait_for_function("document.querySelector('#status').innerText.includes('Done') || "
+                                   "document.querySelector('.toast-body') !== null", timeout=180_000)
+            status = page.locator("#status").inner_text()
+            assert "Done" in status and "PSNR" in status, page.locator("body").inner_text()[:2000]
+            page.wait_for_function("document.querySelectorAll('#gallery img').length >= 6")
+            assert page.evaluate("document.querySelector('#result img').naturalWidth") == 32
+            percents = [float(v) for t in page.evaluate("window.__progress")
+                        for v in re.findall(r"shred - ([\d.]+)%", t)]
+            moving = sorted({v for v in percents if 0 < v < 100})
+            assert len(moving) >= 2, f"the progress bar did not move: {percents}"
+
+            shot = tmp_path / "ui.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert Image.open(shot).size[0] == 1280
+            if os.environ.get("SHRED_UPDATE_SCREENSHOT"):
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(shot, SCREENSHOT)
+        finally:
+            browser.close()
