@@ -82,11 +82,12 @@ class Page:
             self._loaded[name] = load_model(name, device=self.device)
         return self._loaded[name]
 
-    def workdir(self) -> Path:
-        runs = sorted(self.root.glob("run-*"), key=lambda p: p.stat().st_mtime)
+    def workdir(self, kind: str = "run") -> Path:
+        """A new folder for one run's (or one upload's) files; the oldest beyond KEEP_RUNS go."""
+        runs = sorted(self.root.glob(f"{kind}-*"), key=lambda p: p.stat().st_mtime)
         for old in runs[:max(0, len(runs) - KEEP_RUNS + 1)]:
             shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
+        return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=self.root))
 
     def stop_event(self, request: gr.Request | None) -> threading.Event:
         key = getattr(request, "session_hash", None) or "-"
@@ -106,15 +107,31 @@ def _display(t: torch.Tensor):
     return img.resize((img.width * k, img.height * k), Image.NEAREST)
 
 
-def _editor_files(value) -> tuple[str | None, tuple[str, ...]]:
-    """(background file, brush layer files) of the ImageEditor's value (type="filepath")."""
+def _editor_files(value, folder: Path) -> tuple[str | None, tuple[str, ...]]:
+    """Write the ImageEditor's value (type="numpy": RGBA arrays [H, W, 4] in 0..255) as PNG files in
+    ``folder``; returns (the image file, the brush layer files).
+
+    The editor hands arrays, not gradio's cached files: events running at once (the info panel, a
+    run) rewrite the same cache file, and a reader could catch it half-written."""
+    import numpy as np
+    from PIL import Image
+
     if not value:
         return None, ()
-    if isinstance(value, (str, Path)):
-        return str(value), ()
+    folder = Path(folder)
     background = value.get("background")
-    layers = tuple(str(p) for p in (value.get("layers") or []) if p)
-    return (str(background) if background else None), layers
+    image = None
+    if background is not None:
+        arr = np.asarray(background)
+        image = folder / "image.png"
+        Image.fromarray(arr[..., :3] if arr.ndim == 3 else arr).save(image)  # alpha dropped, as read_image does
+    layers = []
+    for i, layer in enumerate(value.get("layers") or []):
+        if layer is not None:
+            path = folder / f"stroke{i}.png"
+            Image.fromarray(np.asarray(layer)).save(path)
+            layers.append(str(path))
+    return (str(image) if image else None), tuple(layers)
 
 
 def _file(value) -> str | None:
@@ -132,13 +149,14 @@ def _int_or_none(v, what: str) -> int | None:
     return int(float(v))
 
 
-def _page_request(mode, image, image_file, mask_file, clean_file, task, scale, fraction, box_size, kernel,
+def _page_request(folder, mode, image, image_file, mask_file, clean_file, task, scale, fraction, box_size, kernel,
                   kernel_size, kernel_sigma, sigma_y, preset, iterations, lr, seeds, degrade_seed,
                   resize) -> PageRequest:
-    """Widget values to a PageRequest; a malformed value raises ShredError."""
+    """Widget values to a PageRequest (the editor's image and strokes written to ``folder``); a
+    malformed value raises ShredError."""
     from ..seeding import parse_seeds
 
-    background, strokes = _editor_files(image)
+    background, strokes = _editor_files(image, folder)
     chosen = (task or "").strip()
     used = session.options_of(chosen)
     given: dict[str, Any] = {}
@@ -212,7 +230,7 @@ def build_app(model: str | None = None, device: str | None = None) -> gr.Blocks:
                 mode = gr.Radio([(label, key) for key, label in MODE_LABELS.items()], value="degrade",
                                 label="What the image is", elem_id="mode")
                 editor = gr.ImageEditor(
-                    label="Image (inpaint-mask: paint the hole with the brush)", type="filepath",
+                    label="Image (inpaint-mask: paint the hole with the brush)", type="numpy",
                     format="png", image_mode="RGBA", sources=["upload", "clipboard"], transforms=(),
                     layers=False, brush=gr.Brush(default_size=2, colors=["#ff00ff"], color_mode="fixed"),
                     elem_id="editor", height=420)
@@ -288,13 +306,16 @@ def build_app(model: str | None = None, device: str | None = None) -> gr.Blocks:
 
         def describe(model_name, *values):
             try:
-                return session.describe(_page_request(*values), page.denoiser(model_name))
+                with tempfile.TemporaryDirectory(dir=page.root) as folder:
+                    return session.describe(_page_request(folder, *values), page.denoiser(model_name))
             except ShredError as exc:
                 return f"**Problem:** {exc}"
             except Exception as exc:  # never let the info panel raise
                 return f"**Problem:** {type(exc).__name__}: {exc}"
 
-        for trigger in (mode.change, editor.change, image_file.change, mask_file.change, model_box.change,
+        # Not image_file.change: an uploaded file reaches the editor (show_file), whose change is listened to,
+        # and the editor's own uploads clear image_file, which must not recompute with a stale editor value.
+        for trigger in (mode.change, editor.change, editor.upload, mask_file.change, model_box.change,
                         task.change, scale.change, fraction.change, box_size.change, kernel_size.change,
                         degrade_seed.change, resize.change):
             trigger(describe, [model_box, *request_inputs], info, api_visibility="private",
@@ -314,7 +335,7 @@ def build_app(model: str | None = None, device: str | None = None) -> gr.Blocks:
                 x = read_image(_file(path))
             except ShredError as exc:
                 raise gr.Error(_message(exc, _file(path)), print_exception=False) from None
-            png = page.workdir() / "uploaded.png"
+            png = page.workdir("upload") / "uploaded.png"
             png.write_bytes(image_bytes(x, ".png"))
             return {"background": str(png), "layers": [], "composite": str(png)}
 
@@ -329,7 +350,8 @@ def build_app(model: str | None = None, device: str | None = None) -> gr.Blocks:
             """Restore the page's image; returns status, result, gallery, metrics, command, downloads."""
             hidden = gr.DownloadButton(visible=False)
             try:
-                req = _page_request(mode, image, image_file, mask_file, clean_file, task, scale, fraction,
+                work = page.workdir()
+                req = _page_request(work, mode, image, image_file, mask_file, clean_file, task, scale, fraction,
                                     box_size, kernel, kernel_size, kernel_sigma, sigma_y, preset, iterations, lr,
                                     seeds, degrade_seed, resize)
                 stop_event = page.stop_event(request)
@@ -337,14 +359,13 @@ def build_app(model: str | None = None, device: str | None = None) -> gr.Blocks:
                     stop_event.clear()
                     progress(0, desc="preparing")
                     den = page.denoiser(model)
-                    out = session.restore_page(req, den, page.workdir(), model_name=model, device=page.device,
+                    out = session.restore_page(req, den, work, model_name=model, device=page.device,
                                                stop=stop_event)
             except Stopped as exc:
                 return (f"**Stopped:** {exc}.", None, [], "", "", hidden, hidden, hidden, hidden)
             except ShredError as exc:
-                files = (_file(image_file), _file(mask_file), _file(clean_file), *_editor_files(image)[1],
-                         _editor_files(image)[0])
-                raise gr.Error(_message(exc, *files), print_exception=False) from None
+                raise gr.Error(_message(exc, _file(image_file), _file(mask_file), _file(clean_file)),
+                               print_exception=False) from None
             except gr.Error:
                 raise
             except Exception as exc:  # a bug: one line in the page, the traceback in the terminal
