@@ -398,7 +398,8 @@ def _chromium() -> str | None:
 def test_in_a_browser_paint_a_hole_run_and_watch_the_progress(server, tmp_path):
     """Upload the sample, paint a stroke with the brush, run inpaint-mask with two seeds, and check the
     kept fraction shown before running, the progress bar during the run and the result after it.
-    SHRED_UPDATE_SCREENSHOT=1 also writes the screenshot to docs/img/ui.png (README)."""
+    SHRED_UPDATE_SCREENSHOT=1 runs the preset's iterations (100) instead of 4 and writes the
+    screenshot to docs/img/ui.png (README)."""
     import os
     import re
 
@@ -408,6 +409,7 @@ def test_in_a_browser_paint_a_hole_run_and_watch_the_progress(server, tmp_path):
     if exe is None:
         pytest.skip("no Chromium browser found (Debian: apt-get install chromium chromium-driver; .ci/run does it)")
     _, url = server
+    update_screenshot = bool(os.environ.get("SHRED_UPDATE_SCREENSHOT"))
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=BROWSER_FLAGS)
         try:
@@ -423,7 +425,7 @@ def test_in_a_browser_paint_a_hole_run_and_watch_the_progress(server, tmp_path):
             task.click()
             task.fill("inpaint-mask")
             page.keyboard.press("Enter")
-            page.locator("#iterations input").fill("4")
+            page.locator("#iterations input").fill("0" if update_screenshot else "4")  # 0: the preset's
             page.locator("#seeds input, #seeds textarea").first.fill("0-1")
 
             page.get_by_role("button", name="Brush", exact=True).click()
@@ -442,7 +444,8 @@ def test_in_a_browser_paint_a_hole_run_and_watch_the_progress(server, tmp_path):
             page.evaluate(WATCH_PROGRESS)
             page.click("#run")
             page.wait_for_function("document.querySelector('#status')?.innerText.includes('Done') || "
-                                   "document.querySelector('.toast-body') !== null", timeout=180_000)
+                                   "document.querySelector('.toast-body') !== null",
+                                   timeout=900_000 if update_screenshot else 180_000)
             status = page.locator("#status").inner_text()
             toasts = [t.inner_text() for t in page.locator(".toast-body").all()]
             assert "Done" in status and "PSNR" in status, f"status {status!r}, messages {toasts}"
@@ -456,7 +459,7 @@ def test_in_a_browser_paint_a_hole_run_and_watch_the_progress(server, tmp_path):
             shot = tmp_path / "ui.png"
             page.screenshot(path=str(shot), full_page=True)
             assert Image.open(shot).size[0] == 1280
-            if os.environ.get("SHRED_UPDATE_SCREENSHOT"):
+            if update_screenshot:
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(shot, SCREENSHOT)
         finally:
