@@ -116,6 +116,29 @@ def test_seed_spread_is_the_mean_and_the_per_pixel_std():
         seed_spread(x0[:1])
 
 
+# --- the command ----------------------------------------------------------------------------------------
+def test_ui_command_imports_gradio_only_when_it_runs_and_says_when_it_is_missing():
+    import subprocess
+    import sys
+
+    script = ("import sys; from shred.cli import build_parser, main\n"
+              "args = build_parser().parse_args(['ui', '--port', '8000', '--host', '0.0.0.0'])\n"
+              "assert args.port == 8000 and 'gradio' not in sys.modules, 'gradio imported by the parser'\n"
+              "sys.modules['gradio'] = None  # as if it were not installed\n"
+              "sys.exit(main(['ui']))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()  # one line; the program name is shred's or shred-ir's
+    assert "\n" not in line and line.endswith(": error: the browser page needs gradio: pip install 'shred[ui]'")
+
+
+def test_binding_beyond_this_machine_is_explicit_and_warned():
+    from shred.ui.command import host_warning
+
+    assert host_warning("127.0.0.1") is None and host_warning("localhost") is None
+    assert "anyone who can reach this address" in host_warning("0.0.0.0")
+
+
 # --- the session layer (no server) -----------------------------------------------------------------
 def test_stroke_mask_and_the_union_with_a_mask_file(tmp_path):
     layer = _layer(tmp_path / "l.png", (slice(2, 6), slice(3, 9)))

@@ -50,14 +50,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def host_warning(host: str) -> str | None:
+    """The warning printed when the page is served beyond this machine (None for a local address)."""
+    if host in LOCAL:
+        return None
+    return (f"serving on {host}: anyone who can reach this address can use the page and the machine's "
+            "compute (no login); use --host 127.0.0.1 to keep it local")
+
+
 def run(args) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise ShredError("the browser page needs gradio: pip install 'shred[ui]'") from None
-    if args.host not in LOCAL:
-        print(f"shred-ir: warning: serving on {args.host}: anyone who can reach this address can use the page "
-              "and the machine's compute (no login); use --host 127.0.0.1 to keep it local", file=sys.stderr)
+    warning = host_warning(args.host)
+    if warning:
+        print(f"shred-ir: warning: {warning}", file=sys.stderr)
     from .app import build_app, launch
 
     demo = build_app(args.model, args.device)
