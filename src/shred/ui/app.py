@@ -90,8 +90,12 @@ class Page:
         return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=self.root))
 
     def stop_event(self, request: gr.Request | None) -> threading.Event:
-        key = getattr(request, "session_hash", None) or "-"
-        return self._stops.setdefault(key, threading.Event())
+        """The Stop flag of the visitor's session (one per browser tab or API client)."""
+        return self._stops.setdefault(getattr(request, "session_hash", None) or "-", threading.Event())
+
+    def forget_stop(self, request: gr.Request | None) -> None:
+        """Drop the session's Stop flag once its run has ended (Stop acts on a running job only)."""
+        self._stops.pop(getattr(request, "session_hash", None) or "-", None)
 
 
 def _display(t: torch.Tensor):
@@ -361,6 +365,11 @@ def build_app(model: str | None = None, device: str | None = None) -> gr.Blocks:
                     den = page.denoiser(model)
                     out = session.restore_page(req, den, work, model_name=model, device=page.device,
                                                stop=stop_event)
+                return (_status(out), str(out.files[session.RESTORED_PNG]),
+                        [(_display(t), caption) for t, caption in out.gallery], _metrics(out), out.command,
+                        *[gr.DownloadButton(value=str(out.files[name]), visible=True)
+                          for name in (session.RESTORED_PNG, session.GRID_PNG, session.SPEC_JSON,
+                                       session.MEASUREMENT_NPY)])
             except Stopped as exc:
                 return (f"**Stopped:** {exc}.", None, [], "", "", hidden, hidden, hidden, hidden)
             except ShredError as exc:
@@ -370,11 +379,8 @@ def build_app(model: str | None = None, device: str | None = None) -> gr.Blocks:
                 raise
             except Exception as exc:  # a bug: one line in the page, the traceback in the terminal
                 raise _internal(exc) from None
-            return (_status(out), str(out.files[session.RESTORED_PNG]),
-                    [(_display(t), caption) for t, caption in out.gallery], _metrics(out), out.command,
-                    *[gr.DownloadButton(value=str(out.files[name]), visible=True)
-                      for name in (session.RESTORED_PNG, session.GRID_PNG, session.SPEC_JSON,
-                                   session.MEASUREMENT_NPY)])
+            finally:
+                page.forget_stop(request)
 
         run.click(restore, [mode, editor, image_file, mask_file, clean_file, model_box, task, scale, fraction,
                             box_size, kernel, kernel_size, kernel_sigma, sigma_y, preset, iterations, lr, seeds,
