@@ -473,7 +473,9 @@ def test_in_a_browser_paint_a_hole_run_and_watch_the_progress(server, tmp_path):
             toasts = [t.inner_text() for t in page.locator(".toast-body").all()]
             assert "Done" in status and "PSNR" in status, f"status {status!r}, messages {toasts}"
             page.wait_for_function("document.querySelectorAll('#gallery img').length >= 6")
-            assert page.evaluate("document.querySelector('#result img').naturalWidth") == 32
+            # naturalWidth is 0 until the browser has decoded the file
+            page.wait_for_function("document.querySelector('#result img')?.naturalWidth > 0")
+            assert page.evaluate("document.querySelector('#result img').naturalWidth") == 32  # the file's own size
             percents = [float(v) for t in page.evaluate("window.__progress")
                         for v in re.findall(r"shred - ([\d.]+)%", t)]
             moving = sorted({v for v in percents if 0 < v < 100})
