@@ -19,11 +19,11 @@ import os
 import sys
 
 from ..errors import ShredError
-from . import bench, degrade, demo, models, restore, train
+from . import bench, degrade, demo, models, restore, train, ui
 
 PROG = "shred-ir"  # the console script of pyproject.toml; see the module docstring
 
-COMMANDS = [degrade, restore, train, demo, bench, models]
+COMMANDS = [degrade, restore, train, demo, bench, models, ui]
 
 
 class Parser(argparse.ArgumentParser):

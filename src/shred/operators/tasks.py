@@ -63,18 +63,27 @@ def _kernel(opts: TaskOptions, generator) -> tuple[torch.Tensor, str]:
 
 @dataclass(frozen=True)
 class Task:
+    """A registered recipe.
+
+    Attributes:
+        options: the :class:`TaskOptions` fields the recipe reads (``sigma_y`` applies to every
+            task and is not listed); front ends show only these.
+    """
+
     name: str
     build: Callable[[tuple, TaskOptions, torch.Generator | None], Operator]
     preset_key: str
     help: str
+    options: tuple[str, ...] = ()
 
 
 TASKS: dict[str, Task] = {}
+_KERNEL_OPTIONS = ("kernel", "kernel_size", "kernel_sigma")
 
 
-def _task(name: str, preset_key: str, help: str):
+def _task(name: str, preset_key: str, help: str, options: tuple[str, ...] = ()):
     def deco(fn):
-        TASKS[name] = Task(name, fn, preset_key, help)
+        TASKS[name] = Task(name, fn, preset_key, help, options)
         return fn
     return deco
 
@@ -84,34 +93,34 @@ def _denoise(shape, opts, gen):
     return Identity(shape)
 
 
-@_task("inpaint", "inpaint", "centred square hole (--box-size, default half the side)")
+@_task("inpaint", "inpaint", "centred square hole (--box-size, default half the side)", ("box_size",))
 def _inpaint(shape, opts, gen):
     return Mask(shape, box_mask(shape[1], shape[2], opts.box_size), kind="box")
 
 
-@_task("inpaint-mask", "inpaint", "hole from a mask file (--mask, white/non-zero = kept)")
+@_task("inpaint-mask", "inpaint", "hole from a mask file (--mask, white/non-zero = kept)", ("mask",))
 def _inpaint_mask(shape, opts, gen):
     if not opts.mask:
         raise ShredError("task inpaint-mask needs --mask FILE (PNG or .npy, 1/white = kept)")
     return Mask(shape, load_mask(opts.mask), kind="file")
 
 
-@_task("cs", "cs", "compressed sensing: keep a random --fraction of the pixels (0.05 = 5%)")
+@_task("cs", "cs", "compressed sensing: keep a random --fraction of the pixels (0.05 = 5%)", ("fraction",))
 def _cs(shape, opts, gen):
     return Mask(shape, random_pixel_mask(shape[1], shape[2], opts.fraction, gen), kind="random")
 
 
-@_task("sr", "sr", "super-resolution by average pooling x --scale (the paper's)")
+@_task("sr", "sr", "super-resolution by average pooling x --scale (the paper's)", ("scale",))
 def _sr(shape, opts, gen):
     return AvgPoolSR(shape, opts.scale)
 
 
-@_task("sr-bicubic", "sr", "super-resolution by bicubic down-sampling x --scale")
+@_task("sr-bicubic", "sr", "super-resolution by bicubic down-sampling x --scale", ("scale",))
 def _sr_bicubic(shape, opts, gen):
     return BicubicSR(shape, opts.scale)
 
 
-@_task("deblur", "deblur", "deblurring with a known --kernel (gaussian, random or FILE[:INDEX])")
+@_task("deblur", "deblur", "deblurring with a known --kernel (gaussian, random or FILE[:INDEX])", _KERNEL_OPTIONS)
 def _deblur(shape, opts, gen):
     kernel, kind = _kernel(opts, gen)
     return Blur(shape, kernel, kind=kind)
@@ -123,7 +132,7 @@ def _colorize(shape, opts, gen):
 
 
 @_task("blind-deblur", "blind-deblur", "blind deconvolution: the kernel (--kernel, e.g. random: the paper's "
-       "41x41) makes the measurement, the restoration estimates it")
+       "41x41) makes the measurement, the restoration estimates it", _KERNEL_OPTIONS)
 def _blind_deblur(shape, opts, gen):
     kernel, kind = _kernel(opts, gen)
     return Blur(shape, kernel, kind=kind)
@@ -142,14 +151,14 @@ def _sv_kernels(opts, gen) -> torch.Tensor:
 
 
 @_task("deblur-sv", "deblur", "non-uniform blur: a 3x3 grid of random Gaussian kernels (--kernel-size, "
-       "default 15) blended bilinearly")
+       "default 15) blended bilinearly", ("kernel_size",))
 def _deblur_sv(shape, opts, gen):
     from .blind import SpatiallyVaryingBlur
     return SpatiallyVaryingBlur(shape, _sv_kernels(opts, gen), kind="random-anisotropic-gaussian")
 
 
 @_task("blind-deblur-sv", "blind-deblur", "blind non-uniform deblurring: estimates a 3x3 grid of local "
-       "kernels (--kernel-size) with the image")
+       "kernels (--kernel-size) with the image", ("kernel_size",))
 def _blind_deblur_sv(shape, opts, gen):
     from .blind import SpatiallyVaryingBlur
     return SpatiallyVaryingBlur(shape, _sv_kernels(opts, gen), kind="random-anisotropic-gaussian")
@@ -162,7 +171,7 @@ def _nonuniform_deblur(shape, opts, gen):
 
 
 @_task("old-photo", "old-photo", "old-photo enhancement (Fig. 7): colorization + super-resolution x --scale, "
-       "unknown noise (stop auto)")
+       "unknown noise (stop auto)", ("scale",))
 def _old_photo(shape, opts, gen):
     col = Colorize(shape)
     return Compose(shape, [col, AvgPoolSR(col.out_shape, opts.scale)]) if opts.scale > 1 else col
