@@ -302,7 +302,7 @@ class Benchmark:
 
     # -- chunks ------------------------------------------------------------------------------------------
     def job_dir(self, job: Job) -> Path:
-        return self.out / "raw" / job.task.name / job.method.replace("@", "_at_") / job.key
+        return self.out / "raw" / job.task.name / job.method.replace("@", "_at_").replace("#", "_v_") / job.key
 
     def chunks(self, job: Job) -> list[tuple[int, int, Path]]:
         """The job's complete, readable chunks (start, stop, json path), in order. A chunk is

@@ -10,7 +10,9 @@ are the fields of its config class (plus the extra keywords it declares, such as
 and ``task``). An unknown method or setting is one :class:`ShredError` line listing the valid ones.
 
 ``NAME@PRESET`` is ``NAME`` with ``preset=PRESET`` for the methods that take a preset (``shred``,
-``shred-blind``): ``shred@bundled``, ``shred@authors-code``, ``shred@plus``.
+``shred-blind``): ``shred@bundled``, ``shred@authors-code``, ``shred@plus``. A ``#LABEL`` suffix
+names a variant and changes nothing else (``shred@plus#no-warm`` with its own settings in a
+comparison or an ablation).
 """
 from __future__ import annotations
 
@@ -34,10 +36,10 @@ def register_solver(name: str):
 
 
 def split_method(name: str) -> tuple[str, dict[str, Any]]:
-    """``"shred@paper"`` -> ``("shred", {"preset": "paper"})``; unknown names raise, listing the known."""
+    """``"shred@paper#v2"`` -> ``("shred", {"preset": "paper"})``; unknown names raise, listing the known."""
     if not isinstance(name, str):
         raise ShredError(f"a method is named by a string, got {name!r}")
-    base, _, preset = name.partition("@")
+    base, _, preset = name.partition("#")[0].partition("@")
     if base not in SOLVERS:
         raise ShredError(f"unknown method {base!r}; choose from {', '.join(sorted(SOLVERS))}")
     if not preset:
