@@ -99,7 +99,8 @@ def test_parse_seeds():
 
 
 def test_seed_spread_is_the_mean_and_the_per_pixel_std():
-    from shred.report import seed_spread, spread_image
+    from shred.report import spread_image
+    from shred.solvers.base import seed_spread
 
     x0 = torch.zeros(3, 3, 4, 4)
     x0[1] = 0.5

@@ -146,27 +146,6 @@ def kernel_image(k: torch.Tensor, pad: int = 1) -> torch.Tensor:
     return canvas[None, None].float()
 
 
-def seed_spread(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean restoration and the per-pixel uncertainty of restorations from several seeds.
-
-    Args:
-        x0: [S, C, H, W] restorations in [0, 1], one per seed, S >= 2.
-
-    Returns:
-        ``(mean, std)``: the mean image [1, C, H, W] in [0, 1], and the standard deviation over
-        the seeds (population, divisor S) averaged over the channels, [1, 1, H, W] in [0, 0.5].
-        Both float32 on the CPU.
-
-    Raises ``ValueError`` for fewer than two restorations (one has no spread).
-    """
-    if x0.dim() != 4 or x0.shape[0] < 2:
-        raise ValueError(f"the spread needs [S >= 2, C, H, W] restorations, got shape {tuple(x0.shape)}")
-    x = x0.detach().double().cpu()
-    mean = x.mean(dim=0, keepdim=True)
-    std = x.std(dim=0, correction=0, keepdim=True).mean(dim=1, keepdim=True)
-    return mean.float(), std.float()
-
-
 def spread_image(std: torch.Tensor) -> tuple[torch.Tensor, float]:
     """An uncertainty map [1, 1, H, W] as a grey image in [0, 1] scaled so that its largest value is
     white (black everywhere when the seeds agree); returns (image, the largest std)."""

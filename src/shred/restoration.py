@@ -24,7 +24,7 @@ from .errors import ShredError
 from .io import image_bytes, read_image, resize, to_channels
 from .models import Denoiser, default_model, load_model
 from .operators import Operator, TaskOptions, build_task
-from .report import format_table, kernel_image, run_summary, seed_rows
+from .report import format_table, kernel_image, run_summary, seed_rows, spread_image
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,9 @@ def grid_columns(y: torch.Tensor, result, clean: torch.Tensor | None = None) -> 
     if clean is not None:
         columns.insert(0, ("clean", clean))
     columns += [(f"seed {s}" if s is not None else "restored", x0[i:i + 1]) for i, s in enumerate(result.seeds)]
+    if x0.shape[0] > 1:
+        mean, std = result.spread()
+        columns += [("mean", mean), ("uncertainty", spread_image(std)[0].expand(-1, x0.shape[1], -1, -1))]
     if "kernel" in result.extras:
         columns += [(f"kernel {s}" if s is not None else "kernel", kernel_image(k))
                     for s, k in zip(result.seeds, result.extras["kernel"])]
@@ -132,10 +135,23 @@ def kernel_bytes(k: torch.Tensor, suffix: str) -> bytes:
     return buf.getvalue()
 
 
-def output_files(result, outs: Sequence[Path], kernel_outs: Sequence[Path] = ()) -> list[tuple[Path, bytes]]:
-    """(path, bytes) of each restoration (``outs[i]`` for seed i) and, for a blind run, each kernel."""
+def spread_paths(out: Path) -> tuple[Path, Path]:
+    """Where several seeds' mean image and uncertainty map go: ``<stem>_mean<suffix>`` and
+    ``<stem>_uncertainty.png`` next to ``out``."""
+    return out.with_name(f"{out.stem}_mean{out.suffix}"), out.with_name(f"{out.stem}_uncertainty.png")
+
+
+def output_files(result, outs: Sequence[Path], kernel_outs: Sequence[Path] = (),
+                 spread: tuple[Path, Path] | None = None) -> list[tuple[Path, bytes]]:
+    """(path, bytes) of each restoration (``outs[i]`` for seed i), for a blind run each kernel,
+    and with ``spread`` (several seeds of one measurement) the mean image and the uncertainty map
+    (the per-pixel std over the seeds, scaled so that its largest value is white; the scale is
+    in the report)."""
     x0 = result.x0.float().cpu()
     files = [(p, image_bytes(x0[i:i + 1], p.suffix)) for i, p in enumerate(outs)]
+    if spread is not None and x0.shape[0] > 1:
+        mean, std = result.spread()
+        files += [(spread[0], image_bytes(mean, spread[0].suffix)), (spread[1], image_bytes(spread_image(std)[0], ".png"))]
     if "kernel" in result.extras:
         files += [(p, kernel_bytes(k, p.suffix)) for p, k in zip(kernel_outs, result.extras["kernel"])]
     return files
@@ -164,6 +180,13 @@ def run_report(result, m: Measurement, measurement_path: str | Path, clean: torc
     rows = seed_rows(result, m.operator, m.y.to(x0.dtype), clean=clean,
                      true_operator=m.operator if m.from_spec else None)
     summary = run_summary(result, rows)
+    if x0.shape[0] > 1:
+        mean, std = result.spread()
+        summary["uncertainty_max_std"] = float(std.max())
+        summary["uncertainty_mean_std"] = float(std.mean())
+        if clean is not None:
+            from .metrics import psnr
+            summary["mean_image_psnr"] = float(psnr(mean, clean.float()).item())
     record = {"measurement": str(measurement_path), "task": m.task, "model": m.denoiser.name,
               "config": result.extras.get("config"), "summary": summary, "seeds": rows}
     return RunReport(rows, summary, record)
@@ -176,6 +199,8 @@ def done_message(result, summary: dict[str, Any], clean_name: str | None = None)
            f"error {summary['mean_rel_error']:.3g}")
     if clean_name is not None:
         msg += f", PSNR {summary['mean_psnr']:.2f} dB against {clean_name}"
+        if "mean_image_psnr" in summary:
+            msg += f" (the seeds' mean image: {summary['mean_image_psnr']:.2f} dB)"
     if "diversity_rmse" in summary:
         msg += f", diversity {summary['diversity_rmse']:.4f} (mean pairwise RMS)"
     if "mean_kernel_ncc" in summary:

@@ -23,11 +23,10 @@ def setting(text: str) -> tuple[str, str, object]:
     as one (``100``, ``0.03``, ``True``), else the string."""
     import ast
 
-    try:
-        key, value = text.split("=", 1)
-        method, name = key.split(".", 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"settings look like METHOD.NAME=VALUE, got {text!r}") from None
+    key, eq, value = text.partition("=")
+    method, dot, name = key.rpartition(".")  # a setting name has no dot; a method label may
+    if not (eq and dot and method and name):
+        raise argparse.ArgumentTypeError(f"settings look like METHOD.NAME=VALUE, got {text!r}")
     try:
         parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):

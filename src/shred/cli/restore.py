@@ -13,7 +13,7 @@ EPILOG = """examples:
   shred-ir restore y.png                                  # uses y.json written by `shred-ir degrade`
   shred-ir restore y.png --spec y.json --out restored.png --grid grid.png
   shred-ir restore small.png --task sr --scale 4          # a low-resolution photo, no spec
-  shred-ir restore y.png --seeds 0-7 --grid grid.png      # eight solutions from eight noises
+  shred-ir restore y.png --seeds 0-7 --grid grid.png      # eight solutions, their mean and uncertainty map
   shred-ir restore y.png --preset paper --grad exact --iterations 50 --lr 0.003
   shred-ir restore y.png --seeds 0-7 --report r.json      # per-seed table, diversity, JSON report
   shred-ir restore noisy.png --task sr --sigma-y 0.05 --stop discrepancy
@@ -81,7 +81,8 @@ def add_parser(sub) -> None:
     s.add_argument("--kernel-lr", type=positive_float, help="blind tasks: learning rate of the kernel network "
                    "(default: the preset's, 2e-4 in authors-code)")
     s.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
-    s.add_argument("--seeds", type=seeds, help="several seeds, e.g. 0-7: one restoration each, in one batch")
+    s.add_argument("--seeds", type=seeds, help="several seeds, e.g. 0-7: one restoration each, in one batch; also "
+                   "writes their mean image (<out>_mean) and per-pixel uncertainty map (<out>_uncertainty.png)")
     add_task_options(p)
     p.set_defaults(func=run)
 
@@ -104,17 +105,20 @@ def _spec_path(args, y_path: Path) -> Path | None:
 def run(args) -> int:
     from ..api import make_restorer
     from ..io import check_writable, grid_bytes, write_all
-    from ..restoration import done_message, grid_columns, load_clean, load_measurement, output_files, run_report
+    from ..restoration import (done_message, grid_columns, load_clean, load_measurement, output_files, run_report,
+                               spread_paths)
 
     y_path = Path(args.measurement)
     spec_path = _spec_path(args, y_path)
     run_seeds = args.seeds if args.seeds is not None else [args.seed]
-    outs = seed_paths(check_writable(args.out or y_path.with_name(y_path.stem + "_restored.png")), run_seeds)
+    base_out = check_writable(args.out or y_path.with_name(y_path.stem + "_restored.png"))
+    outs = seed_paths(base_out, run_seeds)
+    spread = spread_paths(base_out) if len(run_seeds) > 1 else None
     grid = check_writable(args.grid, (".png", ".jpg", ".jpeg")) if args.grid else None
     kernel_out = check_writable(args.kernel_out, (".png", ".npy")) if args.kernel_out else None
     kernel_outs = [] if kernel_out is None else seed_paths(kernel_out, run_seeds)
     report = check_writable(args.report, (".json",)) if args.report else None
-    check_out_free([*outs, grid, y_path, *kernel_outs, report])
+    check_out_free([*outs, *(spread or ()), grid, y_path, *kernel_outs, report])
 
     m = load_measurement(y_path, spec=spec_path, task=args.task, options=task_options(args), model=args.model,
                          class_label=args.class_label, seed=args.seed, allow_resize=args.resize)
@@ -135,7 +139,7 @@ def run(args) -> int:
               file=sys.stderr)
     res = restorer.solver(m.y, m.operator, seeds=run_seeds, progress=not args.quiet)
 
-    files = output_files(res, outs, kernel_outs)
+    files = output_files(res, outs, kernel_outs, spread)
     rep = run_report(res, m, y_path, clean=clean)
     if report is not None:
         files.append((report, rep.json_bytes()))

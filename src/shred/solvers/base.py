@@ -41,6 +41,12 @@ class Result:
     seeds: list[int | None]
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def spread(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Several restorations of one measurement (seeds), summarised: the mean image
+        [1, C, H, W] in [0, 1] (the fidelity estimate) and the per-pixel standard deviation over
+        the seeds averaged over channels, [1, 1, H, W] (the uncertainty); :func:`seed_spread`."""
+        return seed_spread(self.x0)
+
     def measurement_error(self, operator: Operator, y: torch.Tensor) -> torch.Tensor:
         """||y - A(x0)|| / ||y|| per image (relative measurement error), [B]."""
         x0 = self.x0.to(y.device, y.dtype)
@@ -102,6 +108,27 @@ def prepare_batch(y: torch.Tensor, operator: Operator, seeds) -> tuple[torch.Ten
     if len(seeds) != y.shape[0]:
         raise ShredError(f"{len(seeds)} seeds for {y.shape[0]} measurements; give one seed per image")
     return y, seeds
+
+
+def seed_spread(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean restoration and the per-pixel uncertainty of restorations from several seeds.
+
+    Args:
+        x0: [S, C, H, W] restorations in [0, 1], one per seed, S >= 2.
+
+    Returns:
+        ``(mean, std)``: the mean image [1, C, H, W] in [0, 1], and the standard deviation over
+        the seeds (population, divisor S) averaged over the channels, [1, 1, H, W] in [0, 0.5].
+        Both float32 on the CPU.
+
+    Raises ``ValueError`` for fewer than two restorations (one has no spread).
+    """
+    if x0.dim() != 4 or x0.shape[0] < 2:
+        raise ValueError(f"the spread needs [S >= 2, C, H, W] restorations, got shape {tuple(x0.shape)}")
+    x = x0.detach().double().cpu()
+    mean = x.mean(dim=0, keepdim=True)
+    std = x.std(dim=0, correction=0, keepdim=True).mean(dim=1, keepdim=True)
+    return mean.float(), std.float()
 
 
 MAX_SEED = 2 ** 63 - 1

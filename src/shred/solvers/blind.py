@@ -138,6 +138,14 @@ class BlindShred(Shred):
     def extra_parameters(self, operator: Operator) -> list[dict]:
         return [{"params": list(operator.parameters()), "lr": self.blind.kernel_lr}]
 
+    def cheap_estimate(self, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
+        """A warm start inverts the blurred measurement itself: the blur is what is unknown."""
+        return y.clamp(0, 1)
+
+    def consistent(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator) -> torch.Tensor:
+        """No consistency finish: the operator is estimated, not known."""
+        return x0
+
     def callbacks(self):
         return [self._keep_kernel]
 

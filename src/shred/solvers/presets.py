@@ -72,12 +72,24 @@ PRESETS["bundled"] = {
     "nonuniform-deblur": dict(lr=0.002, iterations=25),
     "old-photo": dict(lr=0.03, iterations=100, stop="auto"),
 }
-_COMMON = {"paper": _PAPER_COMMON, "authors-code": _CODE_COMMON, "bundled": _CODE_COMMON}
+# SHRED+ (docs/RESULTS.md): the authors' sampler with a warm start from the DDIM inversion of A^+ y,
+# a cosine learning-rate decay and a final consistency step, in at most about 200 network calls.
+# PROVISIONAL values, to be tuned on cifar10-train (bench/ablations.py).
+_PLUS_COMMON = dict(_CODE_COMMON, init="warm", warm_from="pinv", warm_strength=0.5, lr_decay="cosine",
+                    finish="consistency")
+PRESETS["plus"] = {
+    "default": dict(lr=0.05, iterations=19),
+    "blind-deblur": dict(lr=0.003, iterations=19, finish="none"),
+    "denoise": dict(lr=0.03, iterations=19),
+    "nonuniform-deblur": dict(lr=0.03, iterations=19),
+    "old-photo": dict(lr=0.03, iterations=19, stop="auto"),
+}
+_COMMON = {"paper": _PAPER_COMMON, "authors-code": _CODE_COMMON, "bundled": _CODE_COMMON, "plus": _PLUS_COMMON}
 # "auto": "bundled" for the models that ship with shred, "authors-code" for every other model.
 DEFAULT_PRESET = "auto"
 
 # Settings of the blind variant that are not ShredConfig fields (learning rate of H_theta).
-BLIND_KERNEL_LR = {"paper": 0.003, "authors-code": 2e-4, "bundled": 2e-4}
+BLIND_KERNEL_LR = {"paper": 0.003, "authors-code": 2e-4, "bundled": 2e-4, "plus": 2e-4}
 
 
 def resolve_preset(preset: str, denoiser=None) -> str:

@@ -144,6 +144,9 @@ class Shred(Solver):
         self.pairs = time_pairs(denoiser.schedule.T, delta_t=self.config.delta_t, spacing=self.config.spacing)
         ts = [t for t, _ in self.pairs][:: self.config.coarse_stride]
         self.coarse_pairs = list(zip(ts, ts[1:] + [-1]))
+        if self.config.render_delta_t is not None:
+            ts = list(range(self.pairs[0][0], -1, -self.config.render_delta_t))
+            self.render_pairs = list(zip(ts, ts[1:] + [-1]))
         self.device = torch.device(device) if device is not None else module_device(denoiser)
         self.dtype = dtype
 
@@ -269,6 +272,9 @@ class Shred(Solver):
         finally:
             bar.close()
         x0 = keep.x0
+        if c.render_delta_t is not None:
+            with torch.no_grad():                                            # SHRED+: a finer ODE solve
+                x0 = to_image_space(self.f(keep.x_T, grad="surrogate", pairs=self.render_pairs))
         if c.finish == "consistency":
             x0 = self.consistent(x0, y, operator)
         return Result(x0=x0.detach(), x_T=keep.x_T, loss_history=torch.stack(keep.history).float().cpu(),

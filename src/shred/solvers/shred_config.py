@@ -44,6 +44,9 @@ class ShredConfig(FrozenConfig):
         coarse_iterations / coarse_stride: SHRED+'s coarse-to-fine trajectory: the first
             ``coarse_iterations`` iterations run f through every ``coarse_stride``-th timestep of
             the trajectory (stride 2: 5 network calls instead of 10, from the same t of x_T).
+        render_delta_t: SHRED+: after the last iteration, x0 = f(x_T) again through a finer
+            trajectory from the same t of x_T (skip ``render_delta_t`` < delta_t: more network calls,
+            a more accurate ODE solve); None keeps the optimised trajectory's x0.
         finish: ``"none"``, or ``"consistency"`` (SHRED+: after the last iteration, for a linear
             operator, x0 <- x0 + A^+ (y - A x0), A^+ with singular values below 3e-2 cut as DDNM's;
             with measurement noise only the part of the residual above tau sigma_y sqrt(m)).
@@ -73,6 +76,7 @@ class ShredConfig(FrozenConfig):
     lr_decay: str = setting("none", one_of(*LR_DECAYS))
     coarse_iterations: int = setting(0, at_most(100_000, non_negative_int))
     coarse_stride: int = setting(2, at_most(1000, positive_int))
+    render_delta_t: int | None = setting(None, optional(positive_int))
     finish: str = setting("none", one_of(*FINISHES))
     check_every: int | None = setting(None, optional(positive_int))
     stop: str = setting("none", one_of(*STOPS))

@@ -284,7 +284,8 @@ def restore_page(request: PageRequest, denoiser, workdir: str | Path, *, model_n
     from ..api import make_spec, restore
     from ..io import image_bytes, make_grid, write_bytes, write_json
     from ..models import MODELS
-    from ..report import run_summary, seed_rows, seed_spread, spread_image
+    from ..report import run_summary, seed_rows, spread_image
+    from ..solvers.base import seed_spread
     from ..solvers import resolve_preset
 
     workdir = Path(workdir)
