@@ -117,3 +117,11 @@ def test_torch_is_a_range_in_the_package_and_pinned_only_in_the_constraints():
     assert torch_dep == ["torch>=2.4,<3"]
     pins = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
     assert pins == ["torch==2.13.0"]
+
+
+def test_every_declared_marker_is_used():
+    tomllib = __import__("pytest").importorskip("tomllib")
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    names = [m.split(":")[0].strip() for m in markers]
+    text = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    assert names and all(f"mark.{n}" in text for n in names), names
