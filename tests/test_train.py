@@ -91,6 +91,8 @@ def test_load_images_from_folder_zip_and_idx(tmp_path):
         Image.fromarray(im.transpose(1, 2, 0)).save(tmp_path / "dir" / cls / f"{i}.png")
     folder = load_images(tmp_path / "dir")
     assert folder.images.shape == (6, 3, 16, 16) and folder.classes == ["cat", "dog"]
+    # The very images saved (PNG is lossless), in the loader's own order.
+    assert sorted(im.tobytes() for im in folder.images.numpy()) == sorted(im.tobytes() for im in imgs)
     assert sorted(folder.labels.tolist()) == [0, 0, 0, 1, 1, 1]
     with zipfile.ZipFile(tmp_path / "imgs.zip", "w") as z:
         for p in sorted((tmp_path / "dir").rglob("*.png")):
