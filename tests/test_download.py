@@ -21,9 +21,12 @@ from shred.models.registry import RemoteFile
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: "_Server"
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
+    def do_HEAD(self):  # noqa: N802 (how huggingface_hub asks for a file's size, etag and commit)
+        self.do_GET(send_body=False)
+
+    def do_GET(self, send_body=True):  # noqa: N802 (http.server's naming)
         srv = self.server
-        srv.requests.append((self.path, self.headers.get("Range")))
+        srv.requests.append((self.path, self.headers.get("Range")) if send_body else ("HEAD " + self.path, None))
         body = srv.files.get(self.path)
         if body is None:
             self.send_error(404, "Not Found")
@@ -39,7 +42,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         self.send_header("Content-Length", str(len(body) - start))
+        # What the Hugging Face Hub sends with every file (the plain downloader ignores them).
+        self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+        self.send_header("X-Repo-Commit", "0123456789abcdef0123456789abcdef01234567")
         self.end_headers()
+        if not send_body:
+            return
         if self.path in srv.drop_once:
             # Announce the whole file, send 40% of it, then cut the connection.
             srv.drop_once.discard(self.path)
@@ -229,3 +237,51 @@ def test_multi_file_repository_and_cli(server, cache, monkeypatch, capsys):
 
     assert main(["models", "download", "no-such-model"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_hub_repositories_are_fetched_with_huggingface_hub(server, cache, monkeypatch, capsys):
+    # The Hub client speaks to this local server as it would to huggingface.co (HEAD for size, etag
+    # and commit, then GET under /<repo>/resolve/<revision>/<file>), pointed at it by HF_ENDPOINT.
+    import huggingface_hub
+
+    files = _diffusers_folder_files()
+    for name, data in files.items():
+        server.files[f"/org/ddpm-tiny/resolve/main/{name}"] = data
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    calls = []
+    real = huggingface_hub.hf_hub_download
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: calls.append(a) or real(*a, **k))
+    entry = _entry(monkeypatch, name="org/ddpm-tiny", filename=None, hub_repo="org/ddpm-tiny",
+                   files=tuple(RemoteFile(n, f"https://huggingface.co/org/ddpm-tiny/resolve/main/{n}") for n in files))
+    assert main(["models", "download", "org/ddpm-tiny", "--quiet"]) == 0, capsys.readouterr().err
+    assert [a[:2] for a in calls] == [("org/ddpm-tiny", n) for n in files]  # through the Hub client
+    folder = cache / "org--ddpm-tiny"
+    assert all((folder / n).read_bytes() == data for n, data in files.items())
+    assert {p for p, _ in server.requests if not p.startswith("HEAD")} == \
+        {f"/org/ddpm-tiny/resolve/main/{n}" for n in files}
+    assert load_model("org/ddpm-tiny").image_size == (32, 32)
+    n = len(server.requests)
+    fetch(entry, progress=False)
+    assert len(server.requests) == n  # cached: nothing asked again
+
+
+def test_hub_errors_are_one_line_and_checked_sizes_are_enforced(server, cache, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    entry = _entry(monkeypatch, name="org/missing", filename=None, hub_repo="org/missing",
+                   files=(RemoteFile("config.json", None),))
+    with pytest.raises(DownloadError, match="from the Hugging Face Hub") as err:
+        fetch(entry, progress=False)
+    msg = _one_line(err.value)
+    assert "org/missing" in msg and str(cache / "org--missing" / "config.json") in msg
+    server.files["/org/sized/resolve/main/w.bin"] = b"12345"
+    entry = _entry(monkeypatch, name="org/sized", filename=None, hub_repo="org/sized",
+                   files=(RemoteFile("w.bin", None, size=6),))
+    with pytest.raises(DownloadError, match="got 5 bytes but expected 6"):
+        fetch(entry, progress=False)
+    assert not (cache / "org--sized" / "w.bin").exists()
+
+
+def test_every_hugging_face_entry_of_the_registry_goes_through_the_hub_client():
+    hub = [e for e in MODELS.values() if any("huggingface.co" in (f.url or "") for f in e.remote_files)]
+    assert {e.name for e in hub} >= {"google/ddpm-ema-celebahq-256", "google/ddpm-celebahq-256"}
+    assert all(e.hub_repo == e.name for e in hub)

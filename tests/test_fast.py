@@ -66,6 +66,7 @@ def _eps_pair(model_dir, options):
 def test_channels_last_float32_gives_the_same_eps(tiny_model_dir):
     ref, out = _eps_pair(tiny_model_dir, RunOptions("fp32", True, None))
     assert out.dtype == torch.float32 and out.is_contiguous()
+    # NHWC convolutions sum in another order: float32 round-off of eps values ~1.
     assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5)
 
 
@@ -76,10 +77,12 @@ def test_bf16_autocast_returns_float32_eps_close_to_float32(tiny_model_dir):
     assert 0 < rel < 3e-2  # bf16 rounding (8 mantissa bits), not zero: autocast did run
 
 
+@pytest.mark.slow  # compiling takes 12-120 s on a CPU
 def test_compiled_network_gives_the_same_eps(tiny_model_dir):
     if not (shutil.which("c++") or shutil.which("g++")):
         pytest.skip("torch.compile on a CPU needs a C++ compiler")
     ref, out = _eps_pair(tiny_model_dir, RunOptions("fp32", False, "default"))
+    # Inductor fuses and reorders float32 arithmetic: round-off, amplified by the GroupNorms.
     assert torch.allclose(out, ref, atol=1e-5, rtol=1e-4)
 
 
@@ -123,6 +126,7 @@ def fmnist_problem():
     return y, op
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run, min_db", [(RunOptions("fp32", True, None), 80.0), (RunOptions("bf16", True, None), 35.0)])
 def test_restorations_match_the_float32_path(fmnist_problem, run, min_db):
     """The tolerance the fast path is held to: PSNR of its restorations against float32 NCHW eager
@@ -140,7 +144,7 @@ def test_restore_accepts_run_options_for_any_denoiser(gaussian_prior):
     y, op = shred.degrade(x, "inpaint", seed=0)
     a = shred.restore(y, op, gaussian_prior, seeds=[0], run="plain", iterations=3).x0
     b = shred.restore(y, op, gaussian_prior, seeds=[0], run={"precision": "fp32"}, iterations=3).x0
-    assert torch.allclose(a, b, atol=1e-6)
+    assert torch.equal(a, b)  # on a CPU both resolve to float32 NCHW eager: the very same computation
 
 
 def test_loss_is_read_every_iteration_on_cpu_and_every_ten_on_gpu():

@@ -37,6 +37,7 @@ print(json.dumps({"peak_increase": after["VmHWM"] - before["VmRSS"],
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to measure peak RSS")
 def test_loading_does_not_duplicate_the_weights(tmp_path):
     # The ImageNet ADM layout at 64 base channels (a quarter of the released width): 34.6M

@@ -96,3 +96,32 @@ def test_the_graph_sees_relative_and_lazy_imports():
 
 def test_no_import_cycle_in_shred():
     assert cycles(import_graph()) == []
+
+
+ROOT = SRC.parents[1]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv") and "pytest" in line]
+    assert commands and len(set(commands)) == 1, commands  # README states one test command
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("python3 -m venv")]
+    assert ci == commands[:1]
+    assert "-c constraints.txt" in ci[0]
+
+
+def test_torch_is_a_range_in_the_package_and_pinned_only_in_the_constraints():
+    tomllib = __import__("pytest").importorskip("tomllib")  # Python 3.11+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch_dep = [d for d in deps if d.replace(" ", "").startswith("torch")]
+    assert torch_dep == ["torch>=2.4,<3"]
+    pins = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert pins == ["torch==2.13.0"]
+
+
+def test_every_declared_marker_is_used():
+    tomllib = __import__("pytest").importorskip("tomllib")
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    names = [m.split(":")[0].strip() for m in markers]
+    text = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    assert names and all(f"mark.{n}" in text for n in names), names

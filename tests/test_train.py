@@ -32,11 +32,14 @@ def _cfg(tmp_path, **kw):
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.slow  # 60 training steps
 def test_loss_falls(tmp_path, data):
     tr = Trainer(_cfg(tmp_path), data=data, device="cpu")
     tr.run(progress=False)
     losses = tr.state.losses
     assert len(losses) == 60
+    # The denoising loss of 60 steps on 64 smooth images falls to 0.55 of its start (measured); an
+    # optimiser that does nothing leaves it at ~1 +- the batch noise (~10 %).
     assert np.mean(losses[-15:]) < 0.7 * np.mean(losses[:5])
 
 
@@ -59,12 +62,17 @@ def test_stop_and_resume_gives_the_same_state(tmp_path, data):
 def test_exported_model_loads_and_predicts_eps(tmp_path, data):
     from shred.models import load_model
 
-    Trainer(_cfg(tmp_path, steps=2), data=data, device="cpu").run(progress=False)
+    trainer = Trainer(_cfg(tmp_path, steps=2), data=data, device="cpu")
+    trainer.run(progress=False)
     den = load_model(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
     assert den.info["training"]["steps"] == 2 and den.info["training"]["batch"] == 16
-    eps = den(torch.randn(2, 3, 16, 16), torch.tensor([10, 900]))
-    assert eps.shape == (2, 3, 16, 16) and torch.isfinite(eps).all()
+    x, t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([10, 900])
+    with torch.no_grad():
+        eps, ema = den(x, t), trainer.ema(x, t).sample
+    # The exported model is the EMA network with fp16 weights (relative rounding 5e-4): its eps
+    # is the EMA's to ~1e-3 of its scale (measured 7e-4 relative, 1.2e-3 at most).
+    assert float((eps - ema).norm() / ema.norm()) < 3e-3 and (eps - ema).abs().max() < 5e-3
 
 
 def test_train_rejects_mismatched_data(tmp_path):
@@ -83,6 +91,8 @@ def test_load_images_from_folder_zip_and_idx(tmp_path):
         Image.fromarray(im.transpose(1, 2, 0)).save(tmp_path / "dir" / cls / f"{i}.png")
     folder = load_images(tmp_path / "dir")
     assert folder.images.shape == (6, 3, 16, 16) and folder.classes == ["cat", "dog"]
+    # The very images saved (PNG is lossless), in the loader's own order.
+    assert sorted(im.tobytes() for im in folder.images.numpy()) == sorted(im.tobytes() for im in imgs)
     assert sorted(folder.labels.tolist()) == [0, 0, 0, 1, 1, 1]
     with zipfile.ZipFile(tmp_path / "imgs.zip", "w") as z:
         for p in sorted((tmp_path / "dir").rglob("*.png")):

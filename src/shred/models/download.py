@@ -11,7 +11,10 @@ one computed is written to ``<file>.sha256`` (``sha256sum`` format) so it can be
 test server); it also makes files that have no public direct address (DPS's Google Drive)
 fetchable from such a mirror.
 
-HTTP uses only the standard library (``urllib``).
+Models on the Hugging Face Hub (``ModelEntry.hub_repo``) are fetched with ``huggingface_hub``'s
+``hf_hub_download`` into the same folder (it resumes, locks and honours ``HF_ENDPOINT``,
+``HF_TOKEN`` and ``HF_HUB_OFFLINE``); a known size or sha256 is checked afterwards all the same.
+Everything else uses the standard library (``urllib``).
 """
 from __future__ import annotations
 
@@ -88,6 +91,10 @@ def fetch(entry: ModelEntry, *, progress: bool = True, retries: int = 3) -> Path
         dest = folder / f.path
         if dest.is_file():
             continue
+        if entry.hub_repo is not None and not os.environ.get(ENV_BASE_URL):
+            _hub_download(entry, f, dest, progress=progress, what=f"{entry.name}/{f.path}" if len(files) > 1
+                          else entry.name)
+            continue
         url = _source_url(entry, f)
         if url is None:
             raise DownloadError(f"{entry.name}: {f.path} cannot be downloaded automatically; get it from "
@@ -95,6 +102,44 @@ def fetch(entry: ModelEntry, *, progress: bool = True, retries: int = 3) -> Path
         download(url, dest, sha256=f.sha256, size=f.size, progress=progress, retries=retries,
                  what=f"{entry.name}/{f.path}" if len(files) > 1 else entry.name)
     return local_path(entry)
+
+
+def _hub_download(entry: ModelEntry, f: RemoteFile, dest: Path, *, progress: bool, what: str) -> None:
+    """Fetch one file of a Hub repository to ``dest`` (= ``model_dir(entry) / f.path``) with
+    ``hf_hub_download``, then check its known size and sha256 (removing it on a mismatch).
+    Raises :class:`DownloadError` in one line."""
+    from huggingface_hub import hf_hub_download
+
+    source = f"https://huggingface.co/{entry.hub_repo} (file {f.path}, revision {entry.hub_revision})"
+    try:
+        hf_hub_download(entry.hub_repo, f.path, revision=entry.hub_revision, local_dir=model_dir(entry),
+                        endpoint=os.environ.get("HF_ENDPOINT") or None,  # read now, not at import
+                        tqdm_class=None if progress else _silent_bar_class())
+    except Exception as exc:  # huggingface_hub's HTTP, offline and file-system errors alike
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise DownloadError(f"cannot download {what} from the Hugging Face Hub ({type(exc).__name__}: {first}); "
+                            f"check the network, or get it from {source} and put it at {dest}") from None
+    if f.size is not None and dest.stat().st_size != f.size:
+        size = dest.stat().st_size
+        dest.unlink()
+        raise DownloadError(f"{what}: got {size} bytes but expected {f.size}; the file was removed, try again "
+                            f"or get it from {source}")
+    if f.sha256 is not None and (digest := _sha256(dest)) != f.sha256.lower():
+        dest.unlink()
+        raise DownloadError(f"{what}: checksum mismatch (sha256 {digest[:16]}..., expected {f.sha256[:16]}...); "
+                            f"the file was removed; try again, or get it from {source}")
+
+
+def _silent_bar_class():
+    """A tqdm that shows nothing (hf_hub_download takes a class, not a flag)."""
+    from tqdm.auto import tqdm
+
+    class SilentBar(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return SilentBar
 
 
 class _Interrupted(Exception):

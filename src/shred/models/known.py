@@ -72,4 +72,5 @@ for _repo, _what in (("google/ddpm-ema-celebahq-256", "EMA weights"), ("google/d
         files=tuple(RemoteFile(f, _HF.format(repo=_repo, file=f))
                     for f in ("config.json", "scheduler_config.json", "diffusion_pytorch_model.bin")),
         homepage=f"https://huggingface.co/{_repo}",
+        hub_repo=_repo,
     ))

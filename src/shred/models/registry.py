@@ -49,6 +49,10 @@ class ModelEntry:
         files: the files of a model made of several (a diffusers repository), fetched into one folder;
             empty for a single-file model, which uses ``url``, ``sha256`` and ``filename``.
         homepage: where a person can get the files by hand (the only way when ``url`` is ``None``).
+        hub_repo: a Hugging Face Hub repository (``google/ddpm-ema-celebahq-256``): ``files`` are
+            fetched from it with ``huggingface_hub`` (its resuming, locking and ``HF_ENDPOINT``),
+            at ``hub_revision``; their ``url`` is then informational.
+        hub_revision: branch, tag or commit of ``hub_repo``.
     """
 
     name: str
@@ -65,6 +69,8 @@ class ModelEntry:
     size_mb: float | None = None
     files: tuple[RemoteFile, ...] = ()
     homepage: str | None = None
+    hub_repo: str | None = None
+    hub_revision: str = "main"
 
     @property
     def path(self) -> Path | None:
