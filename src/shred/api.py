@@ -62,7 +62,7 @@ class Restorer:
 
 def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = DEFAULT_PRESET,
                   device: str | torch.device | None = None, run: Any = "auto", images: int = 1,
-                  **settings) -> Restorer:
+                  tile: int | str | None = "auto", tile_overlap: int | None = None, **settings) -> Restorer:
     """Build the SHRED solver for a task (``shred-blind`` for the blind tasks) through
     :func:`shred.solvers.build_solver`.
 
@@ -72,6 +72,12 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
     None keeps the preset's) on top. The denoiser moves to ``device`` when one is given; ``run``
     (see :func:`restore`) is resolved for a batch of ``images`` restorations. Unknown presets or
     settings and out-of-range values raise :class:`ShredError`.
+
+    ``tile`` says when the network runs on overlapping tiles (:class:`shred.models.tiles.TiledDenoiser`):
+    ``"auto"`` for images larger than the free memory of the device allows for ``images`` images
+    (:func:`shred.models.tiles.whole_image_pixels`), tiles of the training size; an integer N for
+    every image larger than N x N, tiles of N; ``"none"`` or None never. ``tile_overlap``: the
+    pixels neighbouring tiles share (default a quarter of the tile).
     """
     from .models.fast import accelerate, run_options
     from .solvers import build_solver, shred_method
@@ -88,6 +94,16 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
                           iterations=solver.config.iterations)
     # The same eps_theta, executed with these options (reduced precision, compiled, ...).
     solver.denoiser = accelerate(denoiser, options)
+    if tile not in (None, "none") and denoiser.size_multiple is not None:
+        from .models.tiles import TiledDenoiser, whole_image_pixels
+
+        if tile == "auto":
+            grad = solver.config.grad
+            # Evaluated when the first image larger than a tile arrives; unknown free memory: no tiles.
+            budget = lambda: whole_image_pixels(denoiser, solver.device, grad, images) or float("inf")  # noqa: E731
+            solver.denoiser = TiledDenoiser(solver.denoiser, overlap=tile_overlap, max_pixels=budget)
+        else:
+            solver.denoiser = TiledDenoiser(solver.denoiser, int(tile), tile_overlap)
     return Restorer(solver, solver.config, solver.preset, options)
 
 
@@ -109,7 +125,9 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     """
     images = max(len(seeds) if seeds is not None else 0, y.shape[0])  # the batch SHRED will run
     restorer = make_restorer(denoiser, task, preset=preset, device=device, run=run, images=images, **overrides)
-    return restorer.solver(y, operator, seeds=seeds, progress=progress)
+    from .restoration import solve
+
+    return solve(restorer.solver, y, operator, seeds=seeds, progress=progress)
 
 
 def make_spec(operator: Operator, *, task: str | None = None, options: TaskOptions | None = None,

@@ -23,7 +23,8 @@ from .api import read_spec
 from .errors import ShredError
 from .io import image_bytes, read_image, resize, to_channels
 from .models import Denoiser, default_model, load_model
-from .operators import Operator, TaskOptions, build_task
+from .models.base import canvas_size
+from .operators import Operator, TaskOptions, build_task, crop_to_image, on_canvas
 from .report import format_table, kernel_image, run_summary, seed_rows, spread_image
 
 
@@ -32,9 +33,10 @@ class Measurement:
     """A measurement ready to restore.
 
     ``y``: float32 [1, C', H', W'] in [0, 1], at the size the operator produces; ``operator``: maps
-    the model's [C, H, W] images to it; ``task``: the task name (``"default"`` for a spec that names
-    none); ``from_spec``: whether the operator was rebuilt from a spec (so it is the true one, and
-    its kernel can be compared with an estimated one).
+    [C, H, W] images (the model's channels, the image's own size) to it; ``task``: the task name
+    (``"default"`` for a spec that names none); ``from_spec``: whether the operator was rebuilt from
+    a spec (so it is the true one, and its kernel can be compared with an estimated one);
+    ``resized``: what ``allow_resize`` did to the file's image, in words (None: nothing).
     """
 
     y: torch.Tensor
@@ -42,51 +44,118 @@ class Measurement:
     denoiser: Denoiser
     task: str
     from_spec: bool
+    resized: str | None = None
+
+
+# Tasks whose measurement is smaller than the image by TaskOptions.scale (old-photo only when scale > 1).
+_SCALING_TASKS = ("sr", "sr-bicubic", "old-photo")
+
+
+def image_size_for(task: str, options: TaskOptions | None, measurement_size: tuple[int, int]) -> tuple[int, int]:
+    """The (H, W) of the image whose degradation by ``task`` has ``measurement_size``: the
+    measurement's size times the scale of each super-resolution stage of the chain."""
+    opts = options or TaskOptions()
+    factor = 1
+    for part in (p.strip() for p in task.split("+")):
+        if part in _SCALING_TASKS and not (part == "old-photo" and opts.scale <= 1):
+            factor *= opts.scale
+    return measurement_size[0] * factor, measurement_size[1] * factor
+
+
+def resize_note(name: str, size: tuple[int, int], target: tuple[int, int]) -> str:
+    """What :func:`shred.io.resize` does to a ``size`` image to make it ``target``, in words."""
+    (h, w), (th, tw) = size, target
+    scale = min(h / th, w / tw)
+    ch, cw = round(th * scale), round(tw * scale)
+    note = f"resized {name}: "
+    if (ch, cw) != (h, w):
+        note += f"cropped {h}x{w} to its centre {ch}x{cw} (lost {h - ch} rows, {w - cw} columns), "
+    return note + f"resampled {ch}x{cw} to {th}x{tw} (bicubic, anti-aliased)"
 
 
 def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: str | None = None,
                      options: TaskOptions | None = None, model: str | Path | None = None,
-                     class_label: int | None = None, seed: int = 0, allow_resize: bool = False) -> Measurement:
+                     class_label: int | None = None, seed: int = 0, allow_resize: bool = False,
+                     denoiser: Denoiser | None = None) -> Measurement:
     """Read a measurement and build what restores it: from a spec file (written by ``degrade``),
-    or from a task applied to the model's image size.
+    or from a task applied to an image of the size the measurement implies (x4 super-resolution
+    of a 80x120 measurement: a 320x480 image), whatever the model's training size: the networks
+    are fully convolutional (:func:`shred.restoration.solve` runs them on a canvas of the sides
+    they take).
 
     ``model`` defaults to the spec's model, else the bundled model for the image's channels (a
-    colour one for colorization). ``seed`` draws the random parts of a task's operator (masks,
-    kernels). A measurement of another size than the operator produces is refused unless
-    ``allow_resize`` (centre crop + bicubic resampling). Raises :class:`ShredError` for a
-    missing/unreadable file, a spec and model of different image sizes, or a size mismatch.
+    colour one for colorization); ``denoiser`` gives an already loaded one instead. ``seed``
+    draws the random parts of a task's operator (masks, kernels). With ``allow_resize`` a task's
+    operator is built for the model's training size instead and the measurement is centre-cropped
+    and resampled (bicubic) to what it implies; with a spec, a measurement of another size than
+    the spec's is refused unless ``allow_resize``. Raises :class:`ShredError` for a
+    missing/unreadable file, a model of other channels or that runs at one size only, or a size
+    mismatch.
     """
     y_path = Path(path)
+
+    def model_for(default_channels: int, named: str | None) -> Denoiser:
+        if denoiser is not None:
+            return denoiser
+        return load_model(model or named or default_model(default_channels), class_label=class_label)
+
     if spec is not None:
         spec_path = Path(spec)
         op, record = read_spec(spec_path)
         task = record.get("task") or "default"
-        den = load_model(model or record.get("model") or default_model(op.in_shape[0]), class_label=class_label)
-        model_shape = (den.channels, *den.image_size)
-        if tuple(op.in_shape) != model_shape:
-            c, h, w = op.in_shape
-            raise ShredError(f"{spec_path} describes {c}x{h}x{w} images but model {den.name} makes "
-                             f"{model_shape[0]}x{model_shape[1]}x{model_shape[2]}; degrade again with "
-                             f"--size {model_shape[1]} (or --model), or pick a model of that size")
+        den = model_for(op.in_shape[0], record.get("model"))
+        c, h, w = op.in_shape
+        if c != den.channels:
+            raise ShredError(f"{spec_path} describes {c}-channel images but model {den.name} makes "
+                             f"{den.channels}-channel ones; pick a model with {c} channels")
+        if not allow_resize:
+            canvas_size(den, h, w)  # a model that runs at one size only refuses here
         y = read_image(y_path, channels=op.out_shape[0])
     else:
         if not task:
             raise ShredError(f"say how {y_path.name} was degraded: a spec file or a task")
         y = read_image(y_path)
         # Colorization takes a grey measurement but needs a colour model.
-        den = load_model(model or default_model(3 if "colorize" in task else y.shape[1]), class_label=class_label)
-        model_shape = (den.channels, *den.image_size)
+        den = model_for(3 if "colorize" in task else y.shape[1], None)
+        size = tuple(den.image_size) if allow_resize else image_size_for(task, options, tuple(y.shape[-2:]))
+        if not allow_resize:
+            canvas_size(den, *size)
         g = torch.Generator().manual_seed(int(seed))
-        op = build_task(task, model_shape, options, generator=g)
+        op = build_task(task, (den.channels, *size), options, generator=g)
         y = to_channels(y, op.out_shape[0], str(y_path))
     want = tuple(op.out_shape[1:])
+    resized = None
     if tuple(y.shape[-2:]) != want:
         if not allow_resize:
-            raise ShredError(f"{y_path.name} is {y.shape[-2]}x{y.shape[-1]} but {task} on {den.name} "
-                             f"({model_shape[1]}x{model_shape[2]}) expects a {want[0]}x{want[1]} measurement; "
-                             "pass --resize to resample it, or match the task/model to the image")
+            raise ShredError(f"{y_path.name} is {y.shape[-2]}x{y.shape[-1]} but its spec's {task} expects a "
+                             f"{want[0]}x{want[1]} measurement; pass --resize to resample it, or degrade again")
+        resized = resize_note(y_path.name, tuple(y.shape[-2:]), want)
         y = resize(y, want)
-    return Measurement(y, op, den, task, spec is not None)
+    return Measurement(y, op, den, task, spec is not None, resized)
+
+
+def solve(solver, y: torch.Tensor, operator: Operator, *, seeds, progress: bool = False):
+    """``solver(y, operator, ...)`` for images of any size: on the canvas of the sides the
+    solver's network runs at (:func:`shred.models.base.canvas_size`; the image at its centre, the
+    operator A o crop, :mod:`shred.operators.canvas`), with ``x0`` cropped back to the image and
+    the canvas recorded in ``extras["canvas"]``. Solvers without a network (DIP, A^+ y) run as
+    they are."""
+    den = getattr(solver, "denoiser", None)
+    c, h, w = operator.in_shape
+    if den is None or den.size_multiple is None:
+        return solver(y, operator, seeds=seeds, progress=progress)
+    size = canvas_size(den, h, w)
+    if size == (h, w):
+        return solver(y, operator, seeds=seeds, progress=progress)
+    if getattr(type(solver), "blind", False):  # the class flag (an instance's ``blind`` is its config)
+        m = den.size_multiple
+        raise ShredError(f"blind deblurring runs on images whose sides are multiples of {m} (the network's "
+                         f"stride); this one is {h}x{w}: crop it to {h // m * m}x{w // m * m} or pass --resize")
+    canvas = on_canvas(operator, size)
+    res = solver(y, canvas, seeds=seeds, progress=progress)
+    res.x0 = crop_to_image(res.x0, canvas)
+    res.extras["canvas"] = list(size)
+    return res
 
 
 def fit_image(x: torch.Tensor, *, size: tuple[int, int] | None = None, channels: int | None = None,
@@ -99,9 +168,11 @@ def fit_image(x: torch.Tensor, *, size: tuple[int, int] | None = None, channels:
     return x
 
 
-def load_clean(path: str | Path, denoiser: Denoiser) -> torch.Tensor:
-    """A ground-truth image for ``denoiser``: its channels, resized to its image size."""
-    return fit_image(read_image(path, channels=denoiser.channels), size=denoiser.image_size, source=str(path))
+def load_clean(path: str | Path, denoiser: Denoiser, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """A ground-truth image for ``denoiser``: its channels, resized to ``size`` (the restored
+    image's; default the model's training size)."""
+    return fit_image(read_image(path, channels=denoiser.channels), size=tuple(size or denoiser.image_size),
+                     source=str(path))
 
 
 def grid_columns(y: torch.Tensor, result, clean: torch.Tensor | None = None) -> list[tuple[str, torch.Tensor]]:
@@ -188,7 +259,8 @@ def run_report(result, m: Measurement, measurement_path: str | Path, clean: torc
             from .metrics import psnr
             summary["mean_image_psnr"] = float(psnr(mean, clean.float()).item())
     record = {"measurement": str(measurement_path), "task": m.task, "model": m.denoiser.name,
-              "config": result.extras.get("config"), "summary": summary, "seeds": rows}
+              "image_size": list(m.operator.in_shape[1:]), "canvas": result.extras.get("canvas"),
+              "resized": m.resized, "config": result.extras.get("config"), "summary": summary, "seeds": rows}
     return RunReport(rows, summary, record)
 
 

@@ -68,6 +68,16 @@ def nonneg_float(text: str) -> float:
     return v
 
 
+def tile_option(text: str) -> str | int:
+    """``auto``, ``none`` or a tile side N >= 1."""
+    if text in ("auto", "none"):
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--tile is auto, none or a side in pixels, got {text!r}") from None
+
+
 def size(text: str) -> tuple[int, int]:
     """``32`` or ``32x48``: (height, width), both >= 1."""
     try:
