@@ -19,8 +19,9 @@ from shred.errors import ShredError
 from shred.models.base import Denoiser, UNetDenoiser, accepts, canvas_size
 from shred.models.lean_unet import LeanUNet
 from shred.models.tiles import TiledDenoiser, tile_starts
-from shred.operators import Canvas, TaskOptions, build_task, crop_to_image, on_canvas, operator_from_spec
-from shred.restoration import image_size_for, solve
+from shred.operators import TaskOptions, build_task, crop_to_image, on_canvas, operator_from_spec
+from shred.restoration import image_size_for
+from shred.sizes import solve
 from shred.solvers import Shred, ShredConfig, build_solver, seeded_noise, to_image_space
 
 # Five levels: four down-samplings, so the network runs at multiples of 16 (48x40 -> a 48x48 canvas).
@@ -199,6 +200,57 @@ def test_tiled_restoration_is_measurement_consistent_on_the_whole_image(deep):
     whole = Shred(deep, ShredConfig(delta_t=500, iterations=1))(y, op, seeds=[0]).x0
     one_tile = Shred(TiledDenoiser(deep, tile=48), ShredConfig(delta_t=500, iterations=1))(y, op, seeds=[0]).x0
     assert torch.equal(whole, one_tile)
+
+
+def test_automatic_tiles_follow_the_free_memory(tiny_model_dir, monkeypatch):
+    from shred.api import make_restorer
+    from shred.models import load_model
+    from shred.models import tiles
+
+    den = load_model(str(tiny_model_dir))
+    per_pixel = tiles.PEAK_PER_ACTIVATION["cpu"]["surrogate"] * tiles.activation_bytes_per_pixel(den)
+    # Free memory for 30x30 pixels at 70 %: a 32x32 image is tiled, a 16x24 one is not.
+    monkeypatch.setattr(tiles, "available_memory", lambda device: int(per_pixel * 900 / 0.7))
+    solver = make_restorer(den, "denoise", device="cpu", iterations=1).solver
+    sizes = []
+    hook = den.unet.register_forward_hook(lambda mod, args, out: sizes.append(tuple(args[0].shape[-2:])))
+    try:
+        for h, w in ((16, 24), (32, 32)):
+            solve(solver, torch.rand(1, 3, h, w), build_task("denoise", (3, h, w)), seeds=[0])
+    finally:
+        hook.remove()
+    assert set(sizes) == {(16, 24), (16, 16)}  # the 32x32 image went through in 16x16 tiles
+    assert not isinstance(make_restorer(den, "denoise", tile="none").solver.denoiser, TiledDenoiser)
+
+
+def test_memory_factors_cover_the_committed_measurements():
+    """PEAK_PER_ACTIVATION stays above what bench/scale.py memory (CPU) and bench/speed.py (H200)
+    measured, over the activation bytes this code counts for the same networks."""
+    import importlib.util
+
+    from conftest import ROOT
+    from shred.models import load_model
+    from shred.models import tiles
+
+    cpu = json.loads((ROOT / "bench" / "results" / "scale-memory-cpu.json").read_text())
+    for row in cpu["rows"]:
+        estimate = tiles.activation_bytes_per_pixel(load_model(row["model"]))
+        assert abs(estimate - row["activation_bytes_per_pixel"]) <= 0.5  # the JSON rounds it
+        if row["tiles"] is None:
+            assert tiles.PEAK_PER_ACTIVATION["cpu"][row["grad"]] >= row["bytes_per_pixel"] / estimate
+
+    spec = importlib.util.spec_from_file_location("speed", ROOT / "bench" / "speed.py")
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    h200 = json.loads((ROOT / "bench" / "results" / "speed-h200.json").read_text())
+    rows = [r for r in h200["rows"] if r["precision"] == "fp32" and r["batch"] == 1]
+    assert {r["grad"] for r in rows} == {"surrogate", "exact"}
+    for r in rows:
+        den = speed.make_denoiser(speed.ARCHS[r["model"]], "meta")  # no memory, nothing computed
+        weights = sum(p.numel() * p.element_size() for p in den.parameters())
+        pixels = math.prod(den.image_size)
+        ratio = (r["peak_memory_gb"] * 2 ** 30 - weights) / (tiles.activation_bytes_per_pixel(den) * pixels)
+        assert 0 < ratio <= tiles.PEAK_PER_ACTIVATION["cuda"][r["grad"]]
 
 
 # -- folders ----------------------------------------------------------------------------------------------

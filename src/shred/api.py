@@ -20,6 +20,7 @@ from .errors import ShredError
 from .seeding import generator
 from .models import Denoiser
 from .operators import Operator, TaskOptions, build_task, operator_from_spec
+from .sizes import solve
 from .solvers import DEFAULT_PRESET, Result
 
 SPEC_VERSION = 1
@@ -125,8 +126,6 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     """
     images = max(len(seeds) if seeds is not None else 0, y.shape[0])  # the batch SHRED will run
     restorer = make_restorer(denoiser, task, preset=preset, device=device, run=run, images=images, **overrides)
-    from .restoration import solve
-
     return solve(restorer.solver, y, operator, seeds=seeds, progress=progress)
 
 

@@ -195,7 +195,7 @@ def degrade_folder(source: str | Path, out: str | Path, task: str, options=None,
 
     started = time.perf_counter()
     out = Path(out)
-    base, items = find_images(source, out)
+    _, items = find_images(source, out)
     rank, world, _ = launch()
     den = load_model(model) if model else None
     summary = Summary(total=len(items))
@@ -382,7 +382,7 @@ class FolderRestore:
 
     def run_batch(self, batch: list[_Prepared], summary: Summary) -> None:
         """Restore the images of one batch that are not done, and write their files."""
-        from .restoration import solve
+        from .sizes import solve
 
         todo = []
         for p in batch:

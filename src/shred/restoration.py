@@ -24,7 +24,7 @@ from .errors import ShredError
 from .io import image_bytes, read_image, resize, to_channels
 from .models import Denoiser, default_model, load_model
 from .models.base import canvas_size
-from .operators import Operator, TaskOptions, build_task, crop_to_image, on_canvas
+from .operators import Operator, TaskOptions, build_task
 from .report import format_table, kernel_image, run_summary, seed_rows, spread_image
 
 
@@ -80,7 +80,7 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
     """Read a measurement and build what restores it: from a spec file (written by ``degrade``),
     or from a task applied to an image of the size the measurement implies (x4 super-resolution
     of a 80x120 measurement: a 320x480 image), whatever the model's training size: the networks
-    are fully convolutional (:func:`shred.restoration.solve` runs them on a canvas of the sides
+    are fully convolutional (:func:`shred.sizes.solve` runs them on a canvas of the sides
     they take).
 
     ``model`` defaults to the spec's model, else the bundled model for the image's channels (a
@@ -132,30 +132,6 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
         resized = resize_note(y_path.name, tuple(y.shape[-2:]), want)
         y = resize(y, want)
     return Measurement(y, op, den, task, spec is not None, resized)
-
-
-def solve(solver, y: torch.Tensor, operator: Operator, *, seeds, progress: bool = False):
-    """``solver(y, operator, ...)`` for images of any size: on the canvas of the sides the
-    solver's network runs at (:func:`shred.models.base.canvas_size`; the image at its centre, the
-    operator A o crop, :mod:`shred.operators.canvas`), with ``x0`` cropped back to the image and
-    the canvas recorded in ``extras["canvas"]``. Solvers without a network (DIP, A^+ y) run as
-    they are."""
-    den = getattr(solver, "denoiser", None)
-    c, h, w = operator.in_shape
-    if den is None or den.size_multiple is None:
-        return solver(y, operator, seeds=seeds, progress=progress)
-    size = canvas_size(den, h, w)
-    if size == (h, w):
-        return solver(y, operator, seeds=seeds, progress=progress)
-    if getattr(type(solver), "blind", False):  # the class flag (an instance's ``blind`` is its config)
-        m = den.size_multiple
-        raise ShredError(f"blind deblurring runs on images whose sides are multiples of {m} (the network's "
-                         f"stride); this one is {h}x{w}: crop it to {h // m * m}x{w // m * m} or pass --resize")
-    canvas = on_canvas(operator, size)
-    res = solver(y, canvas, seeds=seeds, progress=progress)
-    res.x0 = crop_to_image(res.x0, canvas)
-    res.extras["canvas"] = list(size)
-    return res
 
 
 def fit_image(x: torch.Tensor, *, size: tuple[int, int] | None = None, channels: int | None = None,

@@ -165,7 +165,8 @@ def run_one(args) -> int:
     from ..api import make_restorer
     from ..io import check_writable, grid_bytes, write_all
     from ..restoration import (done_message, grid_columns, load_clean, load_measurement, output_files, run_report,
-                               solve, spread_paths)
+                               spread_paths)
+    from ..sizes import solve
 
     y_path = Path(args.measurement)
     spec_path = _spec_path(args, y_path)
