@@ -16,7 +16,7 @@ import torch
 
 from ..errors import ShredError
 from ..operators import Operator
-from ..seeding import generator
+from ..seeding import MAX_SEED, check_seed, generator  # noqa: F401  (check_seed: shred.seeding's)
 
 
 @dataclass
@@ -102,16 +102,6 @@ def prepare_batch(y: torch.Tensor, operator: Operator, seeds) -> tuple[torch.Ten
     if len(seeds) != y.shape[0]:
         raise ShredError(f"{len(seeds)} seeds for {y.shape[0]} measurements; give one seed per image")
     return y, seeds
-
-
-MAX_SEED = 2 ** 63 - 1
-
-
-def check_seed(seed) -> int:
-    """A seed is an integer in [0, 2^63 - 1] (what ``torch.Generator.manual_seed`` accepts)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ShredError(f"seeds are integers from 0 to 2^63 - 1, got {seed!r}")
-    return int(seed)
 
 
 def fresh_seed() -> int:
