@@ -13,6 +13,7 @@ EPILOG = """examples:
   shred-ir restore y.png                                  # uses y.json written by `shred-ir degrade`
   shred-ir restore y.png --spec y.json --out restored.png --grid grid.png
   shred-ir restore small.png --task sr --scale 4          # a low-resolution photo, no spec
+  shred-ir restore y.png --task cs --fraction 0.05 --degrade-seed 3   # no spec: degrade's --seed 3 mask
   shred-ir restore y.png --seeds 0-7 --grid grid.png      # eight solutions from eight noises
   shred-ir restore y.png --preset paper --grad exact --iterations 50 --lr 0.003
   shred-ir restore y.png --seeds 0-7 --report r.json      # per-seed table, diversity, JSON report
