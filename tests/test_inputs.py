@@ -308,6 +308,7 @@ def test_a_clean_image_of_another_size_is_refused_or_resampled_with_a_word(tmp_p
     ["restore", "{clean}", "--task", "sr", "--iterations", "1000000000", "--out", "{tmp}/r.png"],
     ["degrade", "{clean}", "--task", "sr", "--sigma-y", "5", "--out", "{tmp}/y.png"],
     ["degrade", "{clean}", "--task", "deblur", "--kernel-size", "4", "--out", "{tmp}/y.png"],
+    ["degrade", "{clean}", "--task", "sr", "--size", "100000", "--out", "{tmp}/y.png"],
     ["train", "{tmp}", "--arch", "tiny", "--steps", "1", "--lr", "1e30", "--out", "{tmp}/run"],
     ["train", "{tmp}", "--arch", "tiny", "--steps", "1", "--seed", str(2 ** 63), "--out", "{tmp}/run"],
 ])

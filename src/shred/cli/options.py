@@ -97,7 +97,8 @@ def checked_by(config_class, name: str, parse=float):
 
 
 def size(text: str) -> tuple[int, int]:
-    """``32`` or ``32x48``: (height, width), both >= 1."""
+    """``32`` or ``32x48``: (height, width), both in 1 .. 4096 (the largest image an operator is
+    built for)."""
     try:
         parts = [int(p) for p in text.lower().split("x")]
     except ValueError:
@@ -106,6 +107,10 @@ def size(text: str) -> tuple[int, int]:
         parts *= 2
     if len(parts) != 2 or min(parts) < 1:
         raise argparse.ArgumentTypeError(f"sizes look like 32 or 32x32, got {text!r}")
+    from ..operators.base import MAX_SIDE
+
+    if max(parts) > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"sizes are at most {MAX_SIDE} pixels a side, got {text!r}")
     return parts[0], parts[1]
 
 
