@@ -31,6 +31,11 @@ SPEC_VERSION = 1
 RANGE_SLACK = 0.5
 
 
+# Clean images may overshoot [0, 1] a little (a sampler's output, a resampled image) but not reach
+# the models' -1 or 8-bit values.
+CLEAN_SLACK = 0.05
+
+
 def _range_hint(lo: float, hi: float) -> str:
     if hi > 2:
         return "it looks like 8-bit values: divide by 255"
@@ -67,10 +72,11 @@ def degrade(x: torch.Tensor, task: str, options: TaskOptions | None = None, *,
     """Degrade clean images x ([B, C, H, W] in [0, 1]) with a task; returns (y, operator).
 
     ``seed`` drives everything random (compressed-sensing masks, random kernels, noise): an
-    integer in [0, 2^63 - 1], or None for fresh entropy. Images outside [0, 1] (the models'
-    [-1, 1], 8-bit values) and seeds out of range raise :class:`ShredError`.
+    integer in [0, 2^63 - 1], or None for fresh entropy. Images beyond [0, 1] by more than
+    :data:`CLEAN_SLACK` (the models' [-1, 1], 8-bit values) and seeds out of range raise
+    :class:`ShredError`.
     """
-    check_image_range(x, "the clean image")
+    check_image_range(x, "the clean image", CLEAN_SLACK)
     if x.dim() != 4:
         raise ShredError(f"images are [B, C, H, W], got shape {tuple(x.shape)}")
     g = generator(seed)
