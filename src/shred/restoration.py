@@ -20,10 +20,12 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from .api import load_spec, spec_operator
 from .errors import ShredError, ShredWarning
 from .io import image_bytes, read_image, resize, resize_note, to_channels
 from .models import Denoiser, default_model, load_model
 from .operators import Operator, TaskOptions, build_task
+from .operators.tasks import assumed_defaults, random_parts
 from .report import format_table, kernel_image, run_summary, seed_rows
 from .seeding import generator
 
@@ -72,9 +74,6 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
     :class:`ShredError` for a missing/unreadable file or spec, a spec and model of different
     image sizes, a random operator without its seed, or a size mismatch.
     """
-    from .api import load_spec, spec_operator
-    from .operators.tasks import assumed_defaults, random_parts
-
     y_path = Path(path)
     if spec is not None:
         spec_path = Path(spec)
