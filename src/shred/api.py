@@ -17,9 +17,11 @@ import torch
 
 from ._version import __version__
 from .errors import ShredError
-from .seeding import generator
+from .config import _Invalid
+from .seeding import check_seed, generator
 from .models import Denoiser
-from .operators import Operator, TaskOptions, build_task, operator_from_spec
+from .operators import TASKS, Operator, TaskOptions, build_task, operator_from_spec
+from .operators.base import check_operator_spec, image_shape
 from .solvers import DEFAULT_PRESET, Result
 
 SPEC_VERSION = 1
@@ -203,11 +205,6 @@ def check_spec(spec: Any, source: str = "spec") -> dict[str, Any]:
 
     Returns the spec; raises :class:`ShredError` naming ``source`` and the field
     (``y.json: operator.in_shape is missing; degrade again, or fix the field``)."""
-    from .operators import TASKS
-    from .operators.base import check_operator_spec, image_shape
-    from .config import _Invalid
-    from .seeding import check_seed
-
     if not isinstance(spec, dict) or "shred_spec" not in spec or "operator" not in spec:
         raise ShredError(f"{source}: not a shred spec (written by `shred-ir degrade`)")
     version = spec["shred_spec"]
@@ -223,7 +220,8 @@ def check_spec(spec: Any, source: str = "spec") -> dict[str, Any]:
         raise _spec_error(source, "operator is nested too deeply") from None
     task = spec.get("task")
     if task is not None and (not isinstance(task, str) or not all(p.strip() in TASKS for p in task.split("+"))):
-        raise _spec_error(source, f"task must be null or a task ({', '.join(TASKS)}, chained with +), got {task!r}")
+        raise _spec_error(source, f"task must be null or a task ({', '.join(TASKS)}, chained with +), "
+                                  f"got {repr(task)[:40]}")
     if spec.get("task_options") is not None:
         try:
             TaskOptions.from_dict(spec["task_options"])
@@ -231,7 +229,7 @@ def check_spec(spec: Any, source: str = "spec") -> dict[str, Any]:
             raise _spec_error(source, f"task_options: {exc}") from None
     for key in ("model", "created_by", "measurement", "clean"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
-            raise _spec_error(source, f"{key} must be null or a string, got {spec[key]!r}")
+            raise _spec_error(source, f"{key} must be null or a string, got {repr(spec[key])[:40]}")
     if spec.get("seed") is not None:
         try:
             check_seed(spec["seed"])
@@ -242,7 +240,7 @@ def check_spec(spec: Any, source: str = "spec") -> dict[str, Any]:
             try:
                 image_shape(spec[key])
             except _Invalid as exc:
-                raise _spec_error(source, f"{key} must be {exc}, got {spec[key]!r}") from None
+                raise _spec_error(source, f"{key} must be {exc}, got {repr(spec[key])[:40]}") from None
     if spec.get("image_shape") is not None and list(spec["image_shape"]) != list(spec["operator"]["in_shape"]):
         raise _spec_error(source, f"image_shape {spec['image_shape']} differs from operator.in_shape "
                                   f"{spec['operator']['in_shape']}")
