@@ -13,18 +13,21 @@ functions, writes the bytes they return and prints. Images in memory are float32
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
-from .api import read_spec
-from .errors import ShredError
-from .io import image_bytes, read_image, resize, to_channels
+from .api import load_spec, spec_operator
+from .errors import ShredError, ShredWarning
+from .io import image_bytes, read_image, resize, resize_note, to_channels
 from .models import Denoiser, default_model, load_model
 from .operators import Operator, TaskOptions, build_task
+from .operators.tasks import assumed_defaults, random_parts
 from .report import format_table, kernel_image, run_summary, seed_rows, spread_image
+from .seeding import generator
 
 
 @dataclass(frozen=True)
@@ -44,40 +47,69 @@ class Measurement:
     from_spec: bool
 
 
+def _warn(message: str) -> None:
+    warnings.warn(message, ShredWarning, stacklevel=3)
+
+
 def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: str | None = None,
                      options: TaskOptions | None = None, model: str | Path | None = None,
-                     class_label: int | None = None, seed: int = 0, allow_resize: bool = False) -> Measurement:
+                     class_label: int | None = None, degrade_seed: int | None = None,
+                     allow_resize: bool = False, given: Iterable[str] | None = None) -> Measurement:
     """Read a measurement and build what restores it: from a spec file (written by ``degrade``),
     or from a task applied to the model's image size.
 
     ``model`` defaults to the spec's model, else the bundled model for the image's channels (a
-    colour one for colorization). ``seed`` draws the random parts of a task's operator (masks,
-    kernels). A measurement of another size than the operator produces is refused unless
-    ``allow_resize`` (centre crop + bicubic resampling). Raises :class:`ShredError` for a
-    missing/unreadable file, a spec and model of different image sizes, or a size mismatch.
+    colour one for colorization). A spec is checked as a whole, and its image shape against the
+    model's, before its operator is built.
+
+    Without a spec, a task that draws its operator at random (``cs``'s mask, ``deblur --kernel
+    random``: :func:`shred.operators.tasks.random_parts`) needs ``degrade_seed``, the seed that
+    ``degrade`` drew it with: it is never re-drawn from another seed. Defaults that shape the
+    operator (``deblur``'s Gaussian kernel, ``inpaint``'s centred hole) are named in a
+    :class:`ShredWarning` when they were not among ``given`` (the task options the user gave;
+    default: those that differ from :class:`TaskOptions`' defaults).
+
+    A measurement of another size than the operator produces is refused unless ``allow_resize``
+    (centre crop + bicubic resampling, said in a :class:`ShredWarning`). Raises
+    :class:`ShredError` for a missing/unreadable file or spec, a spec and model of different
+    image sizes, a random operator without its seed, or a size mismatch.
     """
     y_path = Path(path)
     if spec is not None:
         spec_path = Path(spec)
-        op, record = read_spec(spec_path)
+        record = load_spec(spec_path)
         task = record.get("task") or "default"
-        den = load_model(model or record.get("model") or default_model(op.in_shape[0]), class_label=class_label)
+        den = load_model(model or record.get("model") or default_model(record["operator"]["in_shape"][0]),
+                         class_label=class_label)
         model_shape = (den.channels, *den.image_size)
-        if tuple(op.in_shape) != model_shape:
-            c, h, w = op.in_shape
+        if tuple(record["operator"]["in_shape"]) != model_shape:  # before a giant operator is built
+            c, h, w = record["operator"]["in_shape"]
             raise ShredError(f"{spec_path} describes {c}x{h}x{w} images but model {den.name} makes "
                              f"{model_shape[0]}x{model_shape[1]}x{model_shape[2]}; degrade again with "
                              f"--size {model_shape[1]} (or --model), or pick a model of that size")
+        op = spec_operator(record, spec_path.name)
         y = read_image(y_path, channels=op.out_shape[0])
     else:
         if not task:
             raise ShredError(f"say how {y_path.name} was degraded: a spec file or a task")
+        options = options or TaskOptions()
+        drawn = random_parts(task, options)
+        if drawn and degrade_seed is None:
+            what = " and ".join(dict.fromkeys(drawn))
+            raise ShredError(f"{task} draws a random {what} when it degrades, and restoring needs that very "
+                             f"{what}, which cannot be re-drawn from another seed: pass the spec written by "
+                             "`shred-ir degrade` (--spec), or --degrade-seed N with the --seed degrade was given"
+                             + (", or the kernel itself (--kernel FILE)" if "kernel" in drawn else ""))
         y = read_image(y_path)
         # Colorization takes a grey measurement but needs a colour model.
         den = load_model(model or default_model(3 if "colorize" in task else y.shape[1]), class_label=class_label)
         model_shape = (den.channels, *den.image_size)
-        g = torch.Generator().manual_seed(int(seed))
-        op = build_task(task, model_shape, options, generator=g)
+        op = build_task(task, model_shape, options, generator=generator(degrade_seed if drawn else 0))
+        if given is None:
+            defaults = TaskOptions()
+            given = {k for k in TaskOptions.names() if getattr(options, k) != getattr(defaults, k)}
+        for note in assumed_defaults(task, options, set(given), model_shape):
+            _warn(f"assuming {note}")
         y = to_channels(y, op.out_shape[0], str(y_path))
     want = tuple(op.out_shape[1:])
     if tuple(y.shape[-2:]) != want:
@@ -85,6 +117,7 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
             raise ShredError(f"{y_path.name} is {y.shape[-2]}x{y.shape[-1]} but {task} on {den.name} "
                              f"({model_shape[1]}x{model_shape[2]}) expects a {want[0]}x{want[1]} measurement; "
                              "pass --resize to resample it, or match the task/model to the image")
+        _warn(resize_note(y_path.name, tuple(y.shape[-2:]), want))
         y = resize(y, want)
     return Measurement(y, op, den, task, spec is not None)
 
@@ -92,16 +125,26 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
 def fit_image(x: torch.Tensor, *, size: tuple[int, int] | None = None, channels: int | None = None,
               source: str = "the image") -> torch.Tensor:
     """An image [1, C, H, W] in [0, 1] with ``channels`` channels (grey = channel mean, or grey
-    repeated) and centre-cropped and resampled (bicubic) to ``size``; unchanged where None."""
+    repeated) and centre-cropped and resampled (bicubic) to ``size``, which a
+    :class:`ShredWarning` describes; unchanged where None."""
     x = to_channels(x, channels, source)
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        _warn(resize_note(Path(source).name, tuple(x.shape[-2:]), tuple(size)))
         x = resize(x, size)
     return x
 
 
-def load_clean(path: str | Path, denoiser: Denoiser) -> torch.Tensor:
-    """A ground-truth image for ``denoiser``: its channels, resized to its image size."""
-    return fit_image(read_image(path, channels=denoiser.channels), size=denoiser.image_size, source=str(path))
+def load_clean(path: str | Path, denoiser: Denoiser, *, allow_resize: bool = False) -> torch.Tensor:
+    """A ground-truth image for ``denoiser``: its channels, at its image size. Another size is
+    refused (a PSNR against a resampled image is not the PSNR against the truth) unless
+    ``allow_resize``, which centre-crops and resamples it and says so."""
+    x = read_image(path, channels=denoiser.channels)
+    h, w = denoiser.image_size
+    if tuple(x.shape[-2:]) != (h, w) and not allow_resize:
+        raise ShredError(f"{Path(path).name} is {x.shape[-2]}x{x.shape[-1]} but the restoration is {h}x{w}: "
+                         "give the ground truth at that size, or pass --resize to centre-crop and resample it "
+                         "(the PSNR is then against the resampled image)")
+    return fit_image(x, size=denoiser.image_size, source=str(path))
 
 
 def grid_columns(y: torch.Tensor, result, clean: torch.Tensor | None = None) -> list[tuple[str, torch.Tensor]]:

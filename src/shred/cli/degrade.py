@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ShredError
-from .options import add_task_options, check_out_free, size, task_options
+from .options import add_task_options, check_out_free, seed, size, task_options
 
 EPILOG = """examples:
   shred-ir degrade cat.png --task sr --scale 4 --out y.png          # writes y.png and y.json
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("clean", help="clean image (PNG, JPEG or .npy in [0, 1])")
     p.add_argument("--out", required=True, help="measurement file (.png, .jpg, or .npy to keep it exact)")
     p.add_argument("--spec", help="spec file (default: --out with .json)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random masks, kernels and noise (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of random masks, kernels and noise (default 0)")
     p.add_argument("--size", type=size, help="resize the clean image first (centre crop + bicubic), e.g. 32")
     p.add_argument("--model", help="resize and convert the clean image for this model")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
@@ -35,6 +35,7 @@ def run(args) -> int:
     from ..api import degrade, make_spec
     from ..io import check_writable, image_bytes, json_bytes, read_image, write_all
     from ..models import MODELS, load_model
+    from ..operators.tasks import describe_operator
     from ..restoration import fit_image
 
     if not args.task:
@@ -55,5 +56,7 @@ def run(args) -> int:
                             "model": args.model if args.model in MODELS else None})
     write_all([(out, image_bytes(y, out.suffix)), (spec_path, json_bytes(spec))])  # both or neither
     c, h, w = op.out_shape
-    print(f"wrote {out} ({c}x{h}x{w}, {args.task}) and {spec_path}", file=sys.stderr if args.quiet else sys.stdout)
+    held = describe_operator(op)
+    print(f"wrote {out} ({c}x{h}x{w}, {args.task}{f'; {held}' if held else ''}) and {spec_path}",
+          file=sys.stderr if args.quiet else sys.stdout)
     return 0

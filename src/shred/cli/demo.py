@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .options import seed
+
 SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "samples" / "chelsea-32.png"
 
 # Tasks that need a file from the user (a mask) cannot run on the sample alone.
@@ -19,7 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--task", default="sr", choices=[t for t in TASKS if t not in NEEDS_A_FILE],
                    help="degradation (default sr: x4 average pooling)")
     p.add_argument("--out-dir", default="shred-demo", help="folder for the images (default shred-demo)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 

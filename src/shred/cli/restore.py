@@ -6,13 +6,14 @@ import sys
 from pathlib import Path
 
 from ..errors import ShredError
-from .options import (add_task_options, bool_flag, check_out_free, default_device, positive_float, positive_int,
-                      seed_paths, seeds, task_options)
+from .options import (add_task_options, bool_flag, check_out_free, checked_by, default_device, given_task_options,
+                      seed, seed_paths, seeds, task_options)
 
 EPILOG = """examples:
   shred-ir restore y.png                                  # uses y.json written by `shred-ir degrade`
   shred-ir restore y.png --spec y.json --out restored.png --grid grid.png
   shred-ir restore small.png --task sr --scale 4          # a low-resolution photo, no spec
+  shred-ir restore y.png --task cs --fraction 0.05 --degrade-seed 3   # no spec: degrade's --seed 3 mask
   shred-ir restore y.png --seeds 0-7 --grid grid.png      # eight solutions, their mean and uncertainty map
   shred-ir restore y.png --preset paper --grad exact --iterations 50 --lr 0.003
   shred-ir restore y.png --seeds 0-7 --report r.json      # per-seed table, diversity, JSON report
@@ -23,14 +24,21 @@ EPILOG = """examples:
 
 size policy: the measurement must have exactly the size that the model and the task imply
 (e.g. 8x8 for x4 super-resolution with a 32x32 model); shred never resizes silently. Pass
---resize to centre-crop and resample it (bicubic) to that size.
+--resize to centre-crop and resample it (bicubic) to that size (and --clean to the model's);
+a line says what was cut and resampled.
+
+random operators: cs draws its mask, deblur --kernel random its kernel, deblur-sv its kernels
+from degrade's --seed; restoring needs that very operator: the spec (y.json), or
+--degrade-seed N with the --seed degrade was given. Without a spec, defaults that shape the
+operator (deblur's Gaussian kernel, inpaint's centred hole) are named in a warning.
 """
 
 
 def add_parser(sub) -> None:
     from ..diffusion import GRAD_MODES, SPACINGS
     from ..models.fast import COMPILE_MODES, PRECISIONS
-    from ..solvers import DEFAULT_PRESET, PRESETS
+    from ..solvers import DEFAULT_PRESET, PRESETS, ShredConfig
+    from ..solvers.blind import BlindConfig
     from ..solvers.shred import INITS, LOSSES
     from ..solvers.stopping import STOPS
 
@@ -63,9 +71,10 @@ def add_parser(sub) -> None:
     s.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
                    help="settings of the paper, of the authors' code, or tuned for the bundled models "
                    "(default auto: bundled for the bundled models, authors-code for others)")
-    s.add_argument("--iterations", type=positive_int, help="Adam iterations N")
-    s.add_argument("--lr", type=positive_float, help="Adam learning rate alpha")
-    s.add_argument("--delta-t", type=positive_int, help="DDIM skip (default 100: 10 steps of T = 1000)")
+    s.add_argument("--iterations", type=checked_by(ShredConfig, "iterations", int), help="Adam iterations N (at most 100000)")
+    s.add_argument("--lr", type=checked_by(ShredConfig, "lr"), help="Adam learning rate alpha (at most 10)")
+    s.add_argument("--delta-t", type=checked_by(ShredConfig, "delta_t", int),
+                   help="DDIM skip (default 100: 10 steps of T = 1000)")
     s.add_argument("--spacing", choices=SPACINGS, help="timesteps: leading (t=900..0) or trailing (t=999..99)")
     s.add_argument("--grad", choices=[g for g in GRAD_MODES if g != "none"],  # "none": no gradient at all
                    help="gradient through the DDIM update only, or through the network too")
@@ -73,17 +82,17 @@ def add_parser(sub) -> None:
     s.add_argument("--init", choices=INITS, help="start from noise or from DDIM inversion of A^+ y")
     bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
-    s.add_argument("--epsilon", type=positive_float, help="stop an image once its loss < epsilon")
+    s.add_argument("--epsilon", type=checked_by(ShredConfig, "epsilon"), help="stop an image once its loss < epsilon")
     s.add_argument("--stop", choices=STOPS,
                    help="noise-aware stopping: discrepancy (||y - Hx|| <= tau sigma_y sqrt(m), needs --sigma-y), "
                    "auto (sigma_y estimated from y when unknown), plateau (loss stopped improving)")
-    s.add_argument("--tau", type=positive_float, help="discrepancy principle factor (default 1)")
-    s.add_argument("--kernel-lr", type=positive_float, help="blind tasks: learning rate of the kernel network "
-                   "(default: the preset's, 2e-4 in authors-code)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
+    s.add_argument("--tau", type=checked_by(ShredConfig, "tau"), help="discrepancy principle factor (default 1)")
+    s.add_argument("--kernel-lr", type=checked_by(BlindConfig, "kernel_lr"), help="blind tasks: learning rate of the "
+                   "kernel network (default: the preset's, 2e-4 in authors-code)")
+    s.add_argument("--seed", type=seed, default=0, help="seed of the starting noise, 0 .. 2^63-1 (default 0)")
     s.add_argument("--seeds", type=seeds, help="several seeds, e.g. 0-7: one restoration each, in one batch; also "
                    "writes their mean image (<out>_mean) and per-pixel uncertainty map (<out>_uncertainty.png)")
-    add_task_options(p)
+    add_task_options(p, restoring=True)
     p.set_defaults(func=run)
 
 
@@ -99,12 +108,17 @@ def _spec_path(args, y_path: Path) -> Path | None:
             print(f"using the spec {guess}", file=sys.stderr)
     if spec_path is not None and args.task:
         raise ShredError("give either --spec or --task, not both")
+    if spec_path is not None and (given_task_options(args) or args.degrade_seed is not None):
+        name = sorted(given_task_options(args) | ({"degrade_seed"} if args.degrade_seed is not None else set()))[0]
+        raise ShredError(f"--{name.replace('_', '-')} is not used with a spec ({spec_path.name} fixes the operator); "
+                         "drop it, or give --task instead of the spec")
     return spec_path
 
 
 def run(args) -> int:
     from ..api import make_restorer
     from ..io import check_writable, grid_bytes, write_all
+    from ..operators.tasks import describe_operator
     from ..restoration import (done_message, grid_columns, load_clean, load_measurement, output_files, run_report,
                                spread_paths)
 
@@ -121,7 +135,8 @@ def run(args) -> int:
     check_out_free([*outs, *(spread or ()), grid, y_path, *kernel_outs, report])
 
     m = load_measurement(y_path, spec=spec_path, task=args.task, options=task_options(args), model=args.model,
-                         class_label=args.class_label, seed=args.seed, allow_resize=args.resize)
+                         class_label=args.class_label, degrade_seed=args.degrade_seed, allow_resize=args.resize,
+                         given=given_task_options(args))
     device = args.device or default_device()
     restorer = make_restorer(m.denoiser, m.task, preset=args.preset, device=device,
                              run={"precision": args.precision, "compile": args.compile}, images=len(run_seeds),
@@ -131,13 +146,14 @@ def run(args) -> int:
                              tau=args.tau)
     if kernel_out is not None and not restorer.blind:
         raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
-    clean = load_clean(args.clean, m.denoiser) if args.clean else None
+    clean = load_clean(args.clean, m.denoiser, allow_resize=args.resize) if args.clean else None
     if not args.quiet:
-        print(f"restoring {y_path.name}: {m.task} with {m.denoiser.describe()}, preset {restorer.preset}, "
-              f"{restorer.config.iterations} iterations x {len(restorer.solver.pairs)} steps, "
+        mask = describe_operator(m.operator)
+        print(f"restoring {y_path.name}: {m.task}{f' ({mask})' if mask else ''} with {m.denoiser.describe()}, "
+              f"preset {restorer.preset}, {restorer.config.iterations} iterations x {len(restorer.solver.pairs)} steps, "
               f"{restorer.config.grad} gradient, {len(run_seeds)} seed(s) on {device} ({restorer.run.describe()})",
               file=sys.stderr)
-    res = restorer.solver(m.y, m.operator, seeds=run_seeds, progress=not args.quiet)
+    res = restorer.restore(m.y, m.operator, seeds=run_seeds, progress=not args.quiet)
 
     files = output_files(res, outs, kernel_outs, spread)
     rep = run_report(res, m, y_path, clean=clean)

@@ -16,7 +16,8 @@ import torch
 
 from ..errors import ShredError
 from ..operators import Operator
-from ..seeding import generator
+from ..seeding import check_seed, generator
+
 
 
 @dataclass
@@ -129,16 +130,6 @@ def seed_spread(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mean = x.mean(dim=0, keepdim=True)
     std = x.std(dim=0, correction=0, keepdim=True).mean(dim=1, keepdim=True)
     return mean.float(), std.float()
-
-
-MAX_SEED = 2 ** 63 - 1
-
-
-def check_seed(seed) -> int:
-    """A seed is an integer in [0, 2^63 - 1] (what ``torch.Generator.manual_seed`` accepts)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ShredError(f"seeds are integers from 0 to 2^63 - 1, got {seed!r}")
-    return int(seed)
 
 
 def fresh_seed() -> int:

@@ -142,15 +142,16 @@ def stroke_mask(strokes: Sequence[str], size: tuple[int, int]) -> torch.Tensor |
     """The mask [H, W] (1 = kept, 0 = painted) of brush layers, or None when nothing is painted.
 
     Raises ShredError when a layer is not of the image's size ``(H, W)``."""
-    from PIL import Image
+    from ..io import read_image_and_alpha
 
     hole = np.zeros(size, dtype=bool)
     for path in strokes:
         try:
-            with Image.open(path) as im:
-                alpha = np.asarray(im.convert("RGBA"))[..., 3]
-        except OSError as exc:
+            layer, alpha = read_image_and_alpha(path)
+        except ShredError as exc:
             raise ShredError(f"cannot read the brush layer ({exc})") from None
+        # A layer without alpha is opaque: all of it painted.
+        alpha = np.ones(layer.shape[-2:]) if alpha is None else alpha.numpy()
         if alpha.shape != tuple(size):
             raise ShredError(f"the brush layer is {alpha.shape[0]}x{alpha.shape[1]} but the image is "
                              f"{size[0]}x{size[1]}; paint on the image itself")
