@@ -267,3 +267,20 @@ def test_the_default_path_converges(gaussian_prior, preset):
     # Measured: 15x lower (mse, authors' code) and 6x lower (norm, paper) after 60 iterations.
     assert (h[-1] < 0.2 * h[0]).all()
     assert (psnr(res.x0, clean) > psnr(first.x0, clean) + 0.5).all()
+
+
+@pytest.mark.parametrize("task,opts", [("sr", dict(scale=4)), ("inpaint", dict(box_size=6)), ("colorize", {})])
+def test_the_ddnm_finish_explains_noiseless_measurements_in_its_calls(gaussian_prior, task, opts):
+    from shred.models.counting import CountingDenoiser
+    from shred.solvers import build_solver
+
+    _, op, y = _problem(task, gaussian_prior, **opts)
+    counter = CountingDenoiser(gaussian_prior)
+    res = build_solver("shred", counter, iterations=2, finish="ddnm", finish_t=300, finish_steps=6)(y, op, seeds=[0, 1])
+    # DDNM's last step has abar' = 1: A x0 = y to float32 round-off, up to the final [0, 1] clamp
+    # (colorization leaves each channel free, so a pixel can cross 0 or 1: measured 1.0e-4).
+    assert (res.measurement_error(op, y) < 1e-3).all()
+    assert counter.image_calls == 2 * (2 * 10 + 6)  # two iterations of 10 steps, then the finish
+    again = build_solver("shred", gaussian_prior, iterations=2, finish="ddnm", finish_t=300, finish_steps=6)(
+        y, op, seeds=[0, 1])
+    assert torch.equal(res.x0, again.x0)  # its noise comes from the seeds
