@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from ..errors import ShredError
+from ..cli.options import device
 
 LOCAL = ("127.0.0.1", "localhost", "::1")
 
@@ -45,7 +46,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only); "
                    "another address serves the page to the network, without any login")
     p.add_argument("--port", type=_port, help="port (default: 7860, or the next free one)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", type=device, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.set_defaults(func=run)
     return p
 
