@@ -145,7 +145,7 @@ def device(text: str) -> str:
 
 
 def default_device() -> str:
-    """``cuda`` when a GPU is available, else ``cpu``."""
+    """``cuda:0`` when a GPU is available, else ``cpu``."""
     from ..models.fast import resolve_device
 
     return resolve_device(None)
