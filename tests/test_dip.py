@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from shred.errors import ShredError
-from shred.metrics import kernel_ncc
+
 from shred.operators import TaskOptions, build_task
 from shred.solvers import DIPConfig, SelfDeblurConfig, build_solver
 from shred.solvers.dip import SkipNet, dip_official_settings, max_scales

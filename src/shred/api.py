@@ -149,6 +149,9 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
         raise ShredError("a kernel learning rate needs a blind task (blind-deblur or blind-deblur-sv): "
                          "other tasks know their kernel")
     if device is not None:
+        from .models.fast import resolve_device
+
+        device = resolve_device(str(device))  # cuda without a GPU, or a typo: one line, before any work
         denoiser = denoiser.to(device)
     solver = build_solver(method, denoiser, preset=preset, task=task, device=device, **settings)
     options = run_options(run, solver.device, grad=solver.config.grad, images=images,

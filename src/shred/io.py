@@ -9,6 +9,10 @@ only when every one of them was written.
 
 Images are read as viewers display them (EXIF orientation applied, 16-bit and float TIFFs scaled to
 [0, 1]); anything Pillow cannot decode, and images over :data:`MAX_PIXELS`, are refused in one line.
+
+:func:`check_outputs` is the check every command runs
+before any work: each output can be written, none is named twice, and none is one of the run's
+inputs (docs/GUARANTEES.md).
 """
 from __future__ import annotations
 
@@ -104,6 +108,9 @@ def write_all(files: Sequence[tuple[str | os.PathLike, Content]]) -> list[Path]:
     paths = [Path(p) for p, _ in files]
     if len({p.resolve() for p in paths}) != len(paths):
         raise ShredError("the same file is named twice among the outputs: " + ", ".join(map(str, paths)))
+    for p in paths:  # the one way a rename could fail after the first: checked before any write
+        if p.is_dir():
+            raise ShredError(f"cannot write {p}: it is a folder")
     temps: list[Path] = []
     try:
         for path, (_, content) in zip(paths, files):
@@ -368,14 +375,12 @@ def write_image(path: str | os.PathLike, x: torch.Tensor) -> None:
 
 
 def check_writable(path: str | os.PathLike, suffixes: Sequence[str] = IMAGE_SUFFIXES + ARRAY_SUFFIXES) -> Path:
-    """Fail early, before any work, when an output path cannot be written."""
+    """Fail early, before any work, when an output path has a type shred cannot write, or cannot be
+    written at all (see :func:`check_outputs`, which also compares it with the run's inputs)."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise ShredError(f"{path}: unsupported output type; use one of {', '.join(suffixes)}")
-    if not path.parent.exists() and str(path.parent) not in ("", "."):
-        raise ShredError(f"cannot write {path}: folder {path.parent} does not exist")
-    if path.is_dir():
-        raise ShredError(f"{path} is a folder; give a file name")
+    check_outputs([("the output", path)])
     return path
 
 
@@ -384,6 +389,98 @@ def _crop_box(h: int, w: int, th: int, tw: int) -> tuple[int, int, int, int]:
     scale = min(h / th, w / tw)
     ch, cw = round(th * scale), round(tw * scale)
     return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def _folder_problem(folder: Path, *, create: bool) -> str | None:
+    """Why new files cannot be created in ``folder``, or None. ``create``: a missing folder is
+    fine when its nearest existing ancestor is a writable folder (the caller creates it)."""
+    folder = Path(folder) if str(folder) else Path(".")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if existing != folder and not create:
+        return f"folder {folder} does not exist"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        try:
+            read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        why = "a read-only file system" if read_only else "no write permission"
+        return f"folder {existing} is not writable ({why})"
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two names reach one file: the same path once symlinks are resolved, or a hard link."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+Named = tuple[str, "str | os.PathLike | None"]
+
+
+def check_outputs(outputs: Sequence[Named], inputs: Sequence[Named] = (), *, create_folders: bool = False) -> None:
+    """Refuse, before any work, a run whose outputs cannot be written or would destroy a file.
+
+    ``outputs`` and ``inputs`` are (label, path) pairs (None paths are skipped); the label names
+    the option in the one-line :class:`ShredError` (``"--out"``, ``"the spec"``). Refused:
+
+    * an output whose folder does not exist (unless ``create_folders``: then its nearest existing
+      ancestor must be a folder), whose folder is a file, or is not writable;
+    * an output that is an existing folder;
+    * an output named twice, also through a symlink or a hard link;
+    * an output that is one of the inputs, also through a symlink or a hard link, or that would
+      replace an existing file inside an input folder (a model folder is read as a whole).
+    """
+    ins = [(label, Path(p)) for label, p in inputs if p is not None and str(p) != ""]
+    seen: list[tuple[str, Path]] = []
+    for label, p in outputs:
+        if p is None:
+            continue
+        p = Path(p)
+        problem = _folder_problem(p.parent, create=create_folders)
+        if problem is not None:
+            raise ShredError(f"cannot write {p}: {problem}")
+        if p.is_dir():
+            raise ShredError(f"{label} {p} is a folder; give a file name")
+        for other_label, q in seen:
+            if _same_file(p, q):
+                raise ShredError(f"{p} is named twice as an output ({other_label} and {label}); give each its own name")
+        for in_label, q in ins:
+            if _same_file(p, q):
+                raise ShredError(f"{p} is both an input ({in_label}) and an output ({label}); writing it would "
+                                 "destroy the input: give the output another name")
+            if q.is_dir() and p.exists() and p.resolve().is_relative_to(q.resolve()):
+                raise ShredError(f"{label} {p} would replace a file of {in_label} {q}; give the output another name")
+        seen.append((label, p))
+
+
+def check_output_folder(folder: str | os.PathLike, label: str = "the output folder") -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written
+    (a missing folder is fine when it can be created: the caller creates it when writing)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ShredError(f"{label} {folder} is a file; give a folder")
+    problem = _folder_problem(folder, create=True)
+    if problem is not None:
+        raise ShredError(f"cannot write into {label} {folder}: {problem}")
+    return folder
+
+
+def make_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and its parents) when missing; a failure is one :class:`ShredError` line."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ShredError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
+    return folder
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -28,6 +28,7 @@ from .config import (FrozenConfig, _Invalid, at_most, boolean, non_negative_int,
                      setting)
 from .diffusion import NoiseSchedule
 from .errors import ShredError
+from .io import make_folder
 from .seeding import MAX_SEED
 
 
@@ -147,6 +148,44 @@ def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
+CHECKPOINT = "checkpoint.pt"
+_CHECKPOINT_KEYS = ("config", "state", "model", "ema", "opt", "g_data", "g_noise")
+_START_OVER = "delete it, or pass --restart to start over"
+
+
+def read_train_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """A ``checkpoint.pt`` written by :class:`Trainer`, read without running code from it (tensors
+    and plain containers only: ``weights_only=True``). Raises :class:`ShredError` in one line for a
+    truncated, corrupt or foreign file (a pickle that would run code is refused, never run)."""
+    import pickle
+    import zipfile
+
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, zipfile.BadZipFile,
+            AttributeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ShredError(f"{path} is truncated or corrupt, not a readable training checkpoint ({first}); "
+                         f"{_START_OVER}") from None
+    if not isinstance(ck, dict) or any(k not in ck for k in _CHECKPOINT_KEYS) or not isinstance(ck["config"], dict):
+        raise ShredError(f"{path}: not a shred training checkpoint (keys {sorted(ck)[:8] if isinstance(ck, dict) else type(ck).__name__}); "
+                         f"{_START_OVER}")
+    return ck
+
+
+def check_train_outputs(cfg: "TrainConfig") -> None:
+    """Before any work: ``cfg.out`` is a folder (or can be created) where checkpoint.pt,
+    model.safetensors and config.json can be written, and none of them is the data file."""
+    from .data import resolve_split
+    from .io import check_output_folder, check_outputs
+    from .models.unet import WEIGHTS
+
+    out = check_output_folder(cfg.out, "--out")
+    data = resolve_split(str(cfg.data))
+    check_outputs([("--out", out / name) for name in (CHECKPOINT, WEIGHTS, "config.json")],
+                  [("the data", data if data.is_file() else None)], create_folders=True)
+
+
 class Trainer:
     """One training run; ``Trainer(cfg).run()``. Uses CUDA when available."""
 
@@ -155,6 +194,8 @@ class Trainer:
         from .models import build_unet
 
         self.cfg = cfg
+        if data is None:
+            check_train_outputs(cfg)  # before the images are decoded: an unusable --out is found now
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.data = data if data is not None else load_images(cfg.data, limit=cfg.limit, workers=cfg.workers)
         arch = ARCHITECTURES[cfg.arch]
@@ -174,9 +215,8 @@ class Trainer:
         self.g_data = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.g_noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.images = self.data.images.to(self.device)
-        self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.ckpt_path = self.out / "checkpoint.pt"
+        self.out = make_folder(cfg.out)
+        self.ckpt_path = self.out / CHECKPOINT
         self._step_fn = self._train_step
         if self.device.type == "cuda" and cfg.compile:
             self._step_fn = torch.compile(self._train_step)
@@ -195,15 +235,7 @@ class Trainer:
         file and ``--restart``; one of another architecture says so."""
         if not self.ckpt_path.is_file():
             return False
-        damaged = (f"{self.ckpt_path} is truncated or corrupt ({{}}); delete it, or pass --restart to "
-                   "start the training over")
-        try:
-            ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch.load on a damaged file raises many types
-            raise ShredError(damaged.format(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)) from None
-        keys = ("config", "state", "model", "ema", "opt", "g_data", "g_noise")
-        if not isinstance(ck, dict) or any(k not in ck for k in keys) or not isinstance(ck["config"], dict):
-            raise ShredError(damaged.format("not a shred training checkpoint"))
+        ck = read_train_checkpoint(self.ckpt_path, self.device)
         if ck["config"].get("arch") != self.cfg.arch:
             raise ShredError(f"{self.ckpt_path} was trained with arch {ck['config'].get('arch')}, not {self.cfg.arch}; "
                              "give that --arch, or pass --restart to start over")
@@ -214,8 +246,9 @@ class Trainer:
             self.state = TrainState(**ck["state"])
             self.g_data.set_state(ck["g_data"].cpu())
             self.g_noise.set_state(ck["g_noise"].cpu())
-        except Exception as exc:  # noqa: BLE001 - mismatched tensors, missing fields, bad RNG states
-            raise ShredError(damaged.format(f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}")) from None
+        except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ShredError(f"{self.ckpt_path}: does not fit this run ({type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); {_START_OVER}") from None
         self._check_finite("the resumed checkpoint")
         return True
 

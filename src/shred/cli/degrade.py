@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ShredError
-from .options import add_task_options, check_out_free, seed, size, task_options
+from .options import add_task_options, model_input, seed, size, task_inputs, task_options
 
 EPILOG = """examples:
   shred-ir degrade cat.png --task sr --scale 4 --out y.png          # writes y.png and y.json
@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..api import degrade, make_spec
-    from ..io import check_writable, image_bytes, json_bytes, read_image, write_all
+    from ..io import check_outputs, check_writable, image_bytes, json_bytes, read_image, write_all
     from ..models import MODELS, load_model
     from ..operators.tasks import describe_operator
     from ..restoration import fit_image
@@ -44,7 +44,9 @@ def run(args) -> int:
     spec_path = Path(args.spec) if args.spec else out.with_suffix(".json")
     if spec_path.suffix.lower() != ".json":
         raise ShredError(f"{spec_path}: the spec is a .json file")
-    check_out_free([out, spec_path])
+    # Before any work: both outputs writable, distinct, and neither one of the inputs.
+    check_outputs([("--out", out), ("--spec" if args.spec else "the spec", spec_path)],
+                  [("the clean image", args.clean), *task_inputs(args), model_input(args.model)])
     x = read_image(args.clean)
     den = load_model(args.model) if args.model else None
     x = fit_image(x, size=den.image_size if den is not None else args.size,

@@ -1,5 +1,5 @@
-"""What the commands share: typed, range-checked argument types, the task options, and the check
-that no file is named twice among a run's inputs and outputs.
+"""What the commands share: typed, range-checked argument types, the task options, the files they
+name (inputs for :func:`shred.io.check_outputs`) and the device.
 
 An argument type raises :class:`argparse.ArgumentTypeError`, which argparse turns into the one-line
 usage error of :class:`shred.cli.Parser` (exit status 2).
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import ShredError
 from ..seeding import MAX_SEEDS  # noqa: F401  (re-exported: the CLI's limit is the library's)
@@ -159,23 +158,43 @@ def task_options(args):
     return TaskOptions(**{k: getattr(args, k) for k in given_task_options(args)})
 
 
-def check_out_free(paths: Iterable[str | Path | None]) -> None:
-    """Raise :class:`ShredError` when one file is named twice among ``paths`` (None entries skipped)."""
-    seen = set()
-    for p in paths:
-        if p is None:
-            continue
-        rp = Path(p).resolve()
-        if rp in seen:
-            raise ShredError(f"{p} is named twice as an output")
-        seen.add(rp)
+def task_inputs(args) -> list[tuple[str, str | None]]:
+    """The files the task options name (``--mask``, ``--kernel FILE[:INDEX]``), as (label, path)
+    inputs for :func:`shred.io.check_outputs`."""
+    kernel = getattr(args, "kernel", None)
+    if kernel in ("gaussian", "random"):
+        kernel = None
+    elif kernel is not None and not Path(kernel).exists():
+        head, sep, tail = kernel.rpartition(":")
+        kernel = head if sep and tail.isdigit() and head else kernel
+    return [("--mask", getattr(args, "mask", None)), ("--kernel", kernel)]
+
+
+def model_input(spec: str | None) -> tuple[str, Path | None]:
+    """``--model`` as an input of :func:`shred.io.check_outputs`: its local file or folder (a
+    bundled or already downloaded model, or a path), without fetching anything."""
+    from ..models.resolve import local_model_path
+
+    return "--model", local_model_path(spec) if spec else None
+
+
+def device(text: str) -> str:
+    """``--device``: cpu, cuda or cuda:N, checked against this machine when the command line is
+    parsed (:func:`shred.models.fast.resolve_device`), so an absent GPU is a usage error."""
+    from ..errors import ShredError
+    from ..models.fast import resolve_device
+
+    try:
+        return resolve_device(text)
+    except ShredError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--device {text}: ")) from None
 
 
 def default_device() -> str:
-    """``cuda`` when a GPU is available, else ``cpu``."""
-    import torch
+    """``cuda:0`` when a GPU is available, else ``cpu``."""
+    from ..models.fast import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device(None)
 
 
 def seed_paths(path: Path, seeds: list) -> list[Path]:

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from ..errors import ShredError
-from .options import (add_task_options, bool_flag, check_out_free, checked_by, default_device, given_task_options,
-                      seed, seed_paths, seeds, task_options)
+from .options import (add_task_options, bool_flag, checked_by, default_device, device, given_task_options,
+                      model_input, seed, seed_paths, seeds, task_inputs, task_options)
 
 EPILOG = """examples:
   shred-ir restore y.png                                  # uses y.json written by `shred-ir degrade`
@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
     p.add_argument("--kernel-out", help="blind tasks: write the estimated kernel (.png scaled to its maximum, or "
                    ".npy); several seeds add _seedN")
     p.add_argument("--resize", action="store_true", help="resample a measurement of the wrong size (see below)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", type=device, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
                    help="precision of the network (autocast; x_T, the loss and Adam stay float32); "
                    "auto: bf16 on a GPU, fp32 on a CPU")
@@ -117,7 +117,7 @@ def _spec_path(args, y_path: Path) -> Path | None:
 
 def run(args) -> int:
     from ..api import make_restorer
-    from ..io import check_writable, grid_bytes, write_all
+    from ..io import check_outputs, check_writable, grid_bytes, write_all
     from ..operators.tasks import describe_operator
     from ..restoration import (done_message, grid_columns, load_clean, load_measurement, output_files, run_report,
                                spread_paths)
@@ -132,12 +132,16 @@ def run(args) -> int:
     kernel_out = check_writable(args.kernel_out, (".png", ".npy")) if args.kernel_out else None
     kernel_outs = [] if kernel_out is None else seed_paths(kernel_out, run_seeds)
     report = check_writable(args.report, (".json",)) if args.report else None
-    check_out_free([*outs, *(spread or ()), grid, y_path, *kernel_outs, report])
+    # Before any work (and any download): every output writable, named once, and none an input.
+    check_outputs([*(("--out", p) for p in outs), *(("the seeds' mean and uncertainty", p) for p in (spread or ())),
+                   ("--grid", grid), *(("--kernel-out", p) for p in kernel_outs), ("--report", report)],
+                  [("the measurement", y_path), ("--spec" if args.spec else "the spec", spec_path),
+                   ("--clean", args.clean), *task_inputs(args), model_input(args.model)])
+    device = args.device or default_device()
 
     m = load_measurement(y_path, spec=spec_path, task=args.task, options=task_options(args), model=args.model,
                          class_label=args.class_label, degrade_seed=args.degrade_seed, allow_resize=args.resize,
                          given=given_task_options(args))
-    device = args.device or default_device()
     restorer = make_restorer(m.denoiser, m.task, preset=args.preset, device=device,
                              run={"precision": args.precision, "compile": args.compile}, images=len(run_seeds),
                              kernel_lr=args.kernel_lr, iterations=args.iterations, lr=args.lr, delta_t=args.delta_t,

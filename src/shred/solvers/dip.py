@@ -92,10 +92,13 @@ class DIPConfig(FrozenConfig):
 
 class _NetSolver(Solver):
     """What DIP and SelfDeblur share: one untrained network per restoration, run one image at a
-    time (each restoration optimises its own network's weights, so there is nothing to batch).
+    time (each restoration optimises its own network's weights, so there is nothing to batch;
+    ``batched = False`` tells the comparison to save each image as soon as it is done).
 
     ``device``: where the networks run (default: the denoiser's device when one is given, which
     these methods do not otherwise use; else the CPU)."""
+
+    batched = False
 
     def __init__(self, denoiser=None, config=None, *, device=None, dtype: torch.dtype = torch.float32, **settings):
         config = config if config is not None else self.config_class()
