@@ -1,6 +1,14 @@
-"""SHRED ablations: the paper's Tables 4-6 and the choices the paper leaves open.
+"""SHRED ablations: the paper's Tables 4-6, the choices the paper leaves open, and SHRED+.
 
     python bench/ablations.py --n 8 --out bench/results/ablations-cifar10.json
+    python bench/ablations.py --studies plus --data cifar10-train --n 50 --run runs/ablations-plus \
+        --out bench/results/ablations-plus.json
+
+The ``plus`` study runs on the comparison's protocol: it is a ``shred-ir bench`` run whose methods
+are SHRED+ (``shred@plus``) and one labelled variant per option with that option changed
+(:data:`PLUS_VARIANTS`), so every row has PSNR, SSIM, KID-C10 / FID-C10, the measurement error,
+network calls and seconds per image, and the run resumes where it stopped. Tune on
+``cifar10-train``; the comparison reports on ``cifar10-test``.
 
 On N images of the CIFAR-10 test split (seeded choice) with the bundled model, each study varies one
 setting of the preset and reports PSNR, SSIM, the relative measurement error and seconds per image:
@@ -33,27 +41,56 @@ from shred.operators import TaskOptions, build_task  # noqa: E402
 from shred.solvers import Shred, preset_config  # noqa: E402
 
 
-class Snapshots(Shred):
-    """SHRED that keeps x0 at chosen iteration counts of one run (for Table 6)."""
+class Snapshots:
+    """A SHRED callback keeping x0 at chosen iteration counts of one run (for Table 6)."""
 
-    def __init__(self, *a, at=(), **kw):
-        super().__init__(*a, **kw)
-        self.at, self.k, self.taken = set(at), 0, {}
+    def __init__(self, at=()):
+        self.at, self.taken = set(at), {}
 
-    def f(self, x_T, grad=None):
-        self._x0 = super().f(x_T, grad)
-        return self._x0
-
-    def record(self, active):
-        self.k += 1
-        if self.k in self.at:
-            self.taken[self.k] = ((self._x0.detach() + 1) / 2).cpu()
+    def __call__(self, p) -> None:
+        if p.k + 1 in self.at:
+            self.taken[p.k + 1] = p.x0.detach().cpu()
 
 
 def evaluate(x0, x, op, y) -> dict:
     x0 = x0.float().clamp(0, 1)
     rel = ((y - op.A(x0)).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).mean()
     return {"psnr": float(psnr(x0, x).mean()), "ssim": float(ssim(x0, x).mean()), "measurement_error": float(rel)}
+
+
+# SHRED+ options, one at a time: the label and the settings that differ from shred@plus.
+PLUS_VARIANTS = {
+    "noise-start": dict(init="noise"),                  # Algorithm 1's start instead of the warm start
+    "no-finish": dict(finish="none"),                   # without the final consistency step
+    "constant-lr": dict(lr_decay="none"),               # without the cosine decay
+    "ddrm-start": dict(warm_from="ddrm"),               # warm start from 20-step DDRM instead of A^+ y
+    "plateau-stop": dict(stop="plateau"),               # per-image early stopping
+    "exact": dict(grad="exact"),                        # backpropagation through the network
+}
+PLUS_REFERENCES = ("pinv", "ddrm", "ddnm", "shred@bundled")
+
+
+def run_plus(args) -> int:
+    """The SHRED+ study through the comparison harness (module docstring)."""
+    from shred.benchmark import BenchConfig, Benchmark
+
+    methods = [*PLUS_REFERENCES, "shred@plus", *[f"shred@plus#{v}" for v in PLUS_VARIANTS]]
+    settings = {f"shred@plus#{v}": dict(s) for v, s in PLUS_VARIANTS.items()}
+    cfg = BenchConfig(data=args.data, n=args.n, tasks=args.tasks.split(","), methods=methods, model=args.model,
+                      seed=args.seed, settings=settings, batch=args.batch, device="cpu",
+                      min_realism_images=min(20, args.n))
+    results = Benchmark(cfg, args.run).run(progress=False)
+    rows = [{"task": t, "method": m, **{k: v for k, v in e.items() if k not in ("config", "hardware")}}
+            for t, block in results["tasks"].items() for m, e in block["rows"].items()]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"study": "plus", "data": args.data, "n": args.n, "seed": args.seed,
+                               "variants": PLUS_VARIANTS, "hardware": results["hardware"],
+                               "kid_label": results["kid_label"], "fid_label": results["fid_label"],
+                               "reference_rows": {t: b["reference_rows"] for t, b in results["tasks"].items()},
+                               "rows": rows}, indent=2) + "\n")
+    print((Path(args.run) / "results.md").read_text())
+    return 0
 
 
 def main(argv=None) -> int:
@@ -63,9 +100,15 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="cifar10-test")
     p.add_argument("--preset", default="bundled")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--studies", default="delta_t,lr,iterations,open")
+    p.add_argument("--studies", default="delta_t,lr,iterations,open",
+                   help="delta_t, lr, iterations, open (the paper's), or plus (SHRED+, through the bench)")
+    p.add_argument("--tasks", default="inpaint,sr4,cs5,sr8,deblur,colorize", help="plus study: bench tasks")
+    p.add_argument("--batch", type=int, default=25, help="plus study: images per solver call")
+    p.add_argument("--run", default="runs/ablations-plus", help="plus study: the bench run folder (resumable)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.studies == "plus":
+        return run_plus(args)
 
     den = load_model(args.model)
     imgs = load_images(args.data).float01()
@@ -107,9 +150,10 @@ def main(argv=None) -> int:
         op = problems["sr"]
         y = op.A(x)
         cfg = preset_config(args.preset, "sr", iterations=150)
-        solver = Snapshots(den, cfg, at=(50, 75, 100, 125, 150))
+        snap = Snapshots(at=(50, 75, 100, 125, 150))
         t0 = time.perf_counter()
-        solver(y, op, seeds=seeds)
+        Shred(den, cfg).solve(y, op, seeds, False, callback=snap)
+        solver = snap
         per_it = (time.perf_counter() - t0) / args.n / 150
         for k, x0 in sorted(solver.taken.items()):
             rows.append({"study": "iterations", "value": k, "task": "sr", **evaluate(x0, x, op, y),

@@ -3,6 +3,13 @@
     python bench/speed.py --device cuda --out bench/results/speed-gpu.json     # the GPU table
     python bench/speed.py --device cpu --out bench/results/speed-cpu.json      # bundled models
     python bench/speed.py --device cpu --quick                                  # a smoke test
+    python bench/speed.py --plan presets --repeat 3 --out bench/results/speed-presets-cpu.json
+
+``--plan presets`` times whole restorations instead: each named preset (``shred@plus`` by default,
+``--presets``) restoring the shipped sample image with the bundled cifar10-32 model, end to end
+(warm start, iterations, finish), at batch 1 and 8, with the network calls counted at the network;
+the median of ``--repeat`` runs. The load average is recorded next to each row: on a shared machine
+the times mean little without it.
 
 Each configuration runs SHRED (x4 average-pooling super-resolution, delta_t = 100, i.e. 10 DDIM
 steps per iteration) on random-weight networks of the paper's architectures, built from the
@@ -303,6 +310,47 @@ def format_row(r: dict) -> str:
             f"bs{r['batch']:<3d} {1e3 * r['iteration_s']:8.1f} ms/it  {r['per_image_100it_s']:7.2f} s/img(100 it){extra}")
 
 
+PRESET_TASKS = {"sr": dict(scale=4), "inpaint": dict(box_size=16), "cs": dict(fraction=0.05)}
+
+
+def preset_plan(args) -> dict:
+    """End-to-end seconds per image of named presets (module docstring, ``--plan presets``)."""
+    from shred.io import read_image
+    from shred.models import load_model
+    from shred.models.counting import CountingDenoiser
+    from shred.solvers import build_solver
+
+    sample = Path(__file__).resolve().parents[1] / "src" / "shred" / "samples" / "chelsea-32.png"
+    x = read_image(sample)
+    den = CountingDenoiser(load_model("cifar10-32"))
+    results = {"device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+               "torch": torch.__version__, "repeats": args.repeat, "image": sample.name, "rows": []}
+    for method in args.presets.split(","):
+        for task, opts in PRESET_TASKS.items():
+            for batch in (1, 8):
+                op = build_task(task, tuple(x.shape[1:]), TaskOptions(**opts), torch.Generator().manual_seed(0))
+                y = op.A(x).expand(batch, -1, -1, -1)
+                solver = build_solver(method, den, task=task)
+                times, load = [], os.getloadavg()[0]
+                for _ in range(args.repeat):
+                    den.reset()
+                    t0 = time.perf_counter()
+                    solver(y, op, seeds=list(range(batch)))
+                    times.append((time.perf_counter() - t0) / batch)
+                row = {"method": method, "task": task, "batch": batch, "seconds_per_image": statistics.median(times),
+                       "fastest_s": min(times), "calls_per_image": den.image_calls / batch,
+                       "load_average_1min": round(load, 2)}
+                results["rows"].append(row)
+                print(f"{method:14s} {task:8s} bs{batch:<2d} {row['seconds_per_image']:7.2f} s/img (fastest "
+                      f"{row['fastest_s']:.2f})  {row['calls_per_image']:.0f} calls/img  load {load:.1f}", flush=True)
+                if args.out:
+                    out = Path(args.out)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.with_suffix(".tmp").write_text(json.dumps(results, indent=2) + "\n")
+                    os.replace(out.with_suffix(".tmp"), out)
+    return results
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -310,8 +358,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", help="JSON results file")
     p.add_argument("--deadline", type=float, help="skip configurations once this many seconds have passed")
     p.add_argument("--quick", action="store_true", help="small networks at 64x64, 2 DDIM steps (a smoke test, not a measurement)")
-    p.add_argument("--plan", choices=["auto", "gpu", "cpu"], default="auto",
-                   help="which table: the GPU architectures or the bundled models (default: by device)")
+    p.add_argument("--plan", choices=["auto", "gpu", "cpu", "presets"], default="auto",
+                   help="which table: the GPU architectures or the bundled models (default: by device), or whole "
+                   "restorations of named presets")
+    p.add_argument("--presets", default="shred@plus", help="--plan presets: comma-separated methods")
     p.add_argument("--no-compile", action="store_true", help="run every configuration eagerly")
     p.add_argument("--repeat", type=int, default=1,
                    help="time each configuration this many times and report the median (default 1)")
@@ -322,7 +372,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    res = run(parse_args(argv))
+    args = parse_args(argv)
+    if args.plan == "presets":
+        return 0 if preset_plan(args)["rows"] else 1
+    res = run(args)
     return 0 if any("iteration_s" in r for r in res["rows"]) else 1
 
 

@@ -163,3 +163,13 @@ def test_report_only_and_help(tmp_path, data, tiny_model_dir, capsys):
         main(["bench", "--help"])
     text = capsys.readouterr().out
     assert "--batch" in text and "KID-C10 / FID-C10" in text and "calls" in text
+
+
+def test_one_image_at_a_time_methods_save_each_image(tmp_path, data, tiny_model_dir):
+    """DIP restores image by image; an interrupted run must keep the images it finished."""
+    out = tmp_path / "run"
+    argv = _argv(out, data, tiny_model_dir, "--n", "3", "--tasks", "sr4", "--methods", "dip", "--features", "none",
+                 "--batch", "3", "--set", "dip.iterations=1", "--set", "dip.channels=8")
+    assert main(argv) == 0
+    chunks = sorted(p.name for p in (out / "raw" / "sr4" / "dip").rglob("*.safetensors"))
+    assert chunks == ["0-1.safetensors", "1-2.safetensors", "2-3.safetensors"]

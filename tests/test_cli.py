@@ -87,7 +87,7 @@ def test_restore_with_task_and_resize_policy(tmp_path, tiny_model_dir, capsys):
                         "--iterations", "1", "--quiet", "--resize", "--out", tmp_path / "r16.png"], capsys)
     assert code == 0, err
     assert Image.open(tmp_path / "r16.png").size == (16, 16)
-    assert "resized small.png: resampled 6x6 to 8x8" in err
+    assert "small.png: resampled from 6x6 to 8x8" in err
 
 
 def _bad_cases(tmp_path, clean_png, tiny_model_dir):

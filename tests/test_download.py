@@ -11,7 +11,7 @@ import torch
 
 from ckpt_factory import adm_state, ddim_state
 from shred.cli import main
-from shred.errors import DownloadError
+from shred.errors import CheckpointError, DownloadError
 from shred.models import MODELS, ModelEntry, load_model
 from shred.models.convert import unet_from_state
 from shred.models.download import cache_dir, fetch, is_cached, local_path
@@ -31,16 +31,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body is None:
             self.send_error(404, "Not Found")
             return
+        if self.path in srv.html:  # a sign-in or error page, answered with 200
+            page = b"<!DOCTYPE html><html><body>Sign in to continue</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", srv.html[self.path])
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         start = 0
         if (rng := self.headers.get("Range")) and rng.startswith("bytes="):
             start = int(rng[6:].split("-")[0])
             if start >= len(body):
-                self.send_error(416, "Range Not Satisfiable")
+                self.send_response(416, "Range Not Satisfiable")
+                if srv.total_on_416:
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
             self.send_response(200)
+        if self.path in srv.no_length:
+            # No Content-Length: the body ends when the connection closes, here after a third of it.
+            self.end_headers()
+            self.wfile.write(body[start:start + (len(body) - start) // 3])
+            self.close_connection = True
+            return
         self.send_header("Content-Length", str(len(body) - start))
         # What the Hugging Face Hub sends with every file (the plain downloader ignores them).
         self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
@@ -68,6 +86,9 @@ class _Server(http.server.ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.drop_once: set[str] = set()
+        self.no_length: set[str] = set()  # paths sent without Content-Length and cut short
+        self.html: dict[str, str] = {}  # path -> the Content-Type of the HTML page it answers
+        self.total_on_416 = False  # send Content-Range: bytes */<size> with a 416
 
     @property
     def url(self) -> str:
@@ -151,7 +172,7 @@ def test_interrupted_download_resumes_with_range(server, cache, monkeypatch, ckp
     have = part.stat().st_size
     assert 0 < have < len(ckpt) and not is_cached(entry)
     assert fetch(entry, progress=False) == local_path(entry)
-    assert server.requests[-1] == ("/adm.pt", f"bytes={have}-")
+    assert server.requests[-1] == ("/adm.pt", f"bytes={have - 1}-")  # from the last byte kept
     assert local_path(entry).read_bytes() == ckpt and not part.exists()
 
 
@@ -285,3 +306,178 @@ def test_every_hugging_face_entry_of_the_registry_goes_through_the_hub_client():
     hub = [e for e in MODELS.values() if any("huggingface.co" in (f.url or "") for f in e.remote_files)]
     assert {e.name for e in hub} >= {"google/ddpm-ema-celebahq-256", "google/ddpm-celebahq-256"}
     assert all(e.hub_repo == e.name for e in hub)
+
+
+# --- a download is verified before it is renamed into place (issue 14, item 6) ----------------------
+
+
+def test_a_body_without_length_that_stops_early_stays_a_part_and_resumes(server, cache, monkeypatch, ckpt):
+    # Reliability case 206: no Content-Length, a third of the file, then the connection closes.
+    server.files["/adm.pt"] = ckpt
+    server.no_length.add("/adm.pt")
+    entry = _entry(monkeypatch, url=server.url + "/adm.pt")
+    with pytest.raises(DownloadError, match="without a complete file") as err:
+        fetch(entry, progress=False)
+    part = cache / "test-adm-32" / "adm.pt.part"
+    msg = _one_line(err.value)
+    assert "run the same command again to resume" in msg and str(part) in msg
+    assert not local_path(entry).exists() and 0 < part.stat().st_size < len(ckpt)
+    # Case 207: the next run (the mirror fixed) resumes from the kept bytes and verifies the whole.
+    server.no_length.clear()
+    have = part.stat().st_size
+    assert load_model(entry.name).image_size == (32, 32)
+    assert server.requests[-1] == ("/adm.pt", f"bytes={have - 1}-")  # from the last byte kept
+    assert local_path(entry).read_bytes() == ckpt and not part.exists()
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/octet-stream"])
+def test_an_html_page_answered_with_200_is_never_the_checkpoint(content_type, server, cache, monkeypatch, ckpt):
+    # Case 208: by its Content-Type, or (a server that calls it binary) by its first bytes.
+    server.files["/adm.pt"] = ckpt
+    server.html["/adm.pt"] = content_type
+    entry = _entry(monkeypatch, url=server.url + "/adm.pt")
+    with pytest.raises(DownloadError, match="HTML page") as err:
+        fetch(entry, progress=False)
+    assert str(local_path(entry)) in _one_line(err.value)
+    assert list((cache / "test-adm-32").iterdir()) == []  # nothing renamed, nothing kept
+    del server.html["/adm.pt"]
+    assert fetch(entry, progress=False) == local_path(entry) and local_path(entry).read_bytes() == ckpt
+
+
+@pytest.mark.parametrize("total_on_416", [False, True])
+def test_a_stale_longer_part_answered_with_416_is_fetched_again(total_on_416, server, cache, monkeypatch, ckpt):
+    server.files["/adm.pt"] = ckpt
+    server.total_on_416 = total_on_416
+    entry = _entry(monkeypatch, url=server.url + "/adm.pt")
+    part = cache / "test-adm-32" / "adm.pt.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(ckpt + b"stale bytes of another, longer file")
+    assert fetch(entry, progress=False) == local_path(entry)
+    assert local_path(entry).read_bytes() == ckpt and not part.exists()
+    assert server.requests[0][1] == f"bytes={len(ckpt) + 34}-" and server.requests[-1][1] is None  # from the start
+
+
+def test_a_part_longer_than_the_known_size_is_not_even_resumed(server, cache, monkeypatch, ckpt):
+    server.files["/adm.pt"] = ckpt
+    entry = _entry(monkeypatch, files=(RemoteFile("adm.pt", server.url + "/adm.pt", size=len(ckpt)),), filename=None)
+    part = cache / "test-adm-32" / "adm.pt.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(ckpt + b"more")
+    fetch(entry, progress=False)
+    assert server.requests == [("/adm.pt", None)] and local_path(entry).parent.joinpath("adm.pt").read_bytes() == ckpt
+
+
+def test_a_file_that_is_not_a_known_checkpoint_is_not_renamed_into_place(server, cache, monkeypatch):
+    buf = io.BytesIO()
+    torch.save({"some.other.network": torch.zeros(3)}, buf)  # complete and readable, wrong keys
+    server.files["/adm.pt"] = buf.getvalue()
+    entry = _entry(monkeypatch, url=server.url + "/adm.pt")
+    with pytest.raises(DownloadError, match="not a diffusion UNet shred knows") as err:
+        fetch(entry, progress=False)
+    _one_line(err.value)
+    assert list((cache / "test-adm-32").iterdir()) == []
+
+
+def _plant(entry, data: bytes):
+    path = local_path(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_a_cached_file_that_does_not_load_is_fetched_again(server, cache, monkeypatch, ckpt, capsys):
+    # Cases 207 and 209: 'download it again' must do something.
+    server.files["/adm.pt"] = ckpt
+    entry = _entry(monkeypatch, url=server.url + "/adm.pt")
+    _plant(entry, ckpt[: len(ckpt) // 3])  # a truncated zip: found by the quick check on every use
+    assert load_model(entry.name).image_size == (32, 32)
+    assert len(server.requests) == 1 and local_path(entry).read_bytes() == ckpt
+    assert "not usable (an incomplete zip" in capsys.readouterr().err
+    _plant(entry, b"<html><body>Sign in</body></html>")
+    assert main(["models", "download", entry.name, "--quiet"]) == 0
+    assert len(server.requests) == 2 and local_path(entry).read_bytes() == ckpt
+
+
+def test_a_cached_payload_never_runs_and_the_message_names_the_repair(server, cache, monkeypatch, ckpt, tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return exec, (f"open({str(tmp_path / 'RAN')!r}, 'w').close()",)
+
+    server.files["/adm.pt"] = ckpt
+    entry = _entry(monkeypatch, url=server.url + "/adm.pt")
+    buf = io.BytesIO()
+    torch.save({"w": Payload()}, buf)  # a complete zip: passes the quick check, refused when loaded
+    path = _plant(entry, buf.getvalue())
+    with pytest.raises(CheckpointError) as err:
+        load_model(entry.name)
+    msg = _one_line(err.value)
+    assert f"shred-ir models download {entry.name}" in msg and str(path) in msg
+    assert main(["models", "download", entry.name, "--quiet"]) == 0  # the thorough check: fetched again
+    assert local_path(entry).read_bytes() == ckpt and not (tmp_path / "RAN").exists()
+
+
+def test_a_broken_file_that_cannot_be_fetched_is_named_for_deletion(cache, monkeypatch):
+    entry = _entry(monkeypatch, name="by-hand", url=None, filename="weights.pt")
+    path = _plant(entry, b"<!DOCTYPE html><html>Google Drive can't scan this file for viruses</html>")
+    with pytest.raises(DownloadError, match="HTML page") as err:
+        load_model("by-hand")
+    msg = _one_line(err.value)
+    assert f"{path} in the cache is not usable" in msg and "delete it" in msg and "https://example.org/by-hand" in msg
+    assert path.exists()  # a file the user put there is theirs to delete
+
+
+def test_the_cache_folder_is_checked_before_any_request(server, cache, monkeypatch, ckpt):
+    server.files["/adm.pt"] = ckpt
+    entry = _entry(monkeypatch, url=server.url + "/adm.pt")
+    monkeypatch.setattr("os.access", lambda *a, **k: False)  # as a read-only cache would answer
+    with pytest.raises(DownloadError, match="cannot write into the cache folder") as err:
+        fetch(entry, progress=False)
+    _one_line(err.value)
+    assert server.requests == []
+
+
+def test_a_checksum_needs_its_public_source():
+    from shred.errors import ShredError
+    from shred.models import register_model
+
+    with pytest.raises(ShredError, match="sha256_source"):
+        register_model(ModelEntry(name="x", kind="download", architecture="a", resolution=32, channels=3,
+                                  data_range=(-1.0, 1.0), licence="l", description="d", url="https://e.org/x.pt",
+                                  filename="x.pt", sha256="0" * 64))
+    assert "x" not in MODELS
+    assert all(f.sha256 is None or f.sha256_source for e in MODELS.values() for f in e.remote_files)
+
+
+def test_check_file_by_type(tmp_path):
+    from safetensors.torch import save
+
+    from shred.models.download import check_file
+
+    good = save({"a": torch.zeros(4)})
+    (tmp_path / "m.safetensors").write_bytes(good)
+    assert check_file(tmp_path / "m.safetensors") is None
+    (tmp_path / "cut.safetensors").write_bytes(good[:-3])
+    assert "truncated" in check_file(tmp_path / "cut.safetensors")
+    (tmp_path / "c.json").write_text('{"a": 1')
+    assert "not valid JSON" in check_file(tmp_path / "c.json")
+    (tmp_path / "x.part").write_text("[1, 2]")
+    assert check_file(tmp_path / "x.part", name="config.json") == "not a JSON object"  # typed by its final name
+    (tmp_path / "s.bin").write_bytes(b"12345")
+    assert check_file(tmp_path / "s.bin", size=6) == "5 bytes, expected 6"
+
+
+def test_a_part_of_another_file_is_fetched_again_from_the_start(server, cache, monkeypatch, ckpt):
+    server.files["/adm.pt"] = ckpt
+    entry = _entry(monkeypatch, url=server.url + "/adm.pt")
+    part = cache / "test-adm-32" / "adm.pt.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"X" * 1000)  # its last byte disagrees with the file's byte 999
+    fetch(entry, progress=False)
+    assert [r[1] for r in server.requests] == ["bytes=999-", None] and local_path(entry).read_bytes() == ckpt
+    # Agreeing at the last byte but damaged before it: the completed file does not verify, so the
+    # kept bytes are dropped and the file is fetched once more from the start.
+    server.requests.clear()
+    local_path(entry).unlink()
+    part.write_bytes(b"XX" + ckpt[2:1000])
+    fetch(entry, progress=False)
+    assert [r[1] for r in server.requests] == ["bytes=999-", None] and local_path(entry).read_bytes() == ckpt

@@ -55,8 +55,11 @@ def test_loading_does_not_duplicate_the_weights(tmp_path):
     got = json.loads(run.stdout.strip().splitlines()[-1])
     print(f"file {size / 1e6:.1f} MB: peak RSS +{got['peak_increase'] / 1e6:.1f} MB, "
           f"anonymous +{got['anon_increase'] / 1e6:.1f} MB")  # shown with pytest -s
-    # Measured: +23 MB peak, +12 MB anonymous (the re-sliced qkv tensors) for this 139 MB file; reading
-    # it into memory, building a randomly initialised network and copying in takes +430 MB (3.1x).
-    # Half the file size leaves room for allocator noise while failing any load that copies the weights.
-    assert got["peak_increase"] < 0.5 * size, (got, size)
+    # Measured: +158 MB peak, +19 MB anonymous (the re-sliced qkv tensors) for this 139 MB file. The
+    # peak holds the file's own pages once: loading reads every weight to refuse NaN or infinite ones
+    # (shred.models.unet.check_weights), which maps them in, shared with the page cache, not copied.
+    # Reading the file into memory, building a randomly initialised network and copying in takes
+    # +430 MB (3.1x); one copy besides the mapped pages would be 2x. 1.5x the file size leaves room
+    # for allocator noise while failing any load that copies the weights.
+    assert got["peak_increase"] < 1.5 * size, (got, size)
     assert got["anon_increase"] < 0.25 * size, (got, size)

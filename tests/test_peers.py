@@ -380,6 +380,12 @@ def tiny_unet(tiny_model_dir):
 
 @pytest.mark.parametrize("name", sorted(FAST))
 def test_every_solver_finds_the_device_of_a_real_network(tiny_unet, name):
+    """Every method works where the network lives (DIP and pinv too: they follow a network they
+    are given). The meta device stands in for a GPU: a solver stuck on the CPU would report cpu."""
+    import copy
+
+    elsewhere = copy.deepcopy(tiny_unet).to("meta")
+    assert build_solver(name, elsewhere, **FAST[name]).device == torch.device("meta")
     assert build_solver(name, tiny_unet, **FAST[name]).device == torch.device("cpu")
 
 

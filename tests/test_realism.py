@@ -37,7 +37,7 @@ def test_fid_and_kid_agree_with_torchmetrics():
 
     net = TinyFeatures().eval()
     fake, real = _sets()
-    ours = realism(extract_features(net, fake), extract_features(net, real), subset_size=30)
+    ours = realism(extract_features(net, fake), extract_features(net, real), subset_size=30, reference_subset_size=None)
     fid = FrechetInceptionDistance(feature=net, normalize=True)
     # Every subset of size n_fake holds all the fake images: KID differs only by the real subsets,
     # which both draw at random; with n_real = n_fake it would be deterministic, see below.
@@ -46,7 +46,8 @@ def test_fid_and_kid_agree_with_torchmetrics():
     # Same formula on the same features; torchmetrics accumulates sums in float64 as we do.
     assert ours["fid"] == pytest.approx(float(fid.compute()), rel=1e-4)
     real30 = real[:30]
-    ours30 = realism(extract_features(net, fake), extract_features(net, real30), subset_size=30)
+    ours30 = realism(extract_features(net, fake), extract_features(net, real30), subset_size=30,
+                     reference_subset_size=None)
     kid = KernelInceptionDistance(feature=net, subsets=5, subset_size=30, normalize=True)
     kid.update(real30, real=True)
     kid.update(fake, real=False)
@@ -60,7 +61,7 @@ def test_identical_sets_are_at_zero_and_a_shift_is_seen():
     net = TinyFeatures().eval()
     _, real = _sets(40, 40)
     f = extract_features(net, real)
-    same = realism(f, f, subset_size=40)
+    same = realism(f, f, subset_size=40, reference_subset_size=None)
     darker = realism(extract_features(net, real * 0.5), f)
     # FID of a set with itself is 0 up to round-off; the unbiased KID is 0 in expectation, and its
     # value on one set is of order 1/n of the kernel's spread: far below a real difference.
@@ -93,3 +94,18 @@ def test_inception_without_its_weights_is_one_clear_error():
             load_feature_net("inception")
     else:
         pytest.skip("torch-fidelity is installed here")
+
+
+def test_a_larger_reference_draw_lowers_the_spread_and_stays_unbiased():
+    net = TinyFeatures().eval()
+    g = torch.Generator().manual_seed(3)
+    ref = extract_features(net, torch.rand(400, 3, 16, 16, generator=g))
+    same = extract_features(net, torch.rand(40, 3, 16, 16, generator=g))     # the same distribution
+    shifted = extract_features(net, 0.7 * torch.rand(40, 3, 16, 16, generator=g))
+    equal = realism(same, ref, subset_size=40, reference_subset_size=None)
+    large = realism(same, ref, subset_size=40, reference_subset_size=400)
+    moved = realism(shifted, ref, subset_size=40, reference_subset_size=400)
+    # All 400 reference rows in every draw: no spread from the reference side at all.
+    assert large["kid_std"] < 1e-12 < equal["kid_std"]
+    # Unbiased: a sample of the reference distribution sits near 0, far below a real shift.
+    assert abs(large["kid"]) < moved["kid"] / 10

@@ -210,7 +210,7 @@ def test_automatic_tiles_follow_the_free_memory(tiny_model_dir, monkeypatch):
     den = load_model(str(tiny_model_dir))
     per_pixel = tiles.PEAK_PER_ACTIVATION["cpu"]["surrogate"] * tiles.activation_bytes_per_pixel(den)
     # Free memory for 30x30 pixels at 70 %: a 32x32 image is tiled, a 16x24 one is not.
-    monkeypatch.setattr(tiles, "available_memory", lambda device: int(per_pixel * 900 / 0.7))
+    monkeypatch.setattr(tiles, "available_bytes", lambda device: int(per_pixel * 900 / 0.7))
     solver = make_restorer(den, "denoise", device="cpu", iterations=1).solver
     sizes = []
     hook = den.unet.register_forward_hook(lambda mod, args, out: sizes.append(tuple(args[0].shape[-2:])))
@@ -291,7 +291,7 @@ def test_folder_restore_skips_what_is_done_and_reports_bad_files(tmp_path, mixed
     bad = sorted(line for line in err if line.startswith("shred-ir: skipped"))
     assert len(bad) == 3, err
     assert "corrupt.png: cannot read the image" in bad[0] and "nospec.png: no spec nospec.json beside it" in bad[1]
-    assert "wrong.png is 9x9 but its spec's sr expects a 8x8 measurement" in bad[2]
+    assert "wrong.png is 9x9 but its spec's sr of 16x16 images expects a 8x8 measurement" in bad[2]
     assert "8 images: 5 restored, 0 already done, 3 unusable" in err[-1]
     for rel in ["a", "b", "c", "sub/d", "wide"]:
         image, spec, report = out / f"{rel}.png", out / f"{rel}.json", out / f"{rel}.report.json"

@@ -14,6 +14,7 @@ import io as _io
 import os
 import struct
 import zipfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,23 +64,56 @@ def resolve_split(name: str) -> Path:
     return Path(name)
 
 
-def _decode(data: bytes) -> np.ndarray:
-    from PIL import Image
+def _decode(data: bytes, name: str) -> np.ndarray:
+    """One image as displayed (EXIF orientation applied), uint8 [C, H, W]; a ShredError naming
+    ``name`` when Pillow cannot decode it or it is over :data:`shred.io.MAX_PIXELS`."""
+    import warnings
 
-    with Image.open(_io.BytesIO(data)) as im:
-        im = im.convert("L") if im.mode in ("L", "LA", "1") else im.convert("RGB")
-        arr = np.asarray(im, dtype=np.uint8)
+    from PIL import Image, ImageOps
+
+    from .io import MAX_PIXELS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(_io.BytesIO(data))
+        with im:
+            if im.size[0] * im.size[1] > MAX_PIXELS:
+                raise ShredError(f"{name}: {im.size[0]}x{im.size[1]} pixels is over the limit of "
+                                 f"{MAX_PIXELS // 2 ** 20} megapixels; resize the training images first")
+            im.load()
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # noqa: BLE001 - a corrupt EXIF block: viewers ignore it too
+                pass
+            im = im.convert("L") if im.mode in ("L", "LA", "1") else im.convert("RGB")
+            arr = np.asarray(im, dtype=np.uint8)
+    except ShredError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, DecompressionBombError, ...
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ShredError(f"{name}: cannot read the image ({first[:160]}); remove or replace it") from None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
 def _decode_zip_chunk(args) -> list[np.ndarray]:
     path, names = args
-    with zipfile.ZipFile(path) as z:
-        return [_decode(z.read(n)) for n in names]
+    try:
+        with zipfile.ZipFile(path) as z:
+            return [_decode(z.read(n), f"{path}:{n}") for n in names]
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise ShredError(f"{path}: a damaged zip file ({exc}); download or pack it again") from None
 
 
 def _decode_file_chunk(paths) -> list[np.ndarray]:
-    return [_decode(Path(p).read_bytes()) for p in paths]
+    out = []
+    for p in paths:
+        try:
+            data = Path(p).read_bytes()
+        except OSError as exc:
+            raise ShredError(f"{p}: cannot read the file ({exc.strerror or exc})") from None
+        out.append(_decode(data, str(p)))
+    return out
 
 
 def _stack(arrays: list[np.ndarray], source: str) -> torch.Tensor:
@@ -111,11 +145,13 @@ def _read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except OSError as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise ShredError(f"{path}: cannot read the IDX file ({exc})") from None
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise ShredError(f"{path}: not an IDX file of unsigned bytes")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise ShredError(f"{path}: truncated IDX file (its header is cut)")
     dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -141,8 +177,11 @@ def load_images(source: str | os.PathLike, *, limit: int | None = None, workers:
         labels, classes = _labels_from_parents([str(Path(n).relative_to(path)) for n in names])
         return ImageSet(_stack(arrays, str(path)), labels, classes, str(path))
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            names = sorted(n for n in z.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = sorted(n for n in z.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ShredError(f"{path}: a damaged zip file ({exc}); download or pack it again") from None
         if not names:
             raise ShredError(f"{path}: the zip holds no images")
         names = names[:limit]

@@ -16,3 +16,8 @@ class CheckpointError(ShredError):
 
 class DownloadError(ShredError):
     """A model file that could not be fetched or failed its checksum."""
+
+
+class ShredWarning(UserWarning):
+    """Something shred assumed or changed on the user's behalf (a default kernel, a crop, a dropped
+    alpha channel), said in one line. The CLI prints it as ``shred-ir: warning: ...``."""

@@ -245,8 +245,10 @@ class FolderRestore:
     Args:
         source / out: the input folder or glob, the output folder (created).
         spec: one spec file for every image; default: each image's ``.json`` beside it, or ``task``.
-        task / options / seed: how the images were degraded, when there are no specs (``seed``
-            also seeds every restoration).
+        task / options / degrade_seed: how the images were degraded, when there are no specs
+            (``degrade_seed``: the seed ``degrade`` drew random masks and kernels with; a task that
+            draws one refuses each image without it, :func:`shred.restoration.load_measurement`).
+        seed: the seed of every restoration's starting noise.
         model / class_label: the model (default: the spec's, else the bundled one for the
             channels of the first image).
         allow_resize: restore at the model's training size (centre crop + bicubic), not the
@@ -257,7 +259,8 @@ class FolderRestore:
         restorer: keyword arguments of :func:`shred.api.make_restorer` (preset, settings, run, tile).
     """
 
-    def __init__(self, source, out, *, spec=None, task=None, options=None, seed: int = 0, model=None,
+    def __init__(self, source, out, *, spec=None, task=None, options=None, seed: int = 0,
+                 degrade_seed: int | None = None, model=None,
                  class_label=None, allow_resize: bool = False, batch: int = 8, overwrite: bool = False,
                  device=None, restorer: dict[str, Any] | None = None, log: Callable[[str], None] = print,
                  progress: bool = True):
@@ -271,6 +274,7 @@ class FolderRestore:
             raise ShredError(f"--out {out} is a file; give a folder for the restored images")
         self.base, self.items = find_images(source, self.out)
         self.spec, self.task, self.options, self.seed = spec, task, options, int(seed)
+        self.degrade_seed = None if degrade_seed is None else int(degrade_seed)
         self.model, self.class_label, self.allow_resize = model, class_label, allow_resize
         self.batch, self.overwrite = int(batch), overwrite
         self.rank, self.world, local_rank = launch()
@@ -297,7 +301,7 @@ class FolderRestore:
         from .restoration import load_measurement
 
         m = load_measurement(item.path, spec=self.spec_of(item), task=self.task, options=self.options,
-                             model=self.model, class_label=self.class_label, seed=self.seed,
+                             model=self.model, class_label=self.class_label, degrade_seed=self.degrade_seed,
                              allow_resize=self.allow_resize, denoiser=self.denoiser)
         if self.denoiser is None:
             self.denoiser = m.denoiser
@@ -382,8 +386,6 @@ class FolderRestore:
 
     def run_batch(self, batch: list[_Prepared], summary: Summary) -> None:
         """Restore the images of one batch that are not done, and write their files."""
-        from .sizes import solve
-
         todo = []
         for p in batch:
             if self.done(p.item, p.key):
@@ -399,7 +401,7 @@ class FolderRestore:
         r = self.restorer(todo[0][0].task)
         y = torch.cat([m.y for _, m in todo])
         try:
-            res = solve(r.solver, y, todo[0][1].operator, seeds=[self.seed] * len(todo), progress=False)
+            res = r.restore(y, todo[0][1].operator, seeds=[self.seed] * len(todo), progress=False)
         except ShredError as exc:
             for p, _ in todo:
                 summary.failed.append((p.item.rel, str(exc)))
@@ -418,7 +420,7 @@ class FolderRestore:
         spec_in = self.spec_of(prep.item)
         spec = _read_json(spec_in) if spec_in is not None else None
         if spec is None or self.allow_resize:
-            spec = make_spec(m.operator, task=m.task, options=self.options, seed=self.seed)
+            spec = make_spec(m.operator, task=m.task, options=self.options, seed=self.degrade_seed)
         rep = run_report(res, m, prep.item.path)
         record = {**rep.record, "key": prep.key, "preset": self.restorer(prep.task).preset,
                   "batch": batch, "seed": self.seed, "device": str(self.device), "rank": self.rank}

@@ -13,19 +13,22 @@ functions, writes the bytes they return and prints. Images in memory are float32
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
-from .api import read_spec
-from .errors import ShredError
-from .io import image_bytes, read_image, resize, to_channels
+from .api import load_spec, spec_operator
+from .errors import ShredError, ShredWarning
+from .io import image_bytes, read_image, resize, resize_note, to_channels
 from .models import Denoiser, default_model, load_model
 from .models.base import canvas_size
 from .operators import Operator, TaskOptions, build_task
+from .operators.tasks import assumed_defaults, random_parts
 from .report import format_table, kernel_image, run_summary, seed_rows, spread_image
+from .seeding import generator
 
 
 @dataclass(frozen=True)
@@ -62,20 +65,14 @@ def image_size_for(task: str, options: TaskOptions | None, measurement_size: tup
     return measurement_size[0] * factor, measurement_size[1] * factor
 
 
-def resize_note(name: str, size: tuple[int, int], target: tuple[int, int]) -> str:
-    """What :func:`shred.io.resize` does to a ``size`` image to make it ``target``, in words."""
-    (h, w), (th, tw) = size, target
-    scale = min(h / th, w / tw)
-    ch, cw = round(th * scale), round(tw * scale)
-    note = f"resized {name}: "
-    if (ch, cw) != (h, w):
-        note += f"cropped {h}x{w} to its centre {ch}x{cw} (lost {h - ch} rows, {w - cw} columns), "
-    return note + f"resampled {ch}x{cw} to {th}x{tw} (bicubic, anti-aliased)"
+def _warn(message: str) -> None:
+    warnings.warn(message, ShredWarning, stacklevel=3)
 
 
 def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: str | None = None,
                      options: TaskOptions | None = None, model: str | Path | None = None,
-                     class_label: int | None = None, seed: int = 0, allow_resize: bool = False,
+                     class_label: int | None = None, degrade_seed: int | None = None,
+                     allow_resize: bool = False, given: Iterable[str] | None = None,
                      denoiser: Denoiser | None = None) -> Measurement:
     """Read a measurement and build what restores it: from a spec file (written by ``degrade``),
     or from a task applied to an image of the size the measurement implies (x4 super-resolution
@@ -84,13 +81,23 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
     they take).
 
     ``model`` defaults to the spec's model, else the bundled model for the image's channels (a
-    colour one for colorization); ``denoiser`` gives an already loaded one instead. ``seed``
-    draws the random parts of a task's operator (masks, kernels). With ``allow_resize`` a task's
-    operator is built for the model's training size instead and the measurement is centre-cropped
-    and resampled (bicubic) to what it implies; with a spec, a measurement of another size than
-    the spec's is refused unless ``allow_resize``. Raises :class:`ShredError` for a
-    missing/unreadable file, a model of other channels or that runs at one size only, or a size
-    mismatch.
+    colour one for colorization); ``denoiser`` gives an already loaded one instead. A spec is
+    checked as a whole, and its image shape against the model (its channels, a size it runs at),
+    before its operator is built.
+
+    Without a spec, a task that draws its operator at random (``cs``'s mask, ``deblur --kernel
+    random``: :func:`shred.operators.tasks.random_parts`) needs ``degrade_seed``, the seed that
+    ``degrade`` drew it with: it is never re-drawn from another seed. Defaults that shape the
+    operator (``deblur``'s Gaussian kernel, ``inpaint``'s centred hole) are named in a
+    :class:`ShredWarning` when they were not among ``given`` (the task options the user gave;
+    default: those that differ from :class:`TaskOptions`' defaults).
+
+    With ``allow_resize`` a task's operator is built for the model's training size instead, and
+    a measurement of another size than the operator produces (task or spec) is centre-cropped and
+    resampled (bicubic) to it, said in a :class:`ShredWarning` and in ``Measurement.resized``;
+    without it, such a measurement is refused. Raises :class:`ShredError` for a missing/unreadable
+    file or spec, a model of other channels or that runs at one size only, a random operator
+    without its seed, or a size mismatch.
     """
     y_path = Path(path)
 
@@ -101,35 +108,56 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
 
     if spec is not None:
         spec_path = Path(spec)
-        op, record = read_spec(spec_path)
+        record = load_spec(spec_path)
         task = record.get("task") or "default"
-        den = model_for(op.in_shape[0], record.get("model"))
-        c, h, w = op.in_shape
+        c, h, w = record["operator"]["in_shape"]
+        den = model_for(c, record.get("model"))
+        # Checked before the operator is built.
         if c != den.channels:
             raise ShredError(f"{spec_path} describes {c}-channel images but model {den.name} makes "
                              f"{den.channels}-channel ones; pick a model with {c} channels")
-        if not allow_resize:
-            canvas_size(den, h, w)  # a model that runs at one size only refuses here
+        if den.size_multiple is None and (h, w) != tuple(den.image_size):
+            H, W = den.image_size
+            raise ShredError(f"{spec_path} describes {c}x{h}x{w} images but model {den.name} runs at {H}x{W} only; "
+                             f"degrade again with --size {H} (or --model), or pick a fully convolutional model")
+        op = spec_operator(record, spec_path.name)
         y = read_image(y_path, channels=op.out_shape[0])
     else:
         if not task:
             raise ShredError(f"say how {y_path.name} was degraded: a spec file or a task")
+        options = options or TaskOptions()
+        drawn = random_parts(task, options)
+        if drawn and degrade_seed is None:
+            what = " and ".join(dict.fromkeys(drawn))
+            raise ShredError(f"{task} draws a random {what} when it degrades, and restoring needs that very "
+                             f"{what}, which cannot be re-drawn from another seed: pass the spec written by "
+                             "`shred-ir degrade` (--spec), or --degrade-seed N with the --seed degrade was given"
+                             + (", or the kernel itself (--kernel FILE)" if "kernel" in drawn else ""))
         y = read_image(y_path)
         # Colorization takes a grey measurement but needs a colour model.
         den = model_for(3 if "colorize" in task else y.shape[1], None)
         size = tuple(den.image_size) if allow_resize else image_size_for(task, options, tuple(y.shape[-2:]))
         if not allow_resize:
-            canvas_size(den, *size)
-        g = torch.Generator().manual_seed(int(seed))
-        op = build_task(task, (den.channels, *size), options, generator=g)
+            canvas_size(den, *size)  # a model that runs at one size only refuses here
+        shape = (den.channels, *size)
+        op = build_task(task, shape, options, generator=generator(degrade_seed if drawn else 0))
+        if given is None:
+            defaults = TaskOptions()
+            given = {k for k in TaskOptions.names() if getattr(options, k) != getattr(defaults, k)}
+        for note in assumed_defaults(task, options, set(given), shape):
+            _warn(f"assuming {note}")
         y = to_channels(y, op.out_shape[0], str(y_path))
     want = tuple(op.out_shape[1:])
     resized = None
     if tuple(y.shape[-2:]) != want:
         if not allow_resize:
-            raise ShredError(f"{y_path.name} is {y.shape[-2]}x{y.shape[-1]} but its spec's {task} expects a "
-                             f"{want[0]}x{want[1]} measurement; pass --resize to resample it, or degrade again")
+            c, h, w = op.in_shape
+            whose = "its spec's " if spec is not None else ""
+            raise ShredError(f"{y_path.name} is {y.shape[-2]}x{y.shape[-1]} but {whose}{task} of {h}x{w} images "
+                             f"expects a {want[0]}x{want[1]} measurement; pass --resize to resample it, or match "
+                             "the task/spec to the image")
         resized = resize_note(y_path.name, tuple(y.shape[-2:]), want)
+        _warn(resized)
         y = resize(y, want)
     return Measurement(y, op, den, task, spec is not None, resized)
 
@@ -137,18 +165,28 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
 def fit_image(x: torch.Tensor, *, size: tuple[int, int] | None = None, channels: int | None = None,
               source: str = "the image") -> torch.Tensor:
     """An image [1, C, H, W] in [0, 1] with ``channels`` channels (grey = channel mean, or grey
-    repeated) and centre-cropped and resampled (bicubic) to ``size``; unchanged where None."""
+    repeated) and centre-cropped and resampled (bicubic) to ``size``, which a
+    :class:`ShredWarning` describes; unchanged where None."""
     x = to_channels(x, channels, source)
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        _warn(resize_note(Path(source).name, tuple(x.shape[-2:]), tuple(size)))
         x = resize(x, size)
     return x
 
 
-def load_clean(path: str | Path, denoiser: Denoiser, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """A ground-truth image for ``denoiser``: its channels, resized to ``size`` (the restored
-    image's; default the model's training size)."""
-    return fit_image(read_image(path, channels=denoiser.channels), size=tuple(size or denoiser.image_size),
-                     source=str(path))
+def load_clean(path: str | Path, denoiser: Denoiser, size: tuple[int, int] | None = None, *,
+               allow_resize: bool = False) -> torch.Tensor:
+    """A ground-truth image [1, C, H, W] in [0, 1] for ``denoiser``: its channels, at ``size``
+    (the restored image's (H, W); default the model's training size). Another size is refused (a
+    PSNR against a resampled image is not the PSNR against the truth) unless ``allow_resize``,
+    which centre-crops and resamples it and says so."""
+    x = read_image(path, channels=denoiser.channels)
+    h, w = tuple(size or denoiser.image_size)
+    if tuple(x.shape[-2:]) != (h, w) and not allow_resize:
+        raise ShredError(f"{Path(path).name} is {x.shape[-2]}x{x.shape[-1]} but the restoration is {h}x{w}: "
+                         "give the ground truth at that size, or pass --resize to centre-crop and resample it "
+                         "(the PSNR is then against the resampled image)")
+    return fit_image(x, size=(h, w), source=str(path))
 
 
 def grid_columns(y: torch.Tensor, result, clean: torch.Tensor | None = None) -> list[tuple[str, torch.Tensor]]:

@@ -24,9 +24,25 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .config import FrozenConfig
+from .config import (FrozenConfig, _Invalid, at_most, boolean, non_negative_int, optional, positive, positive_int,
+                     setting)
 from .diffusion import NoiseSchedule
 from .errors import ShredError
+from .io import make_folder
+from .seeding import MAX_SEED
+
+
+def _decay(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+        raise _Invalid("a number in [0, 1)")
+    return float(v)
+
+
+def _train_seed(v):
+    # seed and seed + 1 seed the data and noise generators
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < MAX_SEED:
+        raise _Invalid("an integer from 0 to 2^63 - 2")
+    return v
 
 
 def _unet(size: int, channels: int, widths: list[int], attn_levels: tuple[int, ...], layers: int,
@@ -75,30 +91,29 @@ class TrainConfig(FrozenConfig):
     out: str
     arch: str = "cifar10-32"
     name: str | None = None
-    steps: int | None = None
-    minutes: float | None = None
-    batch: int = 128
-    lr: float = 2e-4
-    warmup: int = 500
-    ema: float = 0.9995
-    flip: bool = True
-    seed: int = 0
-    bf16: bool = True
-    compile: bool = True
-    checkpoint_minutes: float = 2.0
-    limit: int | None = None
-    workers: int = 0
+    steps: int | None = setting(None, optional(at_most(10 ** 9, positive_int)))
+    minutes: float | None = setting(None, optional(positive))
+    batch: int = setting(128, at_most(65536, positive_int))
+    # AdamW moves every weight by about lr per step: beyond 1 a network only diverges.
+    lr: float = setting(2e-4, at_most(1.0, positive))
+    warmup: int = setting(500, non_negative_int)
+    ema: float = setting(0.9995, _decay)
+    flip: bool = setting(True, boolean)
+    seed: int = setting(0, _train_seed)
+    bf16: bool = setting(True, boolean)
+    compile: bool = setting(True, boolean)
+    checkpoint_minutes: float = setting(2.0, positive)
+    limit: int | None = setting(None, optional(positive_int))
+    workers: int = setting(0, at_most(256, non_negative_int))
 
     def __post_init__(self):
+        super().__post_init__()  # the per-field checks
         if self.arch not in ARCHITECTURES:
             raise ShredError(f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHITECTURES)}")
         if self.steps is None and self.minutes is None:
             raise ShredError("give a budget: --steps and/or --minutes")
-        if self.steps is not None and self.steps < 1 or self.minutes is not None and self.minutes <= 0:
-            raise ShredError("the budget must be positive")
-        if self.batch < 1 or self.lr <= 0 or not 0 <= self.ema < 1:
-            raise ShredError("batch must be >= 1, lr > 0 and ema in [0, 1)")
 
+    label = "training"  # "training lr must be at most 1, got 1e+30"
     what = "training settings"  # names them in errors (a class attribute, not a field)
 
 
@@ -133,6 +148,44 @@ def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
+CHECKPOINT = "checkpoint.pt"
+_CHECKPOINT_KEYS = ("config", "state", "model", "ema", "opt", "g_data", "g_noise")
+_START_OVER = "delete it, or pass --restart to start over"
+
+
+def read_train_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """A ``checkpoint.pt`` written by :class:`Trainer`, read without running code from it (tensors
+    and plain containers only: ``weights_only=True``). Raises :class:`ShredError` in one line for a
+    truncated, corrupt or foreign file (a pickle that would run code is refused, never run)."""
+    import pickle
+    import zipfile
+
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, zipfile.BadZipFile,
+            AttributeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ShredError(f"{path} is truncated or corrupt, not a readable training checkpoint ({first}); "
+                         f"{_START_OVER}") from None
+    if not isinstance(ck, dict) or any(k not in ck for k in _CHECKPOINT_KEYS) or not isinstance(ck["config"], dict):
+        raise ShredError(f"{path}: not a shred training checkpoint (keys {sorted(ck)[:8] if isinstance(ck, dict) else type(ck).__name__}); "
+                         f"{_START_OVER}")
+    return ck
+
+
+def check_train_outputs(cfg: "TrainConfig") -> None:
+    """Before any work: ``cfg.out`` is a folder (or can be created) where checkpoint.pt,
+    model.safetensors and config.json can be written, and none of them is the data file."""
+    from .data import resolve_split
+    from .io import check_output_folder, check_outputs
+    from .models.unet import WEIGHTS
+
+    out = check_output_folder(cfg.out, "--out")
+    data = resolve_split(str(cfg.data))
+    check_outputs([("--out", out / name) for name in (CHECKPOINT, WEIGHTS, "config.json")],
+                  [("the data", data if data.is_file() else None)], create_folders=True)
+
+
 class Trainer:
     """One training run; ``Trainer(cfg).run()``. Uses CUDA when available."""
 
@@ -141,6 +194,8 @@ class Trainer:
         from .models import build_unet
 
         self.cfg = cfg
+        if data is None:
+            check_train_outputs(cfg)  # before the images are decoded: an unusable --out is found now
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.data = data if data is not None else load_images(cfg.data, limit=cfg.limit, workers=cfg.workers)
         arch = ARCHITECTURES[cfg.arch]
@@ -160,33 +215,51 @@ class Trainer:
         self.g_data = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.g_noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.images = self.data.images.to(self.device)
-        self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.ckpt_path = self.out / "checkpoint.pt"
+        self.out = make_folder(cfg.out)
+        self.ckpt_path = self.out / CHECKPOINT
         self._step_fn = self._train_step
         if self.device.type == "cuda" and cfg.compile:
             self._step_fn = torch.compile(self._train_step)
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
+        """Write checkpoint.pt atomically; never with NaN or infinite weights (:class:`ShredError`)."""
+        self._check_finite("the network")
         _atomic_save({"config": asdict(self.cfg), "state": asdict(self.state), "model": self.model.state_dict(),
                       "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
                       "g_data": self.g_data.get_state(), "g_noise": self.g_noise.get_state()}, self.ckpt_path)
 
     def resume(self) -> bool:
-        """Load checkpoint.pt if there is one; returns whether it did."""
+        """Load checkpoint.pt if there is one; returns whether it did. A checkpoint that cannot be
+        read or restored (truncated, corrupt, another layout) raises :class:`ShredError` naming the
+        file and ``--restart``; one of another architecture says so."""
         if not self.ckpt_path.is_file():
             return False
-        ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
-        if ck["config"]["arch"] != self.cfg.arch:
-            raise ShredError(f"{self.ckpt_path} was trained with arch {ck['config']['arch']}, not {self.cfg.arch}")
-        self.model.load_state_dict(ck["model"])
-        self.ema.load_state_dict(ck["ema"])
-        self.opt.load_state_dict(ck["opt"])
-        self.state = TrainState(**ck["state"])
-        self.g_data.set_state(ck["g_data"].cpu())
-        self.g_noise.set_state(ck["g_noise"].cpu())
+        ck = read_train_checkpoint(self.ckpt_path, self.device)
+        if ck["config"].get("arch") != self.cfg.arch:
+            raise ShredError(f"{self.ckpt_path} was trained with arch {ck['config'].get('arch')}, not {self.cfg.arch}; "
+                             "give that --arch, or pass --restart to start over")
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.ema.load_state_dict(ck["ema"])
+            self.opt.load_state_dict(ck["opt"])
+            self.state = TrainState(**ck["state"])
+            self.g_data.set_state(ck["g_data"].cpu())
+            self.g_noise.set_state(ck["g_noise"].cpu())
+        except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ShredError(f"{self.ckpt_path}: does not fit this run ({type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); {_START_OVER}") from None
+        self._check_finite("the resumed checkpoint")
         return True
+
+    def _check_finite(self, what: str) -> None:
+        """Raise :class:`ShredError` when a weight of the network or its EMA is NaN or infinite."""
+        for net, name in ((self.model, "weights"), (self.ema, "EMA weights")):
+            for p in net.parameters():
+                if not bool(torch.isfinite(p).all()):
+                    raise ShredError(f"training diverged: {what} has NaN or infinite {name} at step "
+                                     f"{self.state.step} (lr {self.cfg.lr:g}); nothing was written: lower --lr "
+                                     "and pass --restart")
 
     # -- one step --------------------------------------------------------------------------------------
     def _batch(self):
@@ -247,8 +320,7 @@ class Trainer:
                 self.state.images_seen += cfg.batch
                 if self.state.step % 50 == 0 or self.done():
                     # Read the losses back in bulk: one host synchronisation per 50 steps.
-                    self.state.losses.extend(torch.stack(pending).float().cpu().tolist())
-                    pending.clear()
+                    self._take_losses(pending)
                 if self.device.type == "cuda" and self.state.step % 50 == 0:
                     torch.cuda.synchronize()
                 self.state.elapsed += time.perf_counter() - t0
@@ -263,11 +335,23 @@ class Trainer:
         finally:
             bar.close()
         if pending:
-            self.state.losses.extend(torch.stack(pending).float().cpu().tolist())
+            self._take_losses(pending)
         self.save_checkpoint()
         if self.done():
             self.export()
         return self.out
+
+    def _take_losses(self, pending: list[torch.Tensor]) -> None:
+        """Move the pending losses into the record; a NaN or infinite one stops the run with a
+        :class:`ShredError` before anything is written (the weights that made it are broken)."""
+        losses = torch.stack(pending).float().cpu()
+        pending.clear()
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            step = self.state.step - len(losses) + int(bad[0]) + 1
+            raise ShredError(f"training diverged: the loss became {float(losses[bad[0]]):g} at step {step} "
+                             f"(lr {self.cfg.lr:g}); nothing was written: lower --lr and pass --restart")
+        self.state.losses.extend(losses.tolist())
 
     def training_record(self) -> dict[str, Any]:
         hw = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
@@ -282,8 +366,15 @@ class Trainer:
                 "torch": torch.__version__}
 
     def export(self) -> Path:
-        """Write the EMA weights (fp16) and config.json into the output folder."""
+        """Write the EMA weights (fp16) and config.json into the output folder; never NaN or
+        infinite weights, nor weights that overflow fp16 (:class:`ShredError`)."""
         from .models import save_folder
+
+        self._check_finite("the network")
+        top = max(float(p.detach().abs().max()) for p in self.ema.parameters())
+        if top > torch.finfo(torch.float16).max:
+            raise ShredError(f"training diverged: an EMA weight reached {top:.3g}, beyond float16 (65504); nothing "
+                             f"was written: lower --lr (now {self.cfg.lr:g}) and pass --restart")
 
         name = self.cfg.name or self.cfg.arch
         return save_folder(self.ema, self.schedule, self.out, name=name, training=self.training_record())

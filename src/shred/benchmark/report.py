@@ -83,7 +83,7 @@ class _Realism:
 def report(bench, log=print) -> dict:
     """Write results.json, results.md and grids/ for everything in the run folder of ``bench`` (a
     :class:`shred.benchmark.Benchmark`)."""
-    from ..io import write_bytes, write_grid, write_json
+    from ..io import json_bytes, write_all, write_grid
     from ..metrics import psnr, ssim
     from ..metrics.perceptual import lpips_metric
 
@@ -133,8 +133,8 @@ def report(bench, log=print) -> dict:
                "fid_label": realism.fid_label if realism else None, "kid_label": realism.kid_label if realism else None,
                "reference": {"data": cfg.reference, "n": cfg.reference_n} if realism else None,
                "lpips": lpips_metric()[1], "tasks": tasks_out}
-    write_json(bench.out / "results.json", results)
-    write_bytes(bench.out / "results.md", markdown(results).encode())
+    write_all([(bench.out / "results.json", json_bytes(results)),   # both or neither
+               (bench.out / "results.md", markdown(results).encode())])
     return results
 
 

@@ -33,6 +33,8 @@ def bench_tasks(size: int) -> dict[str, BenchTask]:
         BenchTask("cs1", "cs", TaskOptions(fraction=0.01), "CS 1%"),
         BenchTask("deblur", "deblur", TaskOptions(kernel="gaussian", kernel_sigma=2.0), "Deblur (Gaussian, sigma 2)"),
         BenchTask("colorize", "colorize", TaskOptions(), "Colorization"),
+        # H = I with noise: the case where a restoration can easily end worse than its input.
+        BenchTask("denoise", "denoise", TaskOptions(sigma_y=0.05), "Denoising (sigma 0.05)"),
         # The paper's blind deconvolution: a random anisotropic Gaussian, 41x41 at 256 pixels;
         # here scaled to the image (9x9 at 32 pixels, standard deviations 0.4-1.8 pixels).
         BenchTask("blind", "blind-deblur", TaskOptions(kernel="random", kernel_size=max(5, (size * 41 // 256) | 1)),

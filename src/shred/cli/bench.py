@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import ShredError
-from .options import positive_int
+from .options import positive_int, seed
 
 EPILOG = """examples:
   shred-ir bench --data cifar10-test --n 10 --out runs/cifar                    # all tasks, default methods
@@ -66,7 +66,7 @@ def add_parser(sub) -> None:
                    help=f"comma-separated: {', '.join(sorted(SOLVERS))}; SHRED presets as shred@PRESET "
                    f"({', '.join(PRESETS)})")
     p.add_argument("--model", default="cifar10-32", help="model name or path (default cifar10-32)")
-    p.add_argument("--seed", type=int, default=0, help="image choice, masks, kernels and noises (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="image choice, masks, kernels and noises (default 0)")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
                    help="SHRED preset of `shred` and `shred-blind` written without @PRESET (default auto: bundled "
                    "for the bundled models, authors-code for others)")

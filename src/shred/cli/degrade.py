@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ShredError
-from .options import add_task_options, check_out_free, size, task_options
+from .options import add_task_options, model_input, seed, size, task_inputs, task_options
 
 EPILOG = """examples:
   shred-ir degrade cat.png --task sr --scale 4 --out y.png          # writes y.png and y.json
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="measurement file (.png, .jpg, or .npy to keep it exact); for a "
                    "folder, the output folder (each measurement and its .json spec under the input's name)")
     p.add_argument("--spec", help="spec file (default: --out with .json)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random masks, kernels and noise (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of random masks, kernels and noise (default 0)")
     p.add_argument("--size", type=size, help="resize the clean image first (centre crop + bicubic), e.g. 32")
     p.add_argument("--model", help="resize and convert the clean image for this model")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
@@ -37,8 +37,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..api import degrade, make_spec
-    from ..io import check_writable, image_bytes, json_bytes, read_image, write_all
+    from ..io import check_outputs, check_writable, image_bytes, json_bytes, read_image, write_all
     from ..models import MODELS, load_model
+    from ..operators.tasks import describe_operator
     from ..restoration import fit_image
 
     if not args.task:
@@ -51,14 +52,12 @@ def run(args) -> int:
     spec_path = Path(args.spec) if args.spec else out.with_suffix(".json")
     if spec_path.suffix.lower() != ".json":
         raise ShredError(f"{spec_path}: the spec is a .json file")
-    check_out_free([out, spec_path])
+    # Before any work: both outputs writable, distinct, and neither one of the inputs.
+    check_outputs([("--out", out), ("--spec" if args.spec else "the spec", spec_path)],
+                  [("the clean image", args.clean), *task_inputs(args), model_input(args.model)])
     x = read_image(args.clean)
     den = load_model(args.model) if args.model else None
     size = den.image_size if den is not None else args.size
-    if size is not None and tuple(x.shape[-2:]) != tuple(size):
-        from ..restoration import resize_note
-
-        print(resize_note(Path(args.clean).name, tuple(x.shape[-2:]), tuple(size)), file=sys.stderr)
     x = fit_image(x, size=size, channels=den.channels if den is not None else None, source=str(args.clean))
     opts = task_options(args)
     y, op = degrade(x, args.task, opts, seed=args.seed)
@@ -67,7 +66,9 @@ def run(args) -> int:
                             "model": args.model if args.model in MODELS else None})
     write_all([(out, image_bytes(y, out.suffix)), (spec_path, json_bytes(spec))])  # both or neither
     c, h, w = op.out_shape
-    print(f"wrote {out} ({c}x{h}x{w}, {args.task}) and {spec_path}", file=sys.stderr if args.quiet else sys.stdout)
+    held = describe_operator(op)
+    print(f"wrote {out} ({c}x{h}x{w}, {args.task}{f'; {held}' if held else ''}) and {spec_path}",
+          file=sys.stderr if args.quiet else sys.stdout)
     return 0
 
 

@@ -59,7 +59,7 @@ def run(args) -> int:
 
 def run_download(args) -> int:
     from ..models import load_model
-    from ..models.download import fetch, is_cached, local_path
+    from ..models.download import fetch
     from ..models.registry import MODELS
 
     entry = MODELS.get(args.name)
@@ -68,7 +68,9 @@ def run_download(args) -> int:
     if entry.kind == "bundled":
         print(f"{entry.name} is bundled with shred; nothing to download")
         return 0
-    path = local_path(entry) if is_cached(entry) else fetch(entry, progress=not args.quiet)
+    # Fetches what is missing, and again what is cached but does not pass every check (it loads as
+    # tensors only, with the keys of a known layout): running the command again repairs the cache.
+    path = fetch(entry, progress=not args.quiet, thorough=True)
     # Loading (memory-mapped, no forward pass) proves the file is complete and of a known format.
     den = load_model(entry.name)
     found = getattr(den, "info", {}).get("format", "diffusers UNet2DModel")

@@ -6,13 +6,14 @@ import sys
 from pathlib import Path
 
 from ..errors import ShredError
-from .options import (add_task_options, bool_flag, check_out_free, default_device, positive_float, positive_int,
-                      seed_paths, seeds, task_options, tile_option)
+from .options import (add_task_options, bool_flag, checked_by, default_device, device, given_task_options,
+                      model_input, positive_int, seed, seed_paths, seeds, task_inputs, task_options, tile_option)
 
 EPILOG = """examples:
   shred-ir restore y.png                                  # uses y.json written by `shred-ir degrade`
   shred-ir restore y.png --spec y.json --out restored.png --grid grid.png
   shred-ir restore small.png --task sr --scale 4          # a low-resolution photo, no spec
+  shred-ir restore y.png --task cs --fraction 0.05 --degrade-seed 3   # no spec: degrade's --seed 3 mask
   shred-ir restore y.png --seeds 0-7 --grid grid.png      # eight solutions, their mean and uncertainty map
   shred-ir restore y.png --preset paper --grad exact --iterations 50 --lr 0.003
   shred-ir restore y.png --seeds 0-7 --report r.json      # per-seed table, diversity, JSON report
@@ -31,13 +32,19 @@ runs on the canvas of the next multiples of its stride (the image at the centre,
 to the prior) and the result is cropped back; images too large for the device's memory are
 restored in overlapping tiles (--tile). --resize instead centre-crops and resamples (bicubic)
 the measurement to what the model's training size implies, and says what it cut.
+
+random operators: cs draws its mask, deblur --kernel random its kernel, deblur-sv its kernels
+from degrade's --seed; restoring needs that very operator: the spec (y.json), or
+--degrade-seed N with the --seed degrade was given. Without a spec, defaults that shape the
+operator (deblur's Gaussian kernel, inpaint's centred hole) are named in a warning.
 """
 
 
 def add_parser(sub) -> None:
     from ..diffusion import GRAD_MODES, SPACINGS
     from ..models.fast import COMPILE_MODES, PRECISIONS
-    from ..solvers import DEFAULT_PRESET, PRESETS
+    from ..solvers import DEFAULT_PRESET, PRESETS, ShredConfig
+    from ..solvers.blind import BlindConfig
     from ..solvers.shred import INITS, LOSSES
     from ..solvers.stopping import STOPS
 
@@ -67,7 +74,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=positive_int, default=8, help="folders: images per solver call, among images "
                    "of one shape and operator (default 8)")
     p.add_argument("--overwrite", action="store_true", help="folders: restore again images whose outputs exist")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", type=device, help="cpu, cuda or cuda:N (default: cuda when available; under torchrun "
+                   "cuda is the process's own GPU, cuda:LOCAL_RANK)")
     p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
                    help="precision of the network (autocast; x_T, the loss and Adam stay float32); "
                    "auto: bf16 on a GPU, fp32 on a CPU")
@@ -80,9 +88,10 @@ def add_parser(sub) -> None:
     s.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
                    help="settings of the paper, of the authors' code, or tuned for the bundled models "
                    "(default auto: bundled for the bundled models, authors-code for others)")
-    s.add_argument("--iterations", type=positive_int, help="Adam iterations N")
-    s.add_argument("--lr", type=positive_float, help="Adam learning rate alpha")
-    s.add_argument("--delta-t", type=positive_int, help="DDIM skip (default 100: 10 steps of T = 1000)")
+    s.add_argument("--iterations", type=checked_by(ShredConfig, "iterations", int), help="Adam iterations N (at most 100000)")
+    s.add_argument("--lr", type=checked_by(ShredConfig, "lr"), help="Adam learning rate alpha (at most 10)")
+    s.add_argument("--delta-t", type=checked_by(ShredConfig, "delta_t", int),
+                   help="DDIM skip (default 100: 10 steps of T = 1000)")
     s.add_argument("--spacing", choices=SPACINGS, help="timesteps: leading (t=900..0) or trailing (t=999..99)")
     s.add_argument("--grad", choices=[g for g in GRAD_MODES if g != "none"],  # "none": no gradient at all
                    help="gradient through the DDIM update only, or through the network too")
@@ -90,17 +99,17 @@ def add_parser(sub) -> None:
     s.add_argument("--init", choices=INITS, help="start from noise or from DDIM inversion of A^+ y")
     bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
-    s.add_argument("--epsilon", type=positive_float, help="stop an image once its loss < epsilon")
+    s.add_argument("--epsilon", type=checked_by(ShredConfig, "epsilon"), help="stop an image once its loss < epsilon")
     s.add_argument("--stop", choices=STOPS,
                    help="noise-aware stopping: discrepancy (||y - Hx|| <= tau sigma_y sqrt(m), needs --sigma-y), "
                    "auto (sigma_y estimated from y when unknown), plateau (loss stopped improving)")
-    s.add_argument("--tau", type=positive_float, help="discrepancy principle factor (default 1)")
-    s.add_argument("--kernel-lr", type=positive_float, help="blind tasks: learning rate of the kernel network "
-                   "(default: the preset's, 2e-4 in authors-code)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
+    s.add_argument("--tau", type=checked_by(ShredConfig, "tau"), help="discrepancy principle factor (default 1)")
+    s.add_argument("--kernel-lr", type=checked_by(BlindConfig, "kernel_lr"), help="blind tasks: learning rate of the "
+                   "kernel network (default: the preset's, 2e-4 in authors-code)")
+    s.add_argument("--seed", type=seed, default=0, help="seed of the starting noise, 0 .. 2^63-1 (default 0)")
     s.add_argument("--seeds", type=seeds, help="several seeds, e.g. 0-7: one restoration each, in one batch; also "
                    "writes their mean image (<out>_mean) and per-pixel uncertainty map (<out>_uncertainty.png)")
-    add_task_options(p)
+    add_task_options(p, restoring=True)
     p.set_defaults(func=run)
 
 
@@ -116,6 +125,10 @@ def _spec_path(args, y_path: Path) -> Path | None:
             print(f"using the spec {guess}", file=sys.stderr)
     if spec_path is not None and args.task:
         raise ShredError("give either --spec or --task, not both")
+    if spec_path is not None and (given_task_options(args) or args.degrade_seed is not None):
+        name = sorted(given_task_options(args) | ({"degrade_seed"} if args.degrade_seed is not None else set()))[0]
+        raise ShredError(f"--{name.replace('_', '-')} is not used with a spec ({spec_path.name} fixes the operator); "
+                         "drop it, or give --task instead of the spec")
     return spec_path
 
 
@@ -143,6 +156,9 @@ def run_folder(args) -> int:
     if single:
         raise ShredError(f"{', '.join(single)} work with one image; a folder gets a report per image "
                          "(and one seed each: --seed)")
+    if not args.task and (given_task_options(args) or args.degrade_seed is not None):
+        name = sorted(given_task_options(args) | ({"degrade_seed"} if args.degrade_seed is not None else set()))[0]
+        raise ShredError(f"--{name.replace('_', '-')} is used with --task only (the specs fix the operators)")
     rank = launch()[0]
     quiet = args.quiet or rank != 0
 
@@ -151,7 +167,7 @@ def run_folder(args) -> int:
 
     settings = {k: getattr(args, k) for k in SETTINGS}
     job = FolderRestore(args.measurement, args.out, spec=args.spec, task=args.task, options=task_options(args),
-                        seed=args.seed, model=args.model, class_label=args.class_label, allow_resize=args.resize,
+                        seed=args.seed, degrade_seed=args.degrade_seed, model=args.model, class_label=args.class_label, allow_resize=args.resize,
                         batch=args.batch, overwrite=args.overwrite, device=args.device, log=log, progress=not quiet,
                         restorer={"preset": args.preset, "run": {"precision": args.precision, "compile": args.compile},
                                   "tile": args.tile, "tile_overlap": args.tile_overlap, **settings})
@@ -163,10 +179,10 @@ def run_folder(args) -> int:
 
 def run_one(args) -> int:
     from ..api import make_restorer
-    from ..io import check_writable, grid_bytes, write_all
+    from ..io import check_outputs, check_writable, grid_bytes, write_all
+    from ..operators.tasks import describe_operator
     from ..restoration import (done_message, grid_columns, load_clean, load_measurement, output_files, run_report,
                                spread_paths)
-    from ..sizes import solve
 
     y_path = Path(args.measurement)
     spec_path = _spec_path(args, y_path)
@@ -178,30 +194,35 @@ def run_one(args) -> int:
     kernel_out = check_writable(args.kernel_out, (".png", ".npy")) if args.kernel_out else None
     kernel_outs = [] if kernel_out is None else seed_paths(kernel_out, run_seeds)
     report = check_writable(args.report, (".json",)) if args.report else None
-    check_out_free([*outs, *(spread or ()), grid, y_path, *kernel_outs, report])
+    # Before any work (and any download): every output writable, named once, and none an input.
+    check_outputs([*(("--out", p) for p in outs), *(("the seeds' mean and uncertainty", p) for p in (spread or ())),
+                   ("--grid", grid), *(("--kernel-out", p) for p in kernel_outs), ("--report", report)],
+                  [("the measurement", y_path), ("--spec" if args.spec else "the spec", spec_path),
+                   ("--clean", args.clean), *task_inputs(args), model_input(args.model)])
+    device = args.device or default_device()
 
     m = load_measurement(y_path, spec=spec_path, task=args.task, options=task_options(args), model=args.model,
-                         class_label=args.class_label, seed=args.seed, allow_resize=args.resize)
-    if m.resized:
-        print(m.resized, file=sys.stderr)
-    device = args.device or default_device()
+                         class_label=args.class_label, degrade_seed=args.degrade_seed, allow_resize=args.resize,
+                         given=given_task_options(args))
     restorer = make_restorer(m.denoiser, m.task, preset=args.preset, device=device,
                              run={"precision": args.precision, "compile": args.compile}, images=len(run_seeds),
                              tile=args.tile, tile_overlap=args.tile_overlap, **{k: getattr(args, k) for k in SETTINGS})
     if kernel_out is not None and not restorer.blind:
         raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
-    clean = load_clean(args.clean, m.denoiser, size=m.operator.in_shape[1:]) if args.clean else None
+    clean = load_clean(args.clean, m.denoiser, size=m.operator.in_shape[1:], allow_resize=args.resize) \
+        if args.clean else None
     if not args.quiet:
         from ..models.base import canvas_size
 
         _, h, w = m.operator.in_shape
-        size = f"{h}x{w}" if args.resize or canvas_size(m.denoiser, h, w) == (h, w) else \
+        size = f"{h}x{w}" if canvas_size(m.denoiser, h, w) == (h, w) else \
             "{}x{} (on a {}x{} canvas)".format(h, w, *canvas_size(m.denoiser, h, w))
-        print(f"restoring {y_path.name} at {size}: {m.task} with {m.denoiser.describe()}, preset {restorer.preset}, "
-              f"{restorer.config.iterations} iterations x {len(restorer.solver.pairs)} steps, "
-              f"{restorer.config.grad} gradient, {len(run_seeds)} seed(s) on {device} ({restorer.run.describe()})",
-              file=sys.stderr)
-    res = solve(restorer.solver, m.y, m.operator, seeds=run_seeds, progress=not args.quiet)
+        mask = describe_operator(m.operator)
+        print(f"restoring {y_path.name} at {size}: {m.task}{f' ({mask})' if mask else ''} with "
+              f"{m.denoiser.describe()}, preset {restorer.preset}, {restorer.config.iterations} iterations x "
+              f"{len(restorer.solver.pairs)} steps, {restorer.config.grad} gradient, {len(run_seeds)} seed(s) on "
+              f"{device} ({restorer.run.describe()})", file=sys.stderr)
+    res = restorer.restore(m.y, m.operator, seeds=run_seeds, progress=not args.quiet)
 
     files = output_files(res, outs, kernel_outs, spread)
     rep = run_report(res, m, y_path, clean=clean)

@@ -133,27 +133,28 @@ def accuracy(net: SmallResNet, x: torch.Tensor, y: torch.Tensor, device=None, ba
 
 
 def save_classifier(net: SmallResNet, folder: str | Path, record: dict[str, Any], name: str) -> Path:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    from ..io import json_bytes, make_folder, write_all
+
+    folder = make_folder(folder)
     state = {k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()
              if v.dtype.is_floating_point}
-    save_file(state, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"kind": "small-resnet-classifier", "name": name,
-                                                    "network": net.config, "training": record}, indent=2) + "\n")
+    config = {"kind": "small-resnet-classifier", "name": name, "network": net.config, "training": record}
+    write_all([(folder / "model.safetensors", save(state)), (folder / "config.json", json_bytes(config))])  # both or neither
     return folder
 
 
 def load_classifier(folder: str | Path) -> SmallResNet:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
     try:
         cfg = json.loads((folder / "config.json").read_text())
-        state = load_file(str(folder / "model.safetensors"))
-    except (OSError, ValueError) as exc:
-        raise ShredError(f"{folder}: cannot read the classifier ({exc})") from None
+        state = load_file(str(folder / "model.safetensors"))  # tensors only: nothing in the file runs
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise ShredError(f"{folder}: cannot read the classifier ({str(exc).strip().splitlines()[0][:160]})") from None
     net = SmallResNet(**cfg["network"])
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):

@@ -25,10 +25,14 @@ from .distribution import extract_features, frechet_distance, kernel_distance
 
 
 def realism(features: torch.Tensor, reference: torch.Tensor, *, subsets: int = 100, subset_size: int = 1000,
-            seed: int = 0) -> dict[str, float]:
-    """KID (mean, std over ``subsets`` random subsets of size min(subset_size, n)) and FID between
-    ``features`` [n, D] and ``reference`` [N, D]. Returns ``{"kid", "kid_std", "fid", "n"}``."""
-    kid, kid_std = kernel_distance(features, reference, subsets=subsets, subset_size=subset_size, seed=seed)
+            reference_subset_size: int | None = 1000, seed: int = 0) -> dict[str, float]:
+    """KID and FID between ``features`` [n, D] and ``reference`` [N, D].
+
+    KID: mean and std over ``subsets`` random draws of min(subset_size, n) restorations against
+    min(reference_subset_size, N) real images (with n <= 1000 every draw holds all n restorations,
+    so the std is that of the reference draw). Returns ``{"kid", "kid_std", "fid", "n"}``."""
+    kid, kid_std = kernel_distance(features, reference, subsets=subsets, subset_size=subset_size, seed=seed,
+                                   reference_subset_size=reference_subset_size)
     return {"kid": kid, "kid_std": kid_std, "fid": frechet_distance(features, reference), "n": int(features.shape[0])}
 
 

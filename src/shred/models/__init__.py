@@ -37,10 +37,18 @@ def load_model(spec: str | Path, *, device: str | torch.device | None = None,
     entry = MODELS.get(str(spec))
     path = resolve_model_path(spec)
     name = entry.name if entry is not None else None
-    if path.is_dir():
-        den = load_folder(path, name=name)
-    else:
-        den = load_checkpoint_file(path, name=name, image_size=entry.resolution if entry is not None else None)
+    try:
+        if path.is_dir():
+            den = load_folder(path, name=name)
+        else:
+            den = load_checkpoint_file(path, name=name, image_size=entry.resolution if entry is not None else None)
+    except CheckpointError as exc:
+        if entry is None or entry.kind != "download":
+            raise
+        # A cached download that does not load: say how to repair the cache, not just "download it again".
+        raise CheckpointError(f"{str(exc).split('; the file is truncated')[0]}; the cached copy of {entry.name} is "
+                              f"damaged: `shred-ir models download {entry.name}` checks and fetches it again "
+                              f"(or delete {path})") from None
     if class_label is not None:
         classes = getattr(den, "num_classes", None)
         if not classes:

@@ -2,8 +2,10 @@
 
 Each entry names the public address, the file, the architecture, and the licence as far as it is
 stated by whoever publishes the weights. No checksum was published for any of these files, so
-``sha256`` is ``None``: the download is checked for size and completeness only, and its sha256 is
-written next to it (``<file>.sha256``) so that a lab can pin it. See ``docs/CHECKPOINTS.md``.
+``sha256`` is ``None`` (a checksum is only ever entered with ``sha256_source``, the public page that
+gives it): the download is checked for size, format and keys before it is renamed into place
+(:func:`shred.models.download.check_file`), and its sha256 is written next to it (``<file>.sha256``)
+so that a lab can pin it. See ``docs/CHECKPOINTS.md`` and ``docs/GUARANTEES.md``.
 
 Sizes are the fp32 parameter counts times 4 bytes (the files add a few hundred kB of pickle).
 """

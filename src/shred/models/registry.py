@@ -19,14 +19,17 @@ class RemoteFile:
     Attributes:
         path: where it goes inside the model's cache folder (``config.json``, ``celeba_hq.ckpt``).
         url: public address, or ``None`` when it cannot be fetched by a program (see ``homepage``).
-        sha256: hex checksum, or ``None`` where no published checksum is known.
+        sha256: hex checksum, or ``None`` where no published checksum is known (never computed
+            from a download and pinned as if published).
         size: bytes, when known.
+        sha256_source: where ``sha256`` was published (an address); required with ``sha256``.
     """
 
     path: str
     url: str | None
     sha256: str | None = None
     size: int | None = None
+    sha256_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class ModelEntry:
         licence: the licence of the weights.
         description: provenance in a sentence.
         url: public download address (downloadable models).
-        sha256: checksum of the file, when known.
+        sha256: checksum of the file, when a public source gives one.
+        sha256_source: where that checksum was published; required with ``sha256``.
         filename: file name in the cache.
         size_mb: approximate size of the weights.
         files: the files of a model made of several (a diffusers repository), fetched into one folder;
@@ -71,6 +75,7 @@ class ModelEntry:
     homepage: str | None = None
     hub_repo: str | None = None
     hub_revision: str = "main"
+    sha256_source: str | None = None
 
     @property
     def path(self) -> Path | None:
@@ -83,13 +88,18 @@ class ModelEntry:
             return self.files
         if self.filename is None:
             return ()
-        return (RemoteFile(self.filename, self.url, self.sha256),)
+        return (RemoteFile(self.filename, self.url, self.sha256, sha256_source=self.sha256_source),)
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
+    """Add ``entry`` to :data:`MODELS`; a checksum must name the public source that gives it."""
+    for f in entry.remote_files:
+        if f.sha256 is not None and not f.sha256_source:
+            raise ShredError(f"model {entry.name}: the sha256 of {f.path} needs the public source that gives it "
+                             "(sha256_source)")
     MODELS[entry.name] = entry
     return entry
 

@@ -29,3 +29,16 @@ def resolve_model_path(spec: str | Path) -> Path:
         return path
     known = ", ".join(sorted(MODELS)) or "none"
     raise ShredError(f"unknown model {spec!r}: not a known name ({known}) and no such file or folder")
+
+
+def local_model_path(spec: str | Path) -> Path | None:
+    """Where a model name or path is on this machine, without fetching anything: a bundled model's
+    folder, a downloaded model's file or folder when it is in the cache, an existing path; else None."""
+    from .download import local_path
+
+    entry = MODELS.get(str(spec))
+    if entry is not None:
+        path = entry.path if entry.kind == "bundled" else local_path(entry)
+    else:
+        path = Path(spec).expanduser()
+    return path if path is not None and path.exists() else None

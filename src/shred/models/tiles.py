@@ -25,6 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..errors import ShredError
 from .base import Denoiser
+from .memory import available_bytes
 
 
 def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
@@ -182,28 +183,13 @@ def activation_bytes_per_pixel(denoiser: Denoiser) -> float:
     return bpp
 
 
-def available_memory(device: str | torch.device) -> int | None:
-    """Bytes free for this process on ``device``: the GPU's free memory, or the system's
-    MemAvailable for the CPU; None when unknown."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def whole_image_pixels(denoiser: Denoiser, device, grad: str, images: int, fraction: float = 0.7) -> int | None:
     """The largest H * W that ``images`` images can be restored at without tiles, using
-    ``fraction`` of the free memory (:data:`PEAK_PER_ACTIVATION`); None when the free memory is
+    ``fraction`` of the free memory (:func:`shred.models.memory.available_bytes`: the GPU's free
+    memory, or the CPU's MemAvailable within ``ulimit -v``) at :data:`PEAK_PER_ACTIVATION` times
+    :func:`activation_bytes_per_pixel` bytes per pixel and image; None when the free memory is
     unknown."""
-    free = available_memory(device)
+    free = available_bytes(device)
     if free is None:
         return None
     factors = PEAK_PER_ACTIVATION["cuda" if torch.device(device).type == "cuda" else "cpu"]

@@ -11,13 +11,77 @@ which converges to the minimum-norm least-squares solution A^+ y).
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
+import numpy as np
 import torch
 
+from ..config import _Invalid
 from ..errors import ShredError
 
 OPERATORS: dict[str, type["Operator"]] = {}
+
+# The largest image side and channel count an operator is built for (the models work at 32 to 256
+# pixels); a spec asking for more is refused before anything is allocated.
+MAX_SIDE = 4096
+MAX_CHANNELS = 4
+
+
+def image_shape(v) -> tuple[int, int, int]:
+    """Check of a (C, H, W) shape: three positive integers, C <= MAX_CHANNELS, H, W <= MAX_SIDE."""
+    if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                                  for s in v):
+        raise _Invalid("a list of 3 integers [C, H, W]")
+    c, h, w = v
+    if min(v) < 1 or c > MAX_CHANNELS or max(h, w) > MAX_SIDE:
+        raise _Invalid(f"[C, H, W] with C in 1..{MAX_CHANNELS} and sides in 1..{MAX_SIDE}")
+    return (c, h, w)
+
+
+def text(v) -> str:
+    if not isinstance(v, str):
+        raise _Invalid("a string")
+    return v
+
+
+def noise_level(v) -> float:
+    """Check of a measurement noise std sigma_y: a number in [0, 1] ([0, 1] image units)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise _Invalid("a finite number >= 0")
+    if v > 1:
+        # 5 here most likely means 5 of 255 (8-bit units): refuse rather than bury the image.
+        raise _Invalid("at most 1: it is in [0, 1] image units (0.05 = 5 % of the range; for 8-bit units "
+                       "divide by 255)")
+    return float(v)
+
+
+def number_array(ndim: int, what: str):
+    """Check of a nested JSON list of ``ndim`` dimensions holding finite numbers (a kernel)."""
+    def check(v):
+        try:
+            arr = np.asarray(v)
+        except (ValueError, TypeError):  # ragged lists
+            raise _Invalid(f"{what}: {ndim} levels of nested lists of numbers of equal lengths") from None
+        if arr.ndim != ndim or arr.dtype.kind not in "iuf" or arr.size == 0:
+            raise _Invalid(f"{what}: {ndim} levels of nested lists of numbers of equal lengths")
+        if not np.isfinite(arr).all():
+            raise _Invalid(f"{what} without NaN or infinite values")
+        return v
+    return check
+
+
+OPERATOR, OPERATORS_LIST = "operator", "operators"  # spec fields holding nested operator specs
+
+
+@dataclass(frozen=True)
+class SpecField:
+    """One parameter of an operator's JSON spec: ``check`` (a :mod:`shred.config` style check, or
+    :data:`OPERATOR` / :data:`OPERATORS_LIST` for nested specs) and whether it may be left out."""
+
+    check: Callable[[Any], Any] | str
+    required: bool = True
 
 
 def register_operator(name: str):
@@ -46,6 +110,9 @@ class Operator:
     """
 
     name: ClassVar[str] = "operator"
+    # The parameters of the JSON spec besides name and in_shape (checked before anything is built);
+    # None for an operator that declares none (its parameters go to from_params unchecked).
+    spec_fields: ClassVar[dict[str, SpecField] | None] = None
     linear: ClassVar[bool] = True
     coisometry: float | None = None
     in_shape: tuple[int, int, int]
@@ -132,15 +199,61 @@ class Operator:
         return f"{type(self).__name__}({tuple(self.in_shape)}{', ' if args else ''}{args})"
 
 
-def operator_from_spec(spec: dict[str, Any]) -> Operator:
-    """Rebuild an operator from :meth:`Operator.spec`."""
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise ShredError("an operator spec is a JSON object with a 'name'")
+def _shown(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_operator_spec(spec: Any, where: str = "operator") -> None:
+    """Check an operator spec (:meth:`Operator.spec`) against its registered class's schema
+    (:attr:`Operator.spec_fields`), nested operators included, without building anything.
+
+    Raises :class:`ShredError` naming the field by its path (``operator.ops[1].scale is
+    missing``, ``operator.in_shape must be a list of 3 integers [C, H, W], got 'abc'``)."""
+    if not isinstance(spec, dict):
+        raise ShredError(f"{where} must be a JSON object, got {_shown(spec)}")
+    name = spec.get("name")
+    if name is None:
+        raise ShredError(f"{where}.name is missing")
+    if not isinstance(name, str) or name not in OPERATORS:
+        raise ShredError(f"{where}.name must be one of {', '.join(sorted(OPERATORS))}, got {_shown(name)}")
+    fields = OPERATORS[name].spec_fields
+    checks = {"in_shape": SpecField(image_shape), **(fields or {})}
+    for key, field in checks.items():
+        if key not in spec:
+            if field.required:
+                raise ShredError(f"{where}.{key} is missing")
+            continue
+        value = spec[key]
+        if field.check == OPERATOR:
+            check_operator_spec(value, f"{where}.{key}")
+        elif field.check == OPERATORS_LIST:
+            if not isinstance(value, list) or not value:
+                raise ShredError(f"{where}.{key} must be a non-empty list of operators, got {_shown(value)}")
+            for i, item in enumerate(value):
+                check_operator_spec(item, f"{where}.{key}[{i}]")
+        else:
+            try:
+                field.check(value)
+            except _Invalid as exc:
+                raise ShredError(f"{where}.{key} must be {exc}, got {_shown(value)}") from None
+    if fields is not None:
+        unknown = sorted(set(spec) - set(checks) - {"name"})
+        if unknown:
+            raise ShredError(f"{where} has an unknown field {unknown[0]!r} (operator {name} takes "
+                             f"{', '.join(['name', 'in_shape', *fields])})")
+
+
+def operator_from_spec(spec: dict[str, Any], where: str = "operator") -> Operator:
+    """Rebuild an operator from :meth:`Operator.spec`, after :func:`check_operator_spec`.
+
+    Raises :class:`ShredError` for a spec that does not match the schema (naming the field by its
+    path from ``where``) or describes an impossible operator (a scale that does not divide the
+    image, a mask of the wrong size)."""
+    check_operator_spec(spec, where)
     spec = dict(spec)
     name = spec.pop("name")
-    if name not in OPERATORS:
-        raise ShredError(f"unknown operator {name!r} in spec; known: {', '.join(sorted(OPERATORS))}")
-    in_shape = tuple(int(s) for s in spec.pop("in_shape"))
+    in_shape = tuple(spec.pop("in_shape"))
     try:
         return OPERATORS[name].from_params(in_shape, **spec)
     except TypeError as exc:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ShredError
 from ..seeding import generator
-from .base import Operator, register_operator
+from .base import Operator, SpecField, number_array, register_operator, text
 from .kernels import _normalise
 
 
@@ -164,6 +164,8 @@ class SpatiallyVaryingBlur(Operator):
     """
 
     separable = False
+    spec_fields = {"kernels": SpecField(number_array(4, "a grid of kernels [grid_h][grid_w][kh][kw]")),
+                   "kind": SpecField(text, required=False)}
 
     def __init__(self, in_shape, kernels: torch.Tensor, kind: str = "custom"):
         from .linear import _shape
@@ -171,6 +173,9 @@ class SpatiallyVaryingBlur(Operator):
         kernels = torch.as_tensor(kernels, dtype=torch.float64)
         if kernels.dim() != 4:
             raise ShredError(f"sv-blur kernels must be [grid_h, grid_w, kh, kw], got shape {tuple(kernels.shape)}")
+        from .kernels import check_kernel_size
+        check_kernel_size(max(kernels.shape[2:]), self.in_shape,
+                          f"{kernels.shape[2]}x{kernels.shape[3]} sv-blur kernels", "smaller kernels")
         gh, gw = kernels.shape[:2]
         self.kernels = torch.stack([torch.stack([_normalise(kernels[i, j], f"sv-blur kernel ({i}, {j})")
                                                  for j in range(gw)]) for i in range(gh)])

@@ -20,12 +20,41 @@ def _normalise(k: torch.Tensor, source: str) -> torch.Tensor:
         raise ShredError(f"{source}: the kernel contains NaN or infinite values")
     if (k < -1e-12).any():
         raise ShredError(f"{source}: the kernel has negative entries; a blur kernel is non-negative")
+    if float(k.max()) > 1e6:  # entries near the float64 limit would sum to infinity
+        k = k / k.max()
     total = float(k.sum())
     if total <= 0:
         raise ShredError(f"{source}: the kernel sums to {total:g}; it must have positive mass")
     k = k.clamp_min(0).to(torch.float64)
     # Leave an already-normalised kernel bit for bit as it is, so that specs round-trip exactly.
     return k if abs(float(k.sum()) - 1.0) < 1e-12 else k / k.sum()
+
+
+# Above this side a kernel is refused before it is built: 1025 x 1025 float64 is 8 MB, and no image
+# shred restores (at most a few hundred pixels a side) can feel a wider one.
+MAX_KERNEL_SIZE = 1025
+
+
+def max_kernel_size(shape) -> int:
+    """The widest kernel an image of ``shape`` (C, H, W) can feel: 2 max(H, W) - 1 (a 'same'
+    convolution never reaches kernel entries further from the centre than the image is long),
+    and at most :data:`MAX_KERNEL_SIZE`."""
+    return min(2 * max(int(s) for s in shape[1:]) - 1, MAX_KERNEL_SIZE)
+
+
+def _count(n: int) -> str:
+    return str(n) if n < 10 ** 9 else f"{float(n):.3g}"
+
+
+def check_kernel_size(size: int, shape, what: str | None = None, fix: str = "a smaller --kernel-size") -> None:
+    """Raise :class:`ShredError` when a kernel side ``size`` is wider than images of ``shape``
+    (C, H, W) can use (:func:`max_kernel_size`), before anything is allocated. ``what`` names the
+    kernel in the message (default ``kernel size N``), ``fix`` says what to change."""
+    limit = max_kernel_size(shape)
+    if size > limit:
+        h, w = shape[1:]
+        raise ShredError(f"{what or f'kernel size {_count(size)}'} is larger than a {h}x{w} image can use "
+                         f"(at most {limit}); use {fix}")
 
 
 def gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
@@ -38,8 +67,10 @@ def anisotropic_gaussian_kernel(size: int, sigma_x: float, sigma_y: float, angle
     radians: covariance R diag(sigma_x^2, sigma_y^2) R^T."""
     if size < 1 or size % 2 == 0:
         raise ShredError(f"kernel size must be a positive odd integer, got {size}")
-    if sigma_x <= 0 or sigma_y <= 0:
-        raise ShredError("kernel standard deviations must be positive")
+    if size > MAX_KERNEL_SIZE:
+        raise ShredError(f"kernel size {_count(size)} is over the limit of {MAX_KERNEL_SIZE}")
+    if not (sigma_x > 0 and sigma_y > 0 and math.isfinite(sigma_x) and math.isfinite(sigma_y)):
+        raise ShredError("kernel standard deviations must be positive and finite")
     c, s = math.cos(angle), math.sin(angle)
     rot = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
     cov = rot @ torch.diag(torch.tensor([sigma_x ** 2, sigma_y ** 2], dtype=torch.float64)) @ rot.T
@@ -88,9 +119,12 @@ def _mat_kernels(path: Path) -> list[np.ndarray]:
     try:
         mat = loadmat(str(path))
     except NotImplementedError:  # MATLAB v7.3 files are HDF5
-        return _mat73_kernels(path)
-    except Exception as exc:
-        raise ShredError(f"{path}: not a readable MATLAB file ({exc})") from None
+        try:
+            return _mat73_kernels(path)
+        except Exception as exc:  # noqa: BLE001 - h5py raises OSError, KeyError, ValueError, ...
+            raise ShredError(f"{path}: not a readable MATLAB v7.3 file ({str(exc)[:160]})") from None
+    except Exception as exc:  # noqa: BLE001 - scipy raises ValueError, TypeError, OSError, ...
+        raise ShredError(f"{path}: not a readable MATLAB file ({str(exc)[:160]})") from None
     found: list[np.ndarray] = []
 
     def collect(obj):
@@ -120,9 +154,17 @@ def load_kernel(spec: str) -> torch.Tensor:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise ShredError(f"{path}: not a readable .npy array ({exc})") from None
+            arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        except Exception as exc:  # noqa: BLE001 - numpy raises ValueError, OSError, EOFError, ...
+            raise ShredError(f"{path}: not a readable .npy array ({str(exc)[:160]})") from None
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+            raise ShredError(f"{path}: a kernel is a numeric .npy array, got {getattr(arr, 'dtype', 'a .npz archive')}")
+        if arr.ndim in (2, 3) and max(arr.shape[-2:]) > MAX_KERNEL_SIZE:
+            raise ShredError(f"{path}: a {arr.shape[-2]}x{arr.shape[-1]} kernel is over the limit of {MAX_KERNEL_SIZE}")
+        try:
+            arr = np.array(arr, dtype=np.float64)
+        except (OSError, ValueError) as exc:
+            raise ShredError(f"{path}: cannot read the array ({exc})") from None
         arrays = [arr] if arr.ndim == 2 else [arr[i] for i in range(arr.shape[0])] if arr.ndim == 3 else []
     elif suffix == ".mat":
         arrays = _mat_kernels(path)
@@ -139,4 +181,7 @@ def load_kernel(spec: str) -> torch.Tensor:
         index = 0
     if not 0 <= index < len(arrays):
         raise ShredError(f"{path} holds {len(arrays)} kernels; index {index} is out of range")
-    return _normalise(torch.as_tensor(np.asarray(arrays[index], dtype=np.float64)), str(path))
+    k = np.asarray(arrays[index], dtype=np.float64)
+    if max(k.shape) > MAX_KERNEL_SIZE:
+        raise ShredError(f"{path}: a {k.shape[0]}x{k.shape[1]} kernel is over the limit of {MAX_KERNEL_SIZE}")
+    return _normalise(torch.as_tensor(k), str(path))

@@ -11,16 +11,25 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..config import _Invalid, optional, positive_int
 from ..errors import ShredError
-from .base import Operator, operator_from_spec, register_operator
+from .base import (OPERATOR, OPERATORS_LIST, Operator, SpecField, image_shape, noise_level, number_array,
+                   operator_from_spec, register_operator, text)
 from .masks import pack_mask, unpack_mask
 
 
 def _shape(in_shape) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in in_shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ShredError(f"image shape must be (C, H, W) with positive sides, got {in_shape}")
-    return shape
+    try:
+        return image_shape(tuple(int(s) for s in in_shape))
+    except (_Invalid, TypeError, ValueError) as exc:
+        raise ShredError(f"image shape must be (C, H, W) with positive sides, got {in_shape}"
+                         + (f" ({exc})" if isinstance(exc, _Invalid) else "")) from None
+
+
+def _unit_number(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise _Invalid("a number in [0, 1]")
+    return v
 
 
 @register_operator("identity")
@@ -28,6 +37,7 @@ class Identity(Operator):
     """H = I: denoising, or the inversion test of the paper's Fig. 2."""
 
     coisometry = 1.0
+    spec_fields = {}
 
     def __init__(self, in_shape):
         self.in_shape = self.out_shape = _shape(in_shape)
@@ -52,6 +62,9 @@ class Mask(Operator):
         mask: [H, W] tensor of 0/1 (1 = kept), shared by all channels and batch elements.
         kind: what made the mask (``"box"``, ``"random"``, ``"file"``), for the record.
     """
+
+    spec_fields = {"mask_bits": SpecField(text), "kind": SpecField(text, required=False),
+                   "kept_fraction": SpecField(optional(_unit_number), required=False)}
 
     def __init__(self, in_shape, mask: torch.Tensor, kind: str = "custom"):
         self.in_shape = self.out_shape = _shape(in_shape)
@@ -102,6 +115,8 @@ class AvgPoolSR(Operator):
     """Super-resolution by average pooling: each k x k block becomes its mean (the paper's uniform
     down-sampling; ``AdaptiveAvgPool2d`` in the authors' code). A A^T = I / k^2."""
 
+    spec_fields = {"scale": SpecField(positive_int)}
+
     def __init__(self, in_shape, scale: int):
         self.in_shape = _shape(in_shape)
         c, h, w = self.in_shape
@@ -139,7 +154,9 @@ def bicubic_matrix(n_in: int, scale: int) -> torch.Tensor:
         js = torch.arange(math.floor(centre - support), math.ceil(centre + support) + 1)
         wts = cubic((centre - js.double()) / scale)
         wts = wts / wts.sum()
-        js = torch.where(js < 0, -js - 1, js)
+        # MATLAB's imresize mirrors the borders through aux = [1:n, n:-1:1] indexed mod 2n, which
+        # also holds when the filter is wider than the image (one output pixel: scale = n).
+        js = js % (2 * n_in)
         js = torch.where(js >= n_in, 2 * n_in - 1 - js, js)
         mat[i].index_add_(0, js, wts)
     return mat
@@ -149,6 +166,8 @@ def bicubic_matrix(n_in: int, scale: int) -> torch.Tensor:
 class BicubicSR(Operator):
     """Super-resolution by bicubic down-sampling (MATLAB ``imresize`` with anti-aliasing), written
     as y = D_h x D_w^T with exact adjoint and pseudo-inverse from the separable matrices."""
+
+    spec_fields = {"scale": SpecField(positive_int)}
 
     def __init__(self, in_shape, scale: int):
         self.in_shape = _shape(in_shape)
@@ -206,10 +225,16 @@ class Blur(Operator):
     1e-3 to 1e-5 (see the tests).
     """
 
+    spec_fields = {"kernel": SpecField(number_array(2, "a kernel")), "kind": SpecField(text, required=False)}
+
     def __init__(self, in_shape, kernel: torch.Tensor, kind: str = "custom"):
-        from .kernels import _normalise
+        from .kernels import _normalise, check_kernel_size
         self.in_shape = self.out_shape = _shape(in_shape)
-        self.kernel = _normalise(torch.as_tensor(kernel, dtype=torch.float64), "blur kernel")
+        kernel = torch.as_tensor(kernel, dtype=torch.float64)
+        if kernel.dim() == 2:
+            check_kernel_size(max(kernel.shape), self.in_shape,
+                              f"a {kernel.shape[0]}x{kernel.shape[1]} blur kernel", "a smaller kernel")
+        self.kernel = _normalise(kernel, "blur kernel")
         self.kind = kind
         u, sv, vh = torch.linalg.svd(self.kernel)
         self.separable = bool(sv.numel() == 1 or sv[1] <= 1e-12 * sv[0])
@@ -253,6 +278,8 @@ class Blur(Operator):
 class Colorize(Operator):
     """Colorization: y is the grey image, the mean of the colour channels. A A^T = I / C."""
 
+    spec_fields = {}
+
     def __init__(self, in_shape):
         self.in_shape = _shape(in_shape)
         c, h, w = self.in_shape
@@ -272,6 +299,8 @@ class Colorize(Operator):
 @register_operator("compose")
 class Compose(Operator):
     """A = A_n o ... o A_1 (the first listed is applied first), e.g. colorization then x4."""
+
+    spec_fields = {"ops": SpecField(OPERATORS_LIST)}
 
     def __init__(self, in_shape, ops: list[Operator]):
         self.in_shape = _shape(in_shape)
@@ -322,12 +351,16 @@ class Noisy(Operator):
     solvers); only :meth:`degrade` draws the noise. ``sigma_y`` is in [0, 1] image units.
     """
 
+    spec_fields = {"op": SpecField(OPERATOR), "sigma_y": SpecField(noise_level)}
+
     def __init__(self, in_shape, op: Operator, sigma_y: float):
         self.in_shape = _shape(in_shape)
         if tuple(op.in_shape) != self.in_shape:
             raise ShredError("noisy: inner operator has a different input shape")
-        if not (sigma_y >= 0 and math.isfinite(sigma_y)):
-            raise ShredError(f"sigma_y must be a finite number >= 0, got {sigma_y}")
+        try:
+            noise_level(sigma_y)
+        except _Invalid as exc:
+            raise ShredError(f"sigma_y must be {exc}, got {sigma_y}") from None
         self.op = op
         self.noise = float(sigma_y)
         self.out_shape = op.out_shape

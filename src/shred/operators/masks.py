@@ -38,26 +38,58 @@ def random_pixel_mask(h: int, w: int, fraction: float, generator: torch.Generato
 
 
 def load_mask(path: str | Path) -> torch.Tensor:
-    """A mask from a PNG/JPEG (white = kept, threshold 0.5) or an .npy array (non-zero = kept)."""
+    """A mask [H, W] (1 = kept) from a file, as the user drew it.
+
+    Images (PNG/JPEG/...): a pixel is kept when it is light (grey level > 0.5) and opaque (alpha
+    > 0.5): a hole may be painted black, or erased to transparency. ``.npy`` arrays: non-zero is
+    kept; [H, W, 4] arrays use the last channel as alpha the same way. Raises :class:`ShredError`
+    for an unreadable file, NaN or infinite values, a non-numeric or non-2-D array, and a mask
+    that keeps no pixel.
+    """
     path = Path(path)
     if not path.is_file():
         raise ShredError(f"mask file {path} does not exist")
     if path.suffix.lower() == ".npy":
+        from ..io import MAX_PIXELS
+
         try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as exc:
+            arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        except Exception as exc:  # noqa: BLE001 - numpy raises ValueError, OSError, EOFError, ...
             raise ShredError(f"{path}: not a readable .npy array ({exc})") from None
-        arr = np.squeeze(arr)
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiub":
+            raise ShredError(f"{path}: a mask is a numeric .npy array, got "
+                             f"{getattr(arr, 'dtype', 'a .npz archive')}")
+        if arr.size > 4 * MAX_PIXELS:
+            raise ShredError(f"{path}: an array of shape {arr.shape} is too large for a mask")
+        arr = np.squeeze(np.array(arr))
+        alpha = None
         if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
-            arr = arr[..., 0]
-        elif arr.ndim == 3 and arr.shape[0] in (1, 3):
-            arr = arr[0]
+            arr, alpha = arr[..., 0], (arr[..., 3] if arr.shape[-1] == 4 else None)
+        elif arr.ndim == 3 and arr.shape[0] in (1, 3, 4):
+            arr, alpha = arr[0], (arr[3] if arr.shape[0] == 4 else None)
         if arr.ndim != 2:
             raise ShredError(f"{path}: a mask must be a 2-D array, got shape {arr.shape}")
-        return torch.as_tensor(arr != 0, dtype=torch.float64)
-    from ..io import read_image
-    img = read_image(path, channels=1)[0, 0]
-    return (img > 0.5).to(torch.float64)
+        if not (np.isfinite(arr).all() and (alpha is None or np.isfinite(alpha).all())):
+            raise ShredError(f"{path}: the mask contains NaN or infinite values; 1 (or non-zero) = kept, 0 = hole")
+        keep = arr != 0 if alpha is None else (arr != 0) & (alpha != 0)
+        m = torch.as_tensor(keep, dtype=torch.float64)
+    else:
+        from ..io import read_image_and_alpha
+
+        img, alpha = read_image_and_alpha(path, channels=1)
+        keep = img[0, 0] > 0.5
+        if alpha is not None:
+            keep &= alpha > 0.5  # a hole erased to transparency is a hole
+        m = keep.to(torch.float64)
+    if m.sum() == 0:
+        raise ShredError(f"{path}: the mask keeps no pixel (white/non-zero = kept, black/zero or transparent = hole)")
+    return m
+
+
+def describe_mask(m: torch.Tensor) -> str:
+    """``keeps 768 of 1024 pixels (75.0 %)``: the kept fraction of a mask [H, W] (1 = kept)."""
+    kept, total = int(m.sum()), m.numel()
+    return f"keeps {kept} of {total} pixels ({100 * kept / total:.1f} %)"
 
 
 def pack_mask(m: torch.Tensor) -> str:

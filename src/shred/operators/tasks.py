@@ -12,12 +12,25 @@ from typing import Callable
 
 import torch
 
-from ..config import FrozenConfig
+from ..config import FrozenConfig, _Invalid, odd_positive_int, optional, positive, positive_int, setting
 from ..errors import ShredError
-from .base import Operator
-from .kernels import gaussian_kernel, load_kernel, random_anisotropic_gaussian_kernel
+from .base import Operator, noise_level
+from .kernels import _count, check_kernel_size, gaussian_kernel, load_kernel, random_anisotropic_gaussian_kernel
 from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy
-from .masks import box_mask, load_mask, random_pixel_mask
+from .masks import box_mask, describe_mask, load_mask, random_pixel_mask
+
+
+def _fraction(v):
+    v = positive(v)
+    if v > 1:
+        raise _Invalid("in (0, 1] (0.05 keeps 5 % of the pixels)")
+    return v
+
+
+def _text(v):
+    if not isinstance(v, str) or not v:
+        raise _Invalid("a non-empty string")
+    return v
 
 
 @dataclass(frozen=True)
@@ -36,29 +49,49 @@ class TaskOptions(FrozenConfig):
         sigma_y: standard deviation of additive Gaussian measurement noise, in [0, 1] units.
     """
 
-    scale: int = 4
-    fraction: float = 0.05
-    box_size: int | None = None
-    mask: str | None = None
-    kernel: str = "gaussian"
-    kernel_size: int | None = None
-    kernel_sigma: float = 3.0
-    sigma_y: float = 0.0
+    scale: int = setting(4, positive_int)
+    fraction: float = setting(0.05, _fraction)
+    box_size: int | None = setting(None, optional(positive_int))
+    mask: str | None = setting(None, optional(_text))
+    kernel: str = setting("gaussian", _text)
+    kernel_size: int | None = setting(None, optional(odd_positive_int))
+    kernel_sigma: float = setting(3.0, positive)
+    sigma_y: float = setting(0.0, noise_level)
 
+    label = "task option"  # "task option sigma_y must be ..."
     what = "task options"  # names them in errors (a class attribute, not a field)
 
 
-def _kernel(opts: TaskOptions, generator) -> tuple[torch.Tensor, str]:
+def gaussian_size(sigma: float) -> int:
+    """The default side of a Gaussian kernel: 2 ceil(3 sigma) + 1 (three standard deviations)."""
+    return 2 * math.ceil(3 * sigma) + 1
+
+
+def _kernel(opts: TaskOptions, generator, shape) -> tuple[torch.Tensor, str]:
     if opts.kernel == "gaussian":
-        size = opts.kernel_size or 2 * math.ceil(3 * opts.kernel_sigma) + 1
+        if opts.kernel_size is None:
+            check_kernel_size(gaussian_size(opts.kernel_sigma), shape,
+                              f"kernel sigma {opts.kernel_sigma:g} implies a kernel side of "
+                              f"{_count(gaussian_size(opts.kernel_sigma))} (2 ceil(3 sigma) + 1), which",
+                              "a smaller --kernel-sigma, or give --kernel-size")
+        size = opts.kernel_size or gaussian_size(opts.kernel_sigma)
+        check_kernel_size(size, shape)
         return gaussian_kernel(size, opts.kernel_sigma), f"gaussian(sigma={opts.kernel_sigma:g})"
     if opts.kernel == "random":
         size = opts.kernel_size or 41
+        check_kernel_size(size, shape)
         # The paper's 41x41 kernels have standard deviations of 2-8 pixels; smaller kernels (for
         # smaller images) keep the same proportions.
         return (random_anisotropic_gaussian_kernel(size, generator, sigma_range=(2 * size / 41, 8 * size / 41)),
                 "random-anisotropic-gaussian")
-    return load_kernel(opts.kernel), f"file:{opts.kernel}"
+    k = load_kernel(opts.kernel)
+    check_kernel_size(max(k.shape), shape, f"the kernel in {opts.kernel} is {k.shape[0]}x{k.shape[1]}, which",
+                      "a smaller kernel")
+    return k, f"file:{opts.kernel}"
+
+
+def _draws_nothing(opts: TaskOptions) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -68,6 +101,9 @@ class Task:
     Attributes:
         options: the :class:`TaskOptions` fields the recipe reads (``sigma_y`` applies to every
             task and is not listed); front ends show only these.
+        draws: what the recipe draws from the generator with these options and a restoration
+            needs back (``"mask"``, ``"kernel"``, ``"kernels"``), or None: such an operator can
+            only be rebuilt from the spec or the seed that made it, never re-drawn.
     """
 
     name: str
@@ -75,15 +111,16 @@ class Task:
     preset_key: str
     help: str
     options: tuple[str, ...] = ()
+    draws: Callable[[TaskOptions], str | None] = _draws_nothing
 
 
 TASKS: dict[str, Task] = {}
 _KERNEL_OPTIONS = ("kernel", "kernel_size", "kernel_sigma")
 
 
-def _task(name: str, preset_key: str, help: str, options: tuple[str, ...] = ()):
+def _task(name: str, preset_key: str, help: str, options: tuple[str, ...] = (), draws=_draws_nothing):
     def deco(fn):
-        TASKS[name] = Task(name, fn, preset_key, help, options)
+        TASKS[name] = Task(name, fn, preset_key, help, options, draws)
         return fn
     return deco
 
@@ -102,10 +139,15 @@ def _inpaint(shape, opts, gen):
 def _inpaint_mask(shape, opts, gen):
     if not opts.mask:
         raise ShredError("task inpaint-mask needs --mask FILE (PNG or .npy, 1/white = kept)")
-    return Mask(shape, load_mask(opts.mask), kind="file")
+    op = Mask(shape, load_mask(opts.mask), kind="file")  # a mask of the wrong size is refused first
+    if bool((op.mask == 1).all()):
+        raise ShredError(f"{opts.mask}: the mask hides no pixel, so there is nothing to inpaint; paint the hole "
+                         "black (or transparent), white = kept")
+    return op
 
 
-@_task("cs", "cs", "compressed sensing: keep a random --fraction of the pixels (0.05 = 5%)", ("fraction",))
+@_task("cs", "cs", "compressed sensing: keep a random --fraction of the pixels (0.05 = 5%)", ("fraction",),
+       draws=lambda opts: "mask")
 def _cs(shape, opts, gen):
     return Mask(shape, random_pixel_mask(shape[1], shape[2], opts.fraction, gen), kind="random")
 
@@ -120,9 +162,10 @@ def _sr_bicubic(shape, opts, gen):
     return BicubicSR(shape, opts.scale)
 
 
-@_task("deblur", "deblur", "deblurring with a known --kernel (gaussian, random or FILE[:INDEX])", _KERNEL_OPTIONS)
+@_task("deblur", "deblur", "deblurring with a known --kernel (gaussian, random or FILE[:INDEX])", _KERNEL_OPTIONS,
+       draws=lambda opts: "kernel" if opts.kernel == "random" else None)
 def _deblur(shape, opts, gen):
-    kernel, kind = _kernel(opts, gen)
+    kernel, kind = _kernel(opts, gen, shape)
     return Blur(shape, kernel, kind=kind)
 
 
@@ -134,34 +177,35 @@ def _colorize(shape, opts, gen):
 @_task("blind-deblur", "blind-deblur", "blind deconvolution: the kernel (--kernel, e.g. random: the paper's "
        "41x41) makes the measurement, the restoration estimates it", _KERNEL_OPTIONS)
 def _blind_deblur(shape, opts, gen):
-    kernel, kind = _kernel(opts, gen)
+    kernel, kind = _kernel(opts, gen, shape)
     return Blur(shape, kernel, kind=kind)
 
 
 SV_GRID = (3, 3)  # cells of the synthetic spatially varying blur
 
 
-def _sv_kernels(opts, gen) -> torch.Tensor:
+def _sv_kernels(opts, gen, shape) -> torch.Tensor:
     # Random anisotropic Gaussians whose widths scale with the kernel side: for 41x41 the
     # standard deviations span the paper's 2-8 pixels.
     size = opts.kernel_size or 15
+    check_kernel_size(size, shape)
     rng = (size / 20, size / 5)
     return torch.stack([torch.stack([random_anisotropic_gaussian_kernel(size, gen, rng) for _ in range(SV_GRID[1])])
                         for _ in range(SV_GRID[0])])
 
 
 @_task("deblur-sv", "deblur", "non-uniform blur: a 3x3 grid of random Gaussian kernels (--kernel-size, "
-       "default 15) blended bilinearly", ("kernel_size",))
+       "default 15) blended bilinearly", ("kernel_size",), draws=lambda opts: "kernels")
 def _deblur_sv(shape, opts, gen):
     from .blind import SpatiallyVaryingBlur
-    return SpatiallyVaryingBlur(shape, _sv_kernels(opts, gen), kind="random-anisotropic-gaussian")
+    return SpatiallyVaryingBlur(shape, _sv_kernels(opts, gen, shape), kind="random-anisotropic-gaussian")
 
 
 @_task("blind-deblur-sv", "blind-deblur", "blind non-uniform deblurring: estimates a 3x3 grid of local "
        "kernels (--kernel-size) with the image", ("kernel_size",))
 def _blind_deblur_sv(shape, opts, gen):
     from .blind import SpatiallyVaryingBlur
-    return SpatiallyVaryingBlur(shape, _sv_kernels(opts, gen), kind="random-anisotropic-gaussian")
+    return SpatiallyVaryingBlur(shape, _sv_kernels(opts, gen, shape), kind="random-anisotropic-gaussian")
 
 
 @_task("nonuniform-deblur", "nonuniform-deblur", "non-uniform deblurring as in the authors' code: H = "
@@ -191,11 +235,59 @@ def build_task(task: str, in_shape, options: TaskOptions | None = None,
         ops.append(op)
         shape = op.out_shape
     op = ops[0] if len(ops) == 1 else Compose(in_shape, ops)
-    if opts.sigma_y < 0 or not math.isfinite(opts.sigma_y):
-        raise ShredError(f"--sigma-y must be >= 0, got {opts.sigma_y}")
     if opts.sigma_y > 0:
         op = Noisy(in_shape, op, opts.sigma_y)
     return op
+
+
+def _parts(task: str) -> list[str]:
+    return [p.strip() for p in task.split("+")]
+
+
+def random_parts(task: str, options: TaskOptions | None = None) -> list[str]:
+    """What ``task`` (or chain) draws at random with ``options`` and a restoration needs back
+    (:attr:`Task.draws`), e.g. ``["mask"]`` for ``cs``; empty when the operator is determined by
+    the options alone. Blind tasks draw a kernel too, but estimate it, so they list nothing."""
+    opts = options or TaskOptions()
+    return [d for p in _parts(task) if p in TASKS and (d := TASKS[p].draws(opts))]
+
+
+def assumed_defaults(task: str, options: TaskOptions, given: set[str], shape) -> list[str]:
+    """What a restoration of ``task`` takes on trust when only the options named in ``given``
+    were given: a phrase per default that shapes the operator (the Gaussian kernel of ``deblur``,
+    the centred hole of ``inpaint``), for images of ``shape`` (C, H, W). Defaults that the size
+    policy checks anyway (``--scale``: a wrong one gives a measurement of the wrong size), random
+    parts (:func:`random_parts`) and blind tasks (they estimate the kernel) are not listed."""
+    notes = []
+    for part in _parts(task):
+        if part == "deblur" and options.kernel == "gaussian" and not {"kernel", "kernel_sigma"} <= given:
+            notes.append(f"a Gaussian blur kernel of sigma {options.kernel_sigma:g} px "
+                         f"({gaussian_size(options.kernel_sigma) if options.kernel_size is None else options.kernel_size}"
+                         " px wide); give --kernel FILE, or --kernel gaussian --kernel-sigma S, for the true one")
+        if part == "inpaint" and "box_size" not in given:
+            side = min(shape[1:]) // 2
+            notes.append(f"a centred {side}x{side} hole (half the shorter side); give --box-size for the true one")
+    return notes
+
+
+def describe_operator(op: Operator) -> str | None:
+    """A phrase on what an operator holds that the user should see when it is read or made: the
+    kept fraction of its mask (``the mask keeps 768 of 1024 pixels (75.0 %)``), its blur kernel
+    (``kernel gaussian(sigma=3), 19x19``), its noise; None when there is nothing to say."""
+    from .linear import unwrap
+
+    noise = op.sigma_y
+    op = unwrap(op)
+    phrases = []
+    for stage in op.ops if isinstance(op, Compose) else (op,):
+        stage = unwrap(stage)
+        if isinstance(stage, Mask):
+            phrases.append(f"the mask {describe_mask(stage.mask)}")
+        elif isinstance(stage, Blur):
+            phrases.append(f"kernel {stage.kind}, {stage.kernel.shape[0]}x{stage.kernel.shape[1]}")
+    if noise > 0:
+        phrases.append(f"noise sigma_y {noise:g}")
+    return "; ".join(phrases) or None
 
 
 def preset_key(task: str) -> str:

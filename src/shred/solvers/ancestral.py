@@ -31,14 +31,6 @@ def image_generators(seeds: Sequence[int | None]) -> list[torch.Generator]:
     return [generator(s) for s in seeds]
 
 
-def randn(generators: Sequence[torch.Generator], shape: Sequence[int], device=None,
-          dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Standard normal [len(generators), *shape]: row i from generators[i], drawn in float32 on
-    the CPU so that it is the same on every device and batch size."""
-    rows = [torch.randn(tuple(shape), generator=g, dtype=torch.float32) for g in generators]
-    return torch.stack(rows).to(device=device, dtype=dtype)
-
-
 def spaced_timesteps(T: int, steps: int, spacing: str) -> list[int]:
     """The ``steps`` timesteps of a shortened chain, ascending.
 

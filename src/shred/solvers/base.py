@@ -17,7 +17,8 @@ import torch
 
 from ..errors import ShredError
 from ..operators import Operator
-from ..seeding import generator
+from ..seeding import check_seed, generator
+
 
 
 @dataclass
@@ -132,16 +133,6 @@ def seed_spread(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float(), std.float()
 
 
-MAX_SEED = 2 ** 63 - 1
-
-
-def check_seed(seed) -> int:
-    """A seed is an integer in [0, 2^63 - 1] (what ``torch.Generator.manual_seed`` accepts)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ShredError(f"seeds are integers from 0 to 2^63 - 1, got {seed!r}")
-    return int(seed)
-
-
 def fresh_seed() -> int:
     """A seed from the operating system's entropy (for runs without one)."""
     import secrets
@@ -149,20 +140,29 @@ def fresh_seed() -> int:
     return secrets.randbits(63)
 
 
+def randn(generators: Sequence[torch.Generator], shape: Sequence[int], device=None,
+          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal [len(generators), *shape]: row i from generators[i], drawn in float32 on
+    the CPU so that it is the same on every device and batch size."""
+    rows = [torch.randn(tuple(shape), generator=g, dtype=torch.float32) for g in generators]
+    return torch.stack(rows).to(device=device, dtype=dtype)
+
+
 def seeded_noise(shape: Sequence[int], seeds: Sequence[int | None], device=None,
                  dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise [len(seeds), *shape]; row i drawn from a CPU generator seeded with
     seeds[i] (fresh entropy when None), so it is the same on every device and batch size."""
-    rows = [torch.randn(tuple(shape), generator=generator(s), dtype=torch.float32) for s in seeds]
-    return torch.stack(rows).to(device=device, dtype=dtype)
+    return randn([generator(s) for s in seeds], shape, device, dtype)
 
 
-def unwrap(operator: Operator) -> Operator:
-    """The operator that defines a task: noise layers stripped, the last stage of a chain."""
-    from ..operators import Compose, Noisy
+def task_stage(operator: Operator) -> Operator:
+    """The operator that defines a task's settings: noise stripped (:func:`shred.operators.unwrap`)
+    and, for a chain such as colorize+sr, its last stage."""
+    from ..operators import Compose, unwrap
 
-    while isinstance(operator, (Noisy, Compose)):
-        operator = operator.op if isinstance(operator, Noisy) else operator.ops[-1]
+    operator = unwrap(operator)
+    while isinstance(operator, Compose):
+        operator = unwrap(operator.ops[-1])
     return operator
 
 

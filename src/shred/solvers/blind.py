@@ -23,7 +23,7 @@ import torch
 from ..config import FrozenConfig, at_most, odd_positive_int, optional, positive, positive_int, setting, tuple_of
 from ..errors import ShredError
 from ..models.base import Denoiser
-from ..operators import Blur, Noisy, Operator
+from ..operators import Blur, Operator, unwrap
 from ..operators.blind import ParametricBlur, SpatiallyVaryingBlur, estimated_operator
 from .base import Result
 from .registry import register_solver
@@ -58,7 +58,7 @@ class BlindConfig(FrozenConfig):
 
 def blur_structure(operator: Operator) -> tuple[Operator, tuple[int, int] | None, tuple[int, int] | None]:
     """(the blur inside ``operator``, its kernel size, its grid); sizes None when it has no blur."""
-    inner = operator.op if isinstance(operator, Noisy) else operator
+    inner = unwrap(operator)
     if isinstance(inner, Blur):
         return inner, tuple(inner.kernel.shape), (1, 1)
     if isinstance(inner, SpatiallyVaryingBlur):

@@ -29,7 +29,7 @@ from ..models.base import module_device
 from ..operators import AvgPoolSR, BicubicSR, Mask, Operator
 from ..operators.blind import KernelNet, convolve_same, estimated_operator, grid_weights, kernel_seed, sv_blur
 from ..seeding import generator
-from .base import Result, Solver, unwrap
+from .base import Result, Solver, task_stage
 from .dip_net import SkipNet, init_from, max_scales
 from .registry import register_solver
 
@@ -46,7 +46,7 @@ def dip_official_settings(operator: Operator) -> dict[str, Any]:
     * denoising (``denoising.ipynb``): 3000, 1/30, skip channels 4, bilinear. Other operators (blur,
       colorization), for which DIP publishes no script, take these too.
     """
-    main = unwrap(operator)
+    main = task_stage(operator)
     if isinstance(main, (AvgPoolSR, BicubicSR)):
         big = main.scale >= 8
         return dict(iterations=4000 if big else 2000, reg_noise_std=0.05 if big else 0.03, skip_channels=4,
@@ -92,10 +92,13 @@ class DIPConfig(FrozenConfig):
 
 class _NetSolver(Solver):
     """What DIP and SelfDeblur share: one untrained network per restoration, run one image at a
-    time (each restoration optimises its own network's weights, so there is nothing to batch).
+    time (each restoration optimises its own network's weights, so there is nothing to batch;
+    ``batched = False`` tells the comparison to save each image as soon as it is done).
 
     ``device``: where the networks run (default: the denoiser's device when one is given, which
     these methods do not otherwise use; else the CPU)."""
+
+    batched = False
 
     def __init__(self, denoiser=None, config=None, *, device=None, dtype: torch.dtype = torch.float32, **settings):
         config = config if config is not None else self.config_class()

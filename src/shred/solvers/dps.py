@@ -24,7 +24,7 @@ from ..config import FrozenConfig, at_most, boolean, non_negative, one_of, optio
 from ..diffusion import predict_x0
 from ..operators import Mask, Operator
 from .ancestral import VARIANCES, ddpm_step, spaced_timesteps
-from .base import to_image_space, unwrap
+from .base import to_image_space, task_stage
 from .peer import PeerSolver
 from .registry import register_solver
 
@@ -39,7 +39,7 @@ DPS_SCALES = {"sr": 0.3, "deblur": 0.3, "inpaint": 0.5, "cs": 0.5, "colorize": 0
 def official_scale(operator: Operator) -> float:
     """zeta of the official config for the task ``operator`` stands for (:data:`DPS_SCALES`):
     0.5 for masks (inpainting, compressed sensing by pixel subsampling), 0.3 otherwise."""
-    main = unwrap(operator)
+    main = task_stage(operator)
     return DPS_SCALES["inpaint"] if isinstance(main, Mask) else DPS_SCALES["sr"]
 
 

@@ -19,8 +19,8 @@ import torch
 from ..errors import ShredError
 from ..models.base import Denoiser, check_image_shape, module_device
 from ..operators import Operator
-from .ancestral import image_generators, randn
-from .base import Result, Solver, measurement_loss, to_image_space
+from .ancestral import image_generators
+from .base import Result, Solver, measurement_loss, randn, to_image_space
 
 
 def check(condition: bool, message: str) -> None:

@@ -28,7 +28,7 @@ import torch
 from ..config import FrozenConfig, at_most, boolean, one_of, positive_int, setting
 from ..diffusion import predict_x0
 from ..errors import ShredError
-from ..operators import Compose, Mask, Noisy, Operator
+from ..operators import Mask, Operator, unwrap
 from .ancestral import VARIANCES, ddpm_step, jump_schedule, spaced_timesteps
 from .base import to_model_space
 from .peer import PeerSolver
@@ -61,12 +61,9 @@ class RepaintConfig(FrozenConfig):
 
 def known_pixel_mask(operator: Operator) -> torch.Tensor:
     """The [H, W] 0/1 mask of a masking operator (also inside Noisy or a one-element Compose)."""
-    if isinstance(operator, Mask):
-        return operator.mask
-    if isinstance(operator, Noisy):
-        return known_pixel_mask(operator.op)
-    if isinstance(operator, Compose) and len(operator.ops) == 1:
-        return known_pixel_mask(operator.ops[0])
+    inner = unwrap(operator)
+    if isinstance(inner, Mask):
+        return inner.mask
     raise ShredError(f"RePaint supports masking operators only (inpainting, compressed sensing), "
                      f"not {operator.name!r}; use ddnm, ddrm, dps or shred for this task")
 

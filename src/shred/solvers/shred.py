@@ -211,6 +211,37 @@ class Shred(Solver):
             gamma = (1 - floor / r.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(0, 1)
         return (x0 + gamma.view(-1, 1, 1, 1) * A_pinv(r)).clamp(0, 1)
 
+    @torch.no_grad()
+    def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
+        """SHRED+'s ``"ddnm"`` finish: x0 ([B, C, H, W] in [0, 1]) diffused to t = ``finish_t`` and
+        taken back to t = 0 by ``finish_steps`` DDNM steps (the official eta 0.85; DDNM+'s simplified
+        noise scaling when sigma_y > 0), so A x0 = y holds as in DDNM. The noise of image i comes
+        from its seed, drawn after everything SHRED drew."""
+        if not operator.linear:
+            return x0
+        from ..diffusion import predict_x0
+        from .ancestral import image_generators
+        from .base import randn
+        from .ddnm import Ddnm
+        from .peer import model_space_measurement
+
+        c = self.config
+        T = self.denoiser.schedule.T
+        t_s = min(c.finish_t, T - 1)
+        steps = min(c.finish_steps, t_s + 1)
+        ts = sorted({round(t_s * (1 - k / steps)) for k in range(steps)}, reverse=True)
+        pairs = list(zip(ts, ts[1:] + [-1]))
+        ddnm = Ddnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0, simplified=True)
+        correct = ddnm._corrector(operator, model_space_measurement(y, operator), 2 * operator.sigma_y)
+        gens = image_generators([None if s is None else (s + 1) % 2 ** 63 for s in seeds])
+        abar = self.denoiser.schedule.abar_at
+        x = math.sqrt(abar(t_s)) * to_model_space(x0) + math.sqrt(1 - abar(t_s)) * randn(gens, x0.shape[1:], self.device, self.dtype)
+        for t, t_next in pairs:
+            eps = self.denoiser(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
+            x = correct(predict_x0(x, eps, abar(t)), eps, randn(gens, x0.shape[1:], self.device, self.dtype),
+                        abar(t_next))
+        return to_image_space(x).clamp(0, 1)
+
     def extra_parameters(self, operator: Operator) -> list[dict]:
         """Adam parameter groups optimised jointly with x_T (the blind variant adds H_theta)."""
         return []
@@ -274,6 +305,8 @@ class Shred(Solver):
                 x0 = to_image_space(self.f(keep.x_T, grad="surrogate", pairs=self.render_pairs))
         if c.finish == "consistency":
             x0 = self.consistent(x0, y, operator)
+        elif c.finish == "ddnm":
+            x0 = self.ddnm_finish(x0, y, operator, seeds)
         return Result(x0=x0.detach(), x_T=keep.x_T, loss_history=torch.stack(keep.history).float().cpu(),
                       iterations=keep.iterations.cpu(), wall_time=time.perf_counter() - started, seeds=list(seeds),
                       extras={**self.extras(operator), **({"stop": rule.info()} if rule else {})})

@@ -13,7 +13,7 @@ LOSSES = ("mse", "norm")
 INITS = ("noise", "ddim-inversion", "warm")
 WARM_FROM = ("pinv", "ddrm")
 LR_DECAYS = ("none", "cosine")
-FINISHES = ("none", "consistency")
+FINISHES = ("none", "consistency", "ddnm")
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,13 @@ class ShredConfig(FrozenConfig):
         render_delta_t: SHRED+: after the last iteration, x0 = f(x_T) again through a finer
             trajectory from the same t of x_T (skip ``render_delta_t`` < delta_t: more network calls,
             a more accurate ODE solve); None keeps the optimised trajectory's x0.
-        finish: ``"none"``, or ``"consistency"`` (SHRED+: after the last iteration, for a linear
+        finish: ``"none"``; ``"consistency"`` (SHRED+: after the last iteration, for a linear
             operator, x0 <- x0 + A^+ (y - A x0), A^+ with singular values below 3e-2 cut as DDNM's;
-            with measurement noise only the part of the residual above tau sigma_y sqrt(m)).
+            with measurement noise only the part of the residual above tau sigma_y sqrt(m)); or
+            ``"ddnm"`` (SHRED+: x0 diffused to ``finish_t`` with seeded noise, then ``finish_steps``
+            DDNM steps back to t = 0, each with the range-null space correction: exact consistency
+            and a stochastic sampler's last steps, for ``finish_steps`` more network calls).
+        finish_t / finish_steps: where the ``"ddnm"`` finish starts and how many steps it takes.
         check_every: read the loss back from the device every k iterations (early stopping and the
             progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
             None (default): 10 on a GPU, 1 on a CPU (where reading the loss costs nothing).
@@ -78,6 +82,8 @@ class ShredConfig(FrozenConfig):
     coarse_stride: int = setting(2, at_most(1000, positive_int))
     render_delta_t: int | None = setting(None, optional(positive_int))
     finish: str = setting("none", one_of(*FINISHES))
+    finish_t: int = setting(300, positive_int)
+    finish_steps: int = setting(15, positive_int)
     check_every: int | None = setting(None, optional(positive_int))
     stop: str = setting("none", one_of(*STOPS))
     tau: float = setting(1.0, positive)

@@ -61,7 +61,9 @@ class Page:
     def __init__(self, model: str | None = None, device: str | None = None):
         from ..models import bundled_models, default_model
 
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        from ..models.fast import resolve_device
+
+        self.device = resolve_device(device)  # an unknown or absent device: one line, before any loading
         self.default = model or default_model(3)
         self.models = list(dict.fromkeys([self.default, *(e.name for e in bundled_models())]))
         self._loaded: dict[str, Any] = {}

@@ -34,6 +34,13 @@ def _port(text: str) -> int:
     return v
 
 
+def _device(text: str) -> str:
+    """``--device``, checked when the command line is parsed (:func:`shred.cli.options.device`)."""
+    from ..cli.options import device  # here, not at the top: shred.cli imports this module
+
+    return device(text)
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="restore images in the browser (a local web page; needs shred[ui])",
                        description="Serve a web page that degrades and restores images with SHRED: upload an image "
@@ -45,7 +52,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only); "
                    "another address serves the page to the network, without any login")
     p.add_argument("--port", type=_port, help="port (default: 7860, or the next free one)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", type=_device, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.set_defaults(func=run)
     return p
 

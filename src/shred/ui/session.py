@@ -142,15 +142,16 @@ def stroke_mask(strokes: Sequence[str], size: tuple[int, int]) -> torch.Tensor |
     """The mask [H, W] (1 = kept, 0 = painted) of brush layers, or None when nothing is painted.
 
     Raises ShredError when a layer is not of the image's size ``(H, W)``."""
-    from PIL import Image
+    from ..io import read_image_and_alpha
 
     hole = np.zeros(size, dtype=bool)
     for path in strokes:
         try:
-            with Image.open(path) as im:
-                alpha = np.asarray(im.convert("RGBA"))[..., 3]
-        except OSError as exc:
+            layer, alpha = read_image_and_alpha(path)
+        except ShredError as exc:
             raise ShredError(f"cannot read the brush layer ({exc})") from None
+        # A layer without alpha is opaque: all of it painted.
+        alpha = np.ones(layer.shape[-2:]) if alpha is None else alpha.numpy()
         if alpha.shape != tuple(size):
             raise ShredError(f"the brush layer is {alpha.shape[0]}x{alpha.shape[1]} but the image is "
                              f"{size[0]}x{size[1]}; paint on the image itself")
@@ -282,7 +283,7 @@ def restore_page(request: PageRequest, denoiser, workdir: str | Path, *, model_n
     ``progress`` shows SHRED's tqdm bar (the page follows it with ``gr.Progress(track_tqdm=True)``).
     """
     from ..api import make_spec, restore
-    from ..io import image_bytes, make_grid, write_bytes, write_json
+    from ..io import grid_bytes, image_bytes, json_bytes, write_all
     from ..models import MODELS
     from ..report import run_summary, seed_rows, spread_image
     from ..solvers.base import seed_spread
@@ -328,9 +329,6 @@ def restore_page(request: PageRequest, denoiser, workdir: str | Path, *, model_n
 
     files = {RESTORED_PNG: workdir / RESTORED_PNG, GRID_PNG: workdir / GRID_PNG,
              SPEC_JSON: workdir / SPEC_JSON, MEASUREMENT_NPY: workdir / MEASUREMENT_NPY}
-    write_bytes(files[RESTORED_PNG], image_bytes(x0[:1], ".png"))
-    make_grid(columns).save(files[GRID_PNG], format="PNG")
-    write_bytes(files[MEASUREMENT_NPY], image_bytes(y, ".npy"))
     recorded = problem.options
     if recorded.mask:
         recorded = dataclasses.replace(recorded, mask=MASK_PNG)  # the spec carries the mask itself
@@ -340,7 +338,8 @@ def restore_page(request: PageRequest, denoiser, workdir: str | Path, *, model_n
                             "restore_settings": {"preset": preset, "iterations": request.iterations,
                                                  "lr": request.lr, "seeds": seeds},
                             "created_with": "shred-ir ui"})
-    write_json(files[SPEC_JSON], spec)
+    write_all([(files[RESTORED_PNG], image_bytes(x0[:1], ".png")), (files[GRID_PNG], grid_bytes(columns, ".png")),
+               (files[MEASUREMENT_NPY], image_bytes(y, ".npy")), (files[SPEC_JSON], json_bytes(spec))])  # all or none
     return Outcome(gallery=gallery, restored=x0[:1], rows=rows, summary=summary, files=files,
                    command=cli_command(request, model_name, preset))
 
