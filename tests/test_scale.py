@@ -209,8 +209,8 @@ def test_automatic_tiles_follow_the_free_memory(tiny_model_dir, monkeypatch):
 
     den = load_model(str(tiny_model_dir))
     per_pixel = tiles.PEAK_PER_ACTIVATION["cpu"]["surrogate"] * tiles.activation_bytes_per_pixel(den)
-    # Free memory for 30x30 pixels at 70 %: a 32x32 image is tiled, a 16x24 one is not.
-    monkeypatch.setattr(tiles, "available_bytes", lambda device: int(per_pixel * 900 / 0.7))
+    # Free memory for 30x30 pixels in the budget: a 32x32 image is tiled, a 16x24 one is not.
+    monkeypatch.setattr(tiles, "available_bytes", lambda device: int(per_pixel * 900 / tiles.FREE_FRACTION))
     solver = make_restorer(den, "denoise", device="cpu", iterations=1).solver
     sizes = []
     hook = den.unet.register_forward_hook(lambda mod, args, out: sizes.append(tuple(args[0].shape[-2:])))
@@ -251,6 +251,13 @@ def test_memory_factors_cover_the_committed_measurements():
         pixels = math.prod(den.image_size)
         ratio = (r["peak_memory_gb"] * 2 ** 30 - weights) / (tiles.activation_bytes_per_pixel(den) * pixels)
         assert 0 < ratio <= tiles.PEAK_PER_ACTIVATION["cuda"][r["grad"]]
+
+    # The README's table of sizes (bench/scale.py sizes) is this code's budget.
+    sizes = json.loads((ROOT / "bench" / "results" / "scale-sizes.json").read_text())
+    assert sizes["fraction_of_free_memory"] == tiles.FREE_FRACTION
+    bpp = tiles.activation_bytes_per_pixel(load_model("cifar10-32"))
+    for row in (r for r in sizes["rows"] if r["model"] == "cifar10-32"):
+        assert row["budget_bytes_per_pixel"] == round(tiles.PEAK_PER_ACTIVATION[row["device"]][row["grad"]] * bpp)
 
 
 # -- folders ----------------------------------------------------------------------------------------------

@@ -157,6 +157,8 @@ class Summary:
         return not self.bad and not self.failed and (self.complete is None or self.complete == self.usable)
 
     def line(self, verb: str, out: Path) -> str:
+        """The closing line: ``N images: D <verb>, S already done[, U unusable][, F failed] in T s
+        (R images/s)[; C of K usable images complete across all processes]; outputs in OUT``."""
         parts = [f"{len(self.done)} {verb}", f"{len(self.skipped)} already done"]
         if self.bad:
             parts.append(f"{len(self.bad)} unusable")

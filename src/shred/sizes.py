@@ -22,7 +22,12 @@ def solve(solver, y: torch.Tensor, operator: Operator, *, seeds, progress: bool 
     solver's network runs at (:func:`shred.models.base.canvas_size`; the image at its centre, the
     operator A o crop, :mod:`shred.operators.canvas`), with ``x0`` cropped back to the image and
     the canvas recorded in ``extras["canvas"]``. Solvers without a network (DIP, A^+ y) run as
-    they are."""
+    they are.
+
+    ``y``: measurements [B, C', H', W'] in [0, 1] as ``operator`` (on [C, H, W] images) makes
+    them. Returns the solver's :class:`shred.solvers.Result` with ``x0`` [len(seeds) or B, C, H, W]
+    in [0, 1]. Raises :class:`ShredError` for a network that runs at one size only and another
+    image size, and for blind deblurring of sides that are not multiples of the network's."""
     den = getattr(solver, "denoiser", None)
     _, h, w = operator.in_shape
     if den is None or den.size_multiple is None:

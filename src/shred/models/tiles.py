@@ -1,7 +1,7 @@
 """Images larger than memory allows: eps_theta evaluated on overlapping tiles and blended.
 
-SHRED's latent x_T, the DDIM states, the loss and Adam live on the whole image (a few dozen bytes
-per pixel); only the network's activations grow with the size it is run at. A :class:`TiledDenoiser`
+SHRED's latent x_T, the DDIM states, the loss and Adam live on the whole image; the network's
+activations, by far the largest part, grow with the size it is run at. A :class:`TiledDenoiser`
 therefore keeps everything on the whole image and evaluates the network tile by tile:
 
     eps(x_t, t)[p] = sum_k w_k(p) eps_theta(x_t[T_k], t)[p - T_k] / sum_k w_k(p)
@@ -13,8 +13,10 @@ borders, so neighbouring tiles cross-fade and no seam is cut. The DDIM update, t
 the loss see the whole image, so the restoration is fitted to the whole measurement (a blur that
 crosses tile borders is handled exactly); tiles change only how eps is computed.
 
-With the exact gradient each tile is checkpointed, so a backward pass holds one tile's
-activations at a time.
+With the exact gradient each tile is checkpointed, meant to let a backward pass hold one tile's
+activations at a time. Measured on a CPU (bench/results/scale-memory-cpu.json), the peak with tiles
+is still 1.4 times the whole network's activation bytes per pixel (2.2 without tiles), so the
+saving is partial; the surrogate gradient's falls from 0.57 to 0.10 times them.
 """
 from __future__ import annotations
 
@@ -108,6 +110,8 @@ class TiledDenoiser(Denoiser):
         return self.max_pixels is not None and height * width <= self.max_pixels
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """eps [B, C, H, W] for x_t [B, C, H, W] (model space, [-1, 1] at t = 0) and timesteps t [B]:
+        ``inner``'s on the whole input, or its tiles' blended (module docstring)."""
         H, W = x_t.shape[-2:]
         if self.whole(H, W):
             return self.inner(x_t, t)
@@ -133,7 +137,7 @@ class TiledDenoiser(Denoiser):
 # output in one forward pass (:func:`activation_bytes_per_pixel`), rounded up from measurements
 # (tests/test_scale.py checks that they stay above them):
 # - CPU, bundled cifar10-32, peak RSS of one iteration (bench/results/scale-memory-cpu.json,
-#   ``ratio_to_activation_estimate``): 0.51 surrogate, 2.33 exact;
+#   ``ratio_to_activation_estimate``): 0.57 surrogate, 2.22 exact;
 # - H200, fp32, batch 1, peak allocated less the weights, over the activation bytes of the
 #   architectures of bench/speed.py (bench/results/speed-h200.json): CelebA-HQ DDPM 0.20 / 0.99,
 #   ImageNet ADM 0.16 / 0.91.
@@ -142,6 +146,9 @@ class TiledDenoiser(Denoiser):
 # checkpointed). The CPU's larger factors come from its allocator and the attention's scores; the
 # margin above them covers the state on the whole image (x_T, DDIM states, Adam) and other sizes.
 PEAK_PER_ACTIVATION = {"cpu": {"surrogate": 1.0, "exact": 3.0}, "cuda": {"surrogate": 0.25, "exact": 1.0}}
+# The share of the free memory automatic tiling lets a whole image take (the rest: other processes'
+# growth, the allocator's fragmentation).
+FREE_FRACTION = 0.7
 
 
 def activation_bytes_per_pixel(denoiser: Denoiser) -> float:
@@ -183,7 +190,8 @@ def activation_bytes_per_pixel(denoiser: Denoiser) -> float:
     return bpp
 
 
-def whole_image_pixels(denoiser: Denoiser, device, grad: str, images: int, fraction: float = 0.7) -> int | None:
+def whole_image_pixels(denoiser: Denoiser, device, grad: str, images: int,
+                       fraction: float = FREE_FRACTION) -> int | None:
     """The largest H * W that ``images`` images can be restored at without tiles, using
     ``fraction`` of the free memory (:func:`shred.models.memory.available_bytes`: the GPU's free
     memory, or the CPU's MemAvailable within ``ulimit -v``) at :data:`PEAK_PER_ACTIVATION` times
