@@ -7,9 +7,9 @@
 **throughput**: the first N CIFAR-10 test images, degraded (x4 super-resolution, `shred-ir
 degrade DIR`), are restored with `shred-ir restore DIR --out OUT` by 1 process, then by
 `torchrun --nproc_per_node=2` (the pair repeated ``--repeats`` times, interleaved), each into a
-fresh folder, with the bundled model, the bundled preset
-(SHRED's 10-step DDIM) and ``--iterations`` Adam iterations (fewer than the preset's 100 to keep the
-run short; the restoring part of the time scales linearly with iterations, the start-up does not, so
+fresh folder, with the bundled model, ``--preset`` (default ``bundled``: SHRED's 10-step DDIM,
+named so that the measurement does not change with what ``auto`` means) and ``--iterations`` Adam
+iterations (fewer than the bundled preset's 100 for x4 super-resolution, to keep the run short; the restoring part of the time scales linearly with iterations, the start-up does not, so
 ``s_per_image_100_iterations`` is an upper bound). Wall-clock seconds of the whole command
 (process start, model load and writing included), images per second, the load averages before and
 after each run, the median over the repeats, and whether every run wrote the same images. Every
@@ -85,7 +85,8 @@ def throughput(args) -> dict:
         for i in range(args.n):
             write_image(clean / f"{i:04d}.png", x[i:i + 1])
         assert main(["degrade", str(clean), "--task", "sr", "--scale", "4", "--out", str(work / "y"), "--quiet"]) == 0
-        common = ["restore", str(work / "y"), "--iterations", str(args.iterations), "--batch", str(args.batch),
+        common = ["restore", str(work / "y"), "--preset", args.preset, "--iterations", str(args.iterations),
+                  "--batch", str(args.batch),
                   "--device", "cpu", "--quiet"]
         rows = []
         for repeat in range(args.repeats):  # 1, 2, 1, 2, ...: a change of the machine's load hits both
@@ -115,7 +116,8 @@ def throughput(args) -> dict:
         same = all((d / p.name).read_bytes() == p.read_bytes() for d in outputs.values() for p in first.glob("*.png"))
         median = {n: statistics.median(r["seconds"] for r in rows if r["processes"] == n) for n in args.procs}
         return {"what": "shred-ir restore DIR: CIFAR-10 test images, x4 super-resolution, bundled cifar10-32 model",
-                "n": args.n, "batch": args.batch, "iterations": args.iterations, "repeats": args.repeats,
+                "n": args.n, "batch": args.batch, "preset": args.preset, "iterations": args.iterations,
+                "repeats": args.repeats,
                 "cpu": _cpu(), "torch": _torch_version(), "omp_num_threads": 1,
                 "note": "load averages (1, 5, 15 min) before and after each run: the machine was shared with "
                         "other jobs",
@@ -217,6 +219,7 @@ def main() -> None:
     t.add_argument("--data", default="cifar10-test", help="data set of the clean images (default cifar10-test)")
     t.add_argument("--n", type=int, default=16, help="images (default 16)")
     t.add_argument("--batch", type=int, default=4, help="restore's --batch (default 4)")
+    t.add_argument("--preset", default="bundled", help="restore's --preset (default bundled)")
     t.add_argument("--iterations", type=int, default=10, help="SHRED's Adam iterations (default 10)")
     t.add_argument("--procs", type=int, nargs="+", default=[1, 2], help="process counts to run (default 1 2)")
     t.add_argument("--repeats", type=int, default=2, help="runs of each process count, interleaved (default 2)")
