@@ -1,6 +1,7 @@
 """Named SHRED settings: the paper's (Appendix A, eqs. 13-16), the authors' released code's, and
-``bundled`` (the authors' method with learning rates tuned for the bundled 32x32 models).
-``auto``, the default, is ``bundled`` for the bundled models and ``authors-code`` otherwise.
+``bundled`` (the authors' method with learning rates tuned for the bundled 32x32 models) and
+``plus`` (SHRED+: warm start, annealed lr, DDNM's finish; 195 network calls per image).
+``auto``, the default, is ``plus`` for the bundled models and ``authors-code`` otherwise.
 
 ``preset_config("authors-code", "sr")`` gives the authors' super-resolution settings. Task groups
 come from :func:`shred.operators.preset_key` (sr, inpaint, cs, denoise, deblur, colorize,
@@ -90,7 +91,8 @@ PRESETS["plus"] = {
     "old-photo": dict(lr=0.03, iterations=15, stop="auto"),
 }
 _COMMON = {"paper": _PAPER_COMMON, "authors-code": _CODE_COMMON, "bundled": _CODE_COMMON, "plus": _PLUS_COMMON}
-# "auto": "bundled" for the models that ship with shred, "authors-code" for every other model.
+# "auto": "plus" (SHRED+) for the models that ship with shred, whose settings were tuned on them;
+# "authors-code" for every other model (the released checkpoints the authors' settings were made for).
 DEFAULT_PRESET = "auto"
 
 # Settings of the blind variant that are not ShredConfig fields (learning rate of H_theta).
@@ -104,7 +106,7 @@ def resolve_preset(preset: str, denoiser=None) -> str:
     from ..models.registry import MODELS
 
     entry = MODELS.get(getattr(denoiser, "name", None))
-    return "bundled" if entry is not None and entry.kind == "bundled" else "authors-code"
+    return "plus" if entry is not None and entry.kind == "bundled" else "authors-code"
 
 
 def preset_config(preset: str = DEFAULT_PRESET, task_group: str = "default", **overrides) -> ShredConfig:
