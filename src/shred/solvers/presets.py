@@ -57,9 +57,8 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
 }
 # The bundled 32x32 models need larger steps than the authors' 256x256 settings: with lr 0.001 and
-# 100 iterations x_T barely moves (x4 SR on 4 CIFAR-10 test images: 15.4 dB, below the 20.3 dB of
-# nearest-neighbour up-sampling). Learning rates chosen among {0.03, 0.1} on 4 CIFAR-10 *training*
-# images (the benchmarks use the test split), 100 iterations each; see docs/RESULTS.md.
+# 100 iterations x_T barely moves. Learning rates chosen among {0.03, 0.1} on 4 CIFAR-10 *training*
+# images (the benchmarks use the test split), 100 iterations each.
 PRESETS["bundled"] = {
     "default": dict(lr=0.03, iterations=100),
     "sr": dict(lr=0.03, iterations=100),
