@@ -115,7 +115,7 @@ def test_auto_preset_picks_by_model(gaussian_prior):
     from shred.solvers import resolve_preset
 
     assert resolve_preset("auto", gaussian_prior) == "authors-code"
-    assert resolve_preset("auto", load_model("cifar10-32")) == "bundled"
+    assert resolve_preset("auto", load_model("cifar10-32")) == "plus"
     assert resolve_preset("paper", load_model("cifar10-32")) == "paper"
     with pytest.raises(ShredError, match="resolve"):
         preset_config("auto")

@@ -227,7 +227,7 @@ def test_a_run_writes_downloads_that_the_cli_restores_identically(den, tmp_path)
     assert int((op.mask == 0).sum()) == 10 * 16  # the painted hole travels in the spec
 
     # The page's command, run by the CLI on the downloads, restores the same images.
-    assert out.command == ("shred-ir restore measurement.npy --spec spec.json --model cifar10-32 --preset bundled "
+    assert out.command == ("shred-ir restore measurement.npy --spec spec.json --model cifar10-32 --preset plus "
                            "--iterations 1 --seeds 0,1 --out restored.png --grid grid.png")
     cli_dir = tmp_path / "cli"
     cli_dir.mkdir()

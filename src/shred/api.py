@@ -134,7 +134,7 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
     """Build the SHRED solver for a task (``shred-blind`` for the blind tasks) through
     :func:`shred.solvers.build_solver`.
 
-    The settings are the preset's for the task's group (``"auto"``: ``bundled`` for the bundled
+    The settings are the preset's for the task's group (``"auto"``: ``plus`` for the bundled
     models, ``authors-code`` otherwise) with ``settings`` (:class:`shred.solvers.ShredConfig`
     fields, and for blind tasks :class:`shred.solvers.BlindConfig` fields such as ``kernel_lr``;
     None keeps the preset's) on top. The denoiser moves to ``device`` when one is given; ``run``
@@ -188,7 +188,7 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
             device: str | torch.device | None = None, run: Any = "auto", **overrides) -> Result:
     """Restore measurements y ([B, C', H', W'] in [0, 1]) with SHRED.
 
-    The settings are the preset's for the task's group (``"auto"``: ``bundled`` for the bundled
+    The settings are the preset's for the task's group (``"auto"``: ``plus`` for the bundled
     models, ``authors-code`` otherwise), with ``overrides`` (any
     :class:`shred.solvers.ShredConfig` field) on top. Returns a :class:`shred.solvers.Result`
     whose ``x0`` is [len(seeds) or B, C, H, W] in [0, 1]. Blind tasks (``blind-deblur``,

@@ -68,7 +68,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default="cifar10-32", help="model name or path (default cifar10-32)")
     p.add_argument("--seed", type=seed, default=0, help="image choice, masks, kernels and noises (default 0)")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
-                   help="SHRED preset of `shred` and `shred-blind` written without @PRESET (default auto: bundled "
+                   help="SHRED preset of `shred` and `shred-blind` written without @PRESET (default auto: plus "
                    "for the bundled models, authors-code for others)")
     p.add_argument("--set", type=setting, action="append", metavar="METHOD.NAME=VALUE",
                    help="a method setting, e.g. dps.steps=100 or shred@bundled.lr=0.03 (repeatable; unknown "

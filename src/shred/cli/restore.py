@@ -86,8 +86,9 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     s = p.add_argument_group("SHRED settings (defaults come from --preset and the task)")
     s.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
-                   help="settings of the paper, of the authors' code, or tuned for the bundled models "
-                   "(default auto: bundled for the bundled models, authors-code for others)")
+                   help="settings of the paper, of the authors' code, the authors' method tuned for the bundled "
+                   "models (bundled), or SHRED+ (plus: 195 network calls per image); default auto: plus for "
+                   "the bundled models, authors-code for others")
     s.add_argument("--iterations", type=checked_by(ShredConfig, "iterations", int), help="Adam iterations N (at most 100000)")
     s.add_argument("--lr", type=checked_by(ShredConfig, "lr"), help="Adam learning rate alpha (at most 10)")
     s.add_argument("--delta-t", type=checked_by(ShredConfig, "delta_t", int),

@@ -177,11 +177,14 @@ class Shred(Solver):
         return math.sqrt(a) * x_inv + math.sqrt(1 - a) * noise
 
     def cheap_estimate(self, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
-        """The image a warm start inverts, in [0, 1]: A^+ y, or DDRM's 20-step restoration."""
+        """The image a warm start inverts, in [0, 1]: A^+ y, or DDRM's 20-step restoration
+        (``warm_from="ddrm"``; where A has no closed-form SVD, as for masks composed with other
+        operators, nonlinear or blind operators, DDRM cannot run and A^+ y is used)."""
         if self.config.warm_from == "ddrm" and seeds is not None:
             from .ddrm import Ddrm
 
-            return Ddrm(self.denoiser, device=self.device)(y, operator, seeds=list(seeds)).x0.clamp(0, 1)
+            if Ddrm.unsupported(operator) is None:
+                return Ddrm(self.denoiser, device=self.device)(y, operator, seeds=list(seeds)).x0.clamp(0, 1)
         return operator.pinv(y).clamp(0, 1)
 
     def sphere_radius(self, x_T: torch.Tensor) -> torch.Tensor:

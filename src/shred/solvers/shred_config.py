@@ -37,7 +37,8 @@ class ShredConfig(FrozenConfig):
             ``"warm"`` (SHRED+: x_T = sqrt(a) x_inv + sqrt(1 - a) eps, x_inv the DDIM inversion of a
             cheap estimate ``warm_from``, a = ``warm_strength``, eps ~ N(0, I) from the seed).
         warm_from: the cheap estimate a warm start inverts: ``"pinv"`` (A^+ y, no network call) or
-            ``"ddrm"`` (20-step DDRM with its official settings; operators with an SVD only).
+            ``"ddrm"`` (20-step DDRM with its official settings; where A has no closed-form SVD,
+            A^+ y instead).
         warm_strength: a in [0, 1], the share of the inverted latent in a warm start.
         lr_decay: ``"none"`` (constant, as in the paper) or ``"cosine"`` (anneal to 0 over the
             iterations, which lets Adam settle instead of jittering at a floor set by lr).

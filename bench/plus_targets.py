@@ -1,0 +1,130 @@
+"""SHRED+'s targets (issue #13), read from a comparison's results.json: met or missed, with the figures.
+
+    python bench/plus_targets.py runs/cifar10-main/results.json \
+        --speed bench/results/speed-presets-cpu.json --out bench/results/plus-targets.json
+
+Targets, per task of the comparison (SHRED+ is ``shred@plus``, and ``shred-blind@plus`` on the blind
+task; the peers are every other method of the run except SHRED's other presets):
+
+* at most 200 network calls per image, averaged over the tasks;
+* KID-C10 lower than every peer's on at least 5 of the 7 tasks (only tasks where SHRED+ and at
+  least one peer have a realism figure count; a peer without one is listed as missing);
+* PSNR at least DDNM's minus 1 dB on each task;
+* relative measurement error ||y - A x|| / ||y|| at most 1 % on the noiseless tasks;
+* one cifar10-32 image in at most 8 s (``bench/speed.py --plan presets``, batch 1, the slowest task).
+
+Nothing here is asserted: the script reports. A markdown table goes to stdout, the figures to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+PLUS = ("shred@plus", "shred-blind@plus")
+
+
+def is_shred(method: str) -> bool:
+    return method.split("@")[0].split("#")[0] in ("shred", "shred-blind")
+
+
+def complete(row: dict) -> bool:
+    return row.get("n") is not None and row.get("n") == row.get("n_planned") and row.get("psnr") is not None
+
+
+def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
+    tasks = {}
+    for name, block in results["tasks"].items():
+        rows = block["rows"]
+        plus = next((m for m in plus_methods if m in rows and complete(rows[m])), None)
+        if plus is None:
+            tasks[name] = {"plus": None, "note": "SHRED+ not (fully) run"}
+            continue
+        p = rows[plus]
+        peers = {m: r for m, r in rows.items() if not is_shred(m) and complete(r)}
+        with_kid = {m: r["kid"] for m, r in peers.items() if r.get("kid") is not None}
+        entry = {"plus": plus, "n": p["n"], "calls_per_image": p["calls_per_image"], "psnr": p["psnr"],
+                 "kid": p.get("kid"), "measurement_error": p.get("measurement_error"),
+                 "peers_with_kid": with_kid, "peers_without_kid": sorted(set(peers) - set(with_kid)),
+                 "missing_peers": sorted(m for m, r in rows.items() if not is_shred(m) and not complete(r))}
+        if p.get("kid") is not None and with_kid:
+            best = min(with_kid, key=with_kid.get)
+            entry["kid_best_peer"] = best
+            entry["kid_wins"] = p["kid"] < with_kid[best]
+        if "ddnm" in peers:
+            entry["ddnm_psnr"] = peers["ddnm"]["psnr"]
+            entry["psnr_within_1db_of_ddnm"] = p["psnr"] >= peers["ddnm"]["psnr"] - 1
+        noiseless = (block.get("operator") or {}).get("sigma_y", 0) in (0, None)
+        if noiseless and p.get("measurement_error") is not None:
+            entry["residual_at_most_1pct"] = p["measurement_error"] <= 0.01
+        tasks[name] = entry
+    done = [t for t in tasks.values() if t.get("plus")]
+    calls = sum(t["calls_per_image"] for t in done) / len(done) if done else None
+    decided = [t for t in done if "kid_wins" in t]
+    out = {"tasks": tasks, "mean_calls_per_image": calls,
+           "targets": {
+               "calls_at_most_200": None if calls is None else calls <= 200,
+               "kid_wins": sum(t["kid_wins"] for t in decided), "kid_tasks_decided": len(decided),
+               "kid_lower_on_5_of_7": sum(t["kid_wins"] for t in decided) >= 5 if len(decided) >= 5 else None,
+               "psnr_within_1db_of_ddnm_everywhere": all(t.get("psnr_within_1db_of_ddnm", True) for t in done)
+               if done else None,
+               "residual_at_most_1pct_everywhere": all(t.get("residual_at_most_1pct", True) for t in done)
+               if done else None}}
+    if speed is not None:
+        rows = [r for r in speed["rows"] if r["method"] == "shred@plus" and r["batch"] == 1]
+        if rows:
+            worst = max(rows, key=lambda r: r["seconds_per_image"])
+            out["speed"] = {"device": speed.get("device"), "slowest_task": worst["task"],
+                            "seconds_per_image": worst["seconds_per_image"],
+                            "per_task": {r["task"]: r["seconds_per_image"] for r in rows}}
+            out["targets"]["at_most_8s_per_image"] = worst["seconds_per_image"] <= 8
+    return out
+
+
+def table(out: dict, kid_scale: float = 1e3) -> str:
+    lines = ["| task | n | calls/img | PSNR | DDNM PSNR | KID-C10 x1e3 | best peer KID x1e3 | residual | missing peers |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, t in out["tasks"].items():
+        if not t.get("plus"):
+            lines.append(f"| {name} | {t['note']} | | | | | | | |")
+            continue
+        kid = "" if t.get("kid") is None else f"{t['kid'] * kid_scale:.2f}"
+        best = t.get("kid_best_peer")
+        peer = "" if best is None else f"{t['peers_with_kid'][best] * kid_scale:.2f} ({best})"
+        ddnm = f"{t['ddnm_psnr']:.2f}" if "ddnm_psnr" in t else ""
+        res = "" if t.get("measurement_error") is None else f"{t['measurement_error']:.4f}"
+        lines.append(f"| {name} | {t['n']} | {t['calls_per_image']:.0f} | {t['psnr']:.2f} | {ddnm} | {kid} | {peer} | "
+                     f"{res} | {', '.join(t['missing_peers']) or '-'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("results", help="a shred-ir bench results.json")
+    p.add_argument("--speed", help="bench/speed.py --plan presets JSON")
+    p.add_argument("--plus", default=",".join(PLUS), help="the SHRED+ methods of the run (default %(default)s)")
+    p.add_argument("--out", help="write the figures as JSON here")
+    args = p.parse_args(argv)
+    results = json.loads(Path(args.results).read_text())
+    speed = json.loads(Path(args.speed).read_text()) if args.speed else None
+    out = evaluate(results, speed, tuple(args.plus.split(",")))
+    out["source"] = {"results": args.results, "speed": args.speed}
+    print(table(out))
+    print()
+    for k, v in out["targets"].items():
+        print(f"{k}: {v}")
+    if "speed" in out:
+        print(f"seconds per image (batch 1, slowest task {out['speed']['slowest_task']}): "
+              f"{out['speed']['seconds_per_image']:.2f} on {out['speed']['device']}")
+    if args.out:
+        path = Path(args.out)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=2) + "\n")
+        os.replace(tmp, path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
