@@ -77,14 +77,17 @@ def test_several_seeds_write_one_file_each(tmp_path, clean_png, tiny_model_dir, 
 def test_restore_with_task_and_resize_policy(tmp_path, tiny_model_dir, capsys):
     small = tmp_path / "small.png"
     Image.fromarray(np.full((6, 6, 3), 128, np.uint8)).save(small)
+    # The image keeps the size the measurement implies (6x6 x2 = 12x12), not the model's 16x16.
     code, _, err = run(["restore", small, "--task", "sr", "--scale", "2", "--model", tiny_model_dir,
                         "--iterations", "1", "--quiet"], capsys)
-    assert code == 2 and "expects a 8x8 measurement" in err and "--resize" in err
-    assert not (tmp_path / "small_restored.png").exists()
-    code, _, err = run(["restore", small, "--task", "sr", "--scale", "2", "--model", tiny_model_dir,
-                        "--iterations", "1", "--quiet", "--resize"], capsys)
     assert code == 0, err
-    assert Image.open(tmp_path / "small_restored.png").size == (16, 16)
+    assert Image.open(tmp_path / "small_restored.png").size == (12, 12)
+    # --resize restores at the model's size and says what it did to the measurement.
+    code, _, err = run(["restore", small, "--task", "sr", "--scale", "2", "--model", tiny_model_dir,
+                        "--iterations", "1", "--quiet", "--resize", "--out", tmp_path / "r16.png"], capsys)
+    assert code == 0, err
+    assert Image.open(tmp_path / "r16.png").size == (16, 16)
+    assert "small.png: resampled from 6x6 to 8x8" in err
 
 
 def _bad_cases(tmp_path, clean_png, tiny_model_dir):

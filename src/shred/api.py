@@ -22,6 +22,7 @@ from .seeding import check_seed, generator
 from .models import Denoiser
 from .operators import TASKS, Operator, TaskOptions, build_task, operator_from_spec
 from .operators.base import check_operator_spec, image_shape
+from .sizes import solve
 from .solvers import DEFAULT_PRESET, Result
 
 SPEC_VERSION = 1
@@ -93,7 +94,8 @@ class Restorer:
     """A SHRED solver ready to run, and the choices that made it.
 
     ``solver(y, operator, seeds=..., progress=...)`` returns a :class:`shred.solvers.Result`
-    (:meth:`restore` does the same, with running out of memory as a one-line error);
+    for an operator of a size the network takes (:meth:`restore` does the same for any size, with
+    running out of memory as a one-line error);
     ``config`` is its :class:`shred.solvers.ShredConfig`, ``preset`` the preset name ``"auto"``
     resolved to, ``run`` the :class:`shred.models.RunOptions` the network executes with,
     ``denoiser`` the network as loaded.
@@ -107,15 +109,16 @@ class Restorer:
 
     def restore(self, y: torch.Tensor, operator: Operator, *, seeds: Sequence[int | None] | None = (0,),
                 progress: bool = False) -> Result:
-        """``solver(y, operator, seeds=seeds, progress=progress)``; an allocation failure becomes
-        a :class:`ShredError` saying how much the batch needs and how many seeds would fit."""
+        """``solver(y, operator, seeds=seeds, progress=progress)`` at the operator's image size
+        (:func:`shred.sizes.solve`: on the canvas the network takes, cropped back); an allocation
+        failure becomes a :class:`ShredError` saying how much the batch needs and what to change."""
         from .models.memory import out_of_memory_as_error
 
         images = max(len(seeds) if seeds is not None else 0, y.shape[0])
         with out_of_memory_as_error(self.denoiser or self.solver.denoiser, images, self.solver.device,
                                     precision=self.run.precision, grad=self.config.grad,
-                                    calls=len(self.solver.pairs)):
-            return self.solver(y, operator, seeds=seeds, progress=progress)
+                                    calls=len(self.solver.pairs), size=tuple(operator.in_shape[-2:])):
+            return solve(self.solver, y, operator, seeds=seeds, progress=progress)
 
     @property
     def blind(self) -> bool:
@@ -127,7 +130,7 @@ class Restorer:
 
 def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = DEFAULT_PRESET,
                   device: str | torch.device | None = None, run: Any = "auto", images: int = 1,
-                  **settings) -> Restorer:
+                  tile: int | str | None = "auto", tile_overlap: int | None = None, **settings) -> Restorer:
     """Build the SHRED solver for a task (``shred-blind`` for the blind tasks) through
     :func:`shred.solvers.build_solver`.
 
@@ -137,7 +140,14 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
     None keeps the preset's) on top. The denoiser moves to ``device`` when one is given; ``run``
     (see :func:`restore`) is resolved for a batch of ``images`` restorations. Unknown presets or
     settings and out-of-range values raise :class:`ShredError`, and so does a batch of ``images``
-    that clearly does not fit in the device's free memory (:func:`shred.models.memory.check_memory`).
+    that clearly does not fit in the device's free memory at the network's training size
+    (:func:`shred.models.memory.check_memory`).
+
+    ``tile`` says when the network runs on overlapping tiles (:class:`shred.models.tiles.TiledDenoiser`):
+    ``"auto"`` for images larger than the free memory of the device allows for ``images`` images
+    (:func:`shred.models.tiles.whole_image_pixels`), tiles of the training size; an integer N for
+    every image larger than N x N, tiles of N; ``"none"`` or None never. ``tile_overlap``: the
+    pixels neighbouring tiles share (default a quarter of the tile).
     """
     from .models.fast import accelerate, run_options
     from .models.memory import check_memory
@@ -160,6 +170,16 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
                  calls=len(solver.pairs))
     # The same eps_theta, executed with these options (reduced precision, compiled, ...).
     solver.denoiser = accelerate(denoiser, options)
+    if tile not in (None, "none") and denoiser.size_multiple is not None:
+        from .models.tiles import TiledDenoiser, whole_image_pixels
+
+        if tile == "auto":
+            grad = solver.config.grad
+            # Evaluated when the first image larger than a tile arrives; unknown free memory: no tiles.
+            budget = lambda: whole_image_pixels(denoiser, solver.device, grad, images) or float("inf")  # noqa: E731
+            solver.denoiser = TiledDenoiser(solver.denoiser, overlap=tile_overlap, max_pixels=budget)
+        else:
+            solver.denoiser = TiledDenoiser(solver.denoiser, int(tile), tile_overlap)
     return Restorer(solver, solver.config, solver.preset, options, denoiser)
 
 

@@ -24,6 +24,7 @@ from .api import load_spec, spec_operator
 from .errors import ShredError, ShredWarning
 from .io import image_bytes, read_image, resize, resize_note, to_channels
 from .models import Denoiser, default_model, load_model
+from .models.base import canvas_size
 from .operators import Operator, TaskOptions, build_task
 from .operators.tasks import assumed_defaults, random_parts
 from .report import format_table, kernel_image, run_summary, seed_rows, spread_image
@@ -35,9 +36,10 @@ class Measurement:
     """A measurement ready to restore.
 
     ``y``: float32 [1, C', H', W'] in [0, 1], at the size the operator produces; ``operator``: maps
-    the model's [C, H, W] images to it; ``task``: the task name (``"default"`` for a spec that names
-    none); ``from_spec``: whether the operator was rebuilt from a spec (so it is the true one, and
-    its kernel can be compared with an estimated one).
+    [C, H, W] images (the model's channels, the image's own size) to it; ``task``: the task name
+    (``"default"`` for a spec that names none); ``from_spec``: whether the operator was rebuilt from
+    a spec (so it is the true one, and its kernel can be compared with an estimated one);
+    ``resized``: what ``allow_resize`` did to the file's image, in words (None: nothing).
     """
 
     y: torch.Tensor
@@ -45,6 +47,22 @@ class Measurement:
     denoiser: Denoiser
     task: str
     from_spec: bool
+    resized: str | None = None
+
+
+# Tasks whose measurement is smaller than the image by TaskOptions.scale (old-photo only when scale > 1).
+_SCALING_TASKS = ("sr", "sr-bicubic", "old-photo")
+
+
+def image_size_for(task: str, options: TaskOptions | None, measurement_size: tuple[int, int]) -> tuple[int, int]:
+    """The (H, W) of the image whose degradation by ``task`` has ``measurement_size``: the
+    measurement's size times the scale of each super-resolution stage of the chain."""
+    opts = options or TaskOptions()
+    factor = 1
+    for part in (p.strip() for p in task.split("+")):
+        if part in _SCALING_TASKS and not (part == "old-photo" and opts.scale <= 1):
+            factor *= opts.scale
+    return measurement_size[0] * factor, measurement_size[1] * factor
 
 
 def _warn(message: str) -> None:
@@ -54,13 +72,18 @@ def _warn(message: str) -> None:
 def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: str | None = None,
                      options: TaskOptions | None = None, model: str | Path | None = None,
                      class_label: int | None = None, degrade_seed: int | None = None,
-                     allow_resize: bool = False, given: Iterable[str] | None = None) -> Measurement:
+                     allow_resize: bool = False, given: Iterable[str] | None = None,
+                     denoiser: Denoiser | None = None) -> Measurement:
     """Read a measurement and build what restores it: from a spec file (written by ``degrade``),
-    or from a task applied to the model's image size.
+    or from a task applied to an image of the size the measurement implies (x4 super-resolution
+    of a 80x120 measurement: a 320x480 image), whatever the model's training size: the networks
+    are fully convolutional (:func:`shred.sizes.solve` runs them on a canvas of the sides
+    they take).
 
     ``model`` defaults to the spec's model, else the bundled model for the image's channels (a
-    colour one for colorization). A spec is checked as a whole, and its image shape against the
-    model's, before its operator is built.
+    colour one for colorization); ``denoiser`` gives an already loaded one instead. A spec is
+    checked as a whole, and its image shape against the model (its channels, a size it runs at),
+    before its operator is built.
 
     Without a spec, a task that draws its operator at random (``cs``'s mask, ``deblur --kernel
     random``: :func:`shred.operators.tasks.random_parts`) needs ``degrade_seed``, the seed that
@@ -69,24 +92,34 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
     :class:`ShredWarning` when they were not among ``given`` (the task options the user gave;
     default: those that differ from :class:`TaskOptions`' defaults).
 
-    A measurement of another size than the operator produces is refused unless ``allow_resize``
-    (centre crop + bicubic resampling, said in a :class:`ShredWarning`). Raises
-    :class:`ShredError` for a missing/unreadable file or spec, a spec and model of different
-    image sizes, a random operator without its seed, or a size mismatch.
+    With ``allow_resize`` a task's operator is built for the model's training size instead, and
+    a measurement of another size than the operator produces (task or spec) is centre-cropped and
+    resampled (bicubic) to it, said in a :class:`ShredWarning` and in ``Measurement.resized``;
+    without it, such a measurement is refused. Raises :class:`ShredError` for a missing/unreadable
+    file or spec, a model of other channels or that runs at one size only, a random operator
+    without its seed, or a size mismatch.
     """
     y_path = Path(path)
+
+    def model_for(default_channels: int, named: str | None) -> Denoiser:
+        if denoiser is not None:
+            return denoiser
+        return load_model(model or named or default_model(default_channels), class_label=class_label)
+
     if spec is not None:
         spec_path = Path(spec)
         record = load_spec(spec_path)
         task = record.get("task") or "default"
-        den = load_model(model or record.get("model") or default_model(record["operator"]["in_shape"][0]),
-                         class_label=class_label)
-        model_shape = (den.channels, *den.image_size)
-        if tuple(record["operator"]["in_shape"]) != model_shape:  # before a giant operator is built
-            c, h, w = record["operator"]["in_shape"]
-            raise ShredError(f"{spec_path} describes {c}x{h}x{w} images but model {den.name} makes "
-                             f"{model_shape[0]}x{model_shape[1]}x{model_shape[2]}; degrade again with "
-                             f"--size {model_shape[1]} (or --model), or pick a model of that size")
+        c, h, w = record["operator"]["in_shape"]
+        den = model_for(c, record.get("model"))
+        # Checked before the operator is built.
+        if c != den.channels:
+            raise ShredError(f"{spec_path} describes {c}-channel images but model {den.name} makes "
+                             f"{den.channels}-channel ones; pick a model with {c} channels")
+        if den.size_multiple is None and (h, w) != tuple(den.image_size):
+            H, W = den.image_size
+            raise ShredError(f"{spec_path} describes {c}x{h}x{w} images but model {den.name} runs at {H}x{W} only; "
+                             f"degrade again with --size {H} (or --model), or pick a fully convolutional model")
         op = spec_operator(record, spec_path.name)
         y = read_image(y_path, channels=op.out_shape[0])
     else:
@@ -102,24 +135,31 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
                              + (", or the kernel itself (--kernel FILE)" if "kernel" in drawn else ""))
         y = read_image(y_path)
         # Colorization takes a grey measurement but needs a colour model.
-        den = load_model(model or default_model(3 if "colorize" in task else y.shape[1]), class_label=class_label)
-        model_shape = (den.channels, *den.image_size)
-        op = build_task(task, model_shape, options, generator=generator(degrade_seed if drawn else 0))
+        den = model_for(3 if "colorize" in task else y.shape[1], None)
+        size = tuple(den.image_size) if allow_resize else image_size_for(task, options, tuple(y.shape[-2:]))
+        if not allow_resize:
+            canvas_size(den, *size)  # a model that runs at one size only refuses here
+        shape = (den.channels, *size)
+        op = build_task(task, shape, options, generator=generator(degrade_seed if drawn else 0))
         if given is None:
             defaults = TaskOptions()
             given = {k for k in TaskOptions.names() if getattr(options, k) != getattr(defaults, k)}
-        for note in assumed_defaults(task, options, set(given), model_shape):
+        for note in assumed_defaults(task, options, set(given), shape):
             _warn(f"assuming {note}")
         y = to_channels(y, op.out_shape[0], str(y_path))
     want = tuple(op.out_shape[1:])
+    resized = None
     if tuple(y.shape[-2:]) != want:
         if not allow_resize:
-            raise ShredError(f"{y_path.name} is {y.shape[-2]}x{y.shape[-1]} but {task} on {den.name} "
-                             f"({model_shape[1]}x{model_shape[2]}) expects a {want[0]}x{want[1]} measurement; "
-                             "pass --resize to resample it, or match the task/model to the image")
-        _warn(resize_note(y_path.name, tuple(y.shape[-2:]), want))
+            c, h, w = op.in_shape
+            whose = "its spec's " if spec is not None else ""
+            raise ShredError(f"{y_path.name} is {y.shape[-2]}x{y.shape[-1]} but {whose}{task} of {h}x{w} images "
+                             f"expects a {want[0]}x{want[1]} measurement; pass --resize to resample it, or match "
+                             "the task/spec to the image")
+        resized = resize_note(y_path.name, tuple(y.shape[-2:]), want)
+        _warn(resized)
         y = resize(y, want)
-    return Measurement(y, op, den, task, spec is not None)
+    return Measurement(y, op, den, task, spec is not None, resized)
 
 
 def fit_image(x: torch.Tensor, *, size: tuple[int, int] | None = None, channels: int | None = None,
@@ -134,17 +174,19 @@ def fit_image(x: torch.Tensor, *, size: tuple[int, int] | None = None, channels:
     return x
 
 
-def load_clean(path: str | Path, denoiser: Denoiser, *, allow_resize: bool = False) -> torch.Tensor:
-    """A ground-truth image for ``denoiser``: its channels, at its image size. Another size is
-    refused (a PSNR against a resampled image is not the PSNR against the truth) unless
-    ``allow_resize``, which centre-crops and resamples it and says so."""
+def load_clean(path: str | Path, denoiser: Denoiser, size: tuple[int, int] | None = None, *,
+               allow_resize: bool = False) -> torch.Tensor:
+    """A ground-truth image [1, C, H, W] in [0, 1] for ``denoiser``: its channels, at ``size``
+    (the restored image's (H, W); default the model's training size). Another size is refused (a
+    PSNR against a resampled image is not the PSNR against the truth) unless ``allow_resize``,
+    which centre-crops and resamples it and says so."""
     x = read_image(path, channels=denoiser.channels)
-    h, w = denoiser.image_size
+    h, w = tuple(size or denoiser.image_size)
     if tuple(x.shape[-2:]) != (h, w) and not allow_resize:
         raise ShredError(f"{Path(path).name} is {x.shape[-2]}x{x.shape[-1]} but the restoration is {h}x{w}: "
                          "give the ground truth at that size, or pass --resize to centre-crop and resample it "
                          "(the PSNR is then against the resampled image)")
-    return fit_image(x, size=denoiser.image_size, source=str(path))
+    return fit_image(x, size=(h, w), source=str(path))
 
 
 def grid_columns(y: torch.Tensor, result, clean: torch.Tensor | None = None) -> list[tuple[str, torch.Tensor]]:
@@ -231,7 +273,8 @@ def run_report(result, m: Measurement, measurement_path: str | Path, clean: torc
             from .metrics import psnr
             summary["mean_image_psnr"] = float(psnr(mean, clean.float()).item())
     record = {"measurement": str(measurement_path), "task": m.task, "model": m.denoiser.name,
-              "config": result.extras.get("config"), "summary": summary, "seeds": rows}
+              "image_size": list(m.operator.in_shape[1:]), "canvas": result.extras.get("canvas"),
+              "resized": m.resized, "config": result.extras.get("config"), "summary": summary, "seeds": rows}
     return RunReport(rows, summary, record)
 
 

@@ -15,9 +15,12 @@ A run is a folder:
 Every file is written to a temporary name and renamed; nothing in the folder is ever unpickled
 (tensors are safetensors, the rest JSON), so a run folder from someone else cannot run code.
 
-Work items are (task, method, chunk of images), enumerated in a fixed order. Under ``torchrun``
-each process takes the items whose position modulo WORLD_SIZE is its RANK, on its own GPU
-(LOCAL_RANK) or the CPU; a process that dies leaves only its unfinished chunks to a rerun.
+Work items are (task, method, chunk of images): each job's images cut into a fixed grid of
+``batch`` images, enumerated in a fixed order that does not depend on what is done. Under
+``torchrun`` each process takes the items whose position modulo WORLD_SIZE is its RANK
+(:mod:`shred.distributed`), on its own GPU (LOCAL_RANK) or the CPU, and computes the images of its
+items that no complete chunk holds; a process that dies leaves only its unfinished chunks to a
+rerun. Rank 0 writes the report after a barrier (or ``shred-ir bench --report-only`` later).
 """
 from __future__ import annotations
 
@@ -148,7 +151,10 @@ def select_indices(cfg: BenchConfig, available: int, n: int) -> torch.Tensor:
 
 def distributed() -> tuple[int, int]:
     """(rank, world size) from torchrun's environment; (0, 1) otherwise."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    from ..distributed import launch
+
+    rank, world, _ = launch()
+    return rank, world
 
 
 class Benchmark:
@@ -328,25 +334,46 @@ class Benchmark:
         """Images of a job that a complete chunk holds."""
         return {i for a, b, _ in self.chunks(job) for i in range(a, b)}
 
-    def plan(self) -> list[tuple[Job, int, int]]:
-        """Every missing chunk (job, start, stop), in a fixed order."""
+    def cells(self) -> list[tuple[Job, int, int]]:
+        """Every work item (job, start, stop): each job's images in a fixed grid of ``batch`` (one
+        at a time for unbatched methods), done or not. The same list on every process, whatever
+        the others have finished, so that the shares of :func:`shred.distributed.share` never
+        overlap or leave a gap."""
         items = []
         for job in self.jobs:
             if job.skipped:
                 continue
             size = self.cfg.batch if getattr(job.solver, "batched", True) else 1
-            done = self.done_images(job)
-            start = 0
-            while start < job.n:
-                if start in done:
-                    start += 1
-                    continue
-                stop = start + 1
-                while stop < job.n and stop not in done and stop - start < size:
-                    stop += 1
-                items.append((job, start, stop))
-                start = stop
+            items += [(job, a, min(a + size, job.n)) for a in range(0, job.n, size)]
         return items
+
+    @staticmethod
+    def missing(start: int, stop: int, done: set[int]) -> list[tuple[int, int]]:
+        """The runs of images start..stop-1 that are not in ``done`` (a resumed run may hold
+        chunks of another batch size)."""
+        runs, a = [], start
+        while a < stop:
+            if a in done:
+                a += 1
+                continue
+            b = a + 1
+            while b < stop and b not in done:
+                b += 1
+            runs.append((a, b))
+            a = b
+        return runs
+
+    def plan(self, items: list[tuple[Job, int, int]] | None = None) -> list[tuple[Job, int, int]]:
+        """Every chunk still to compute (job, start, stop) among ``items`` (default: all of
+        :meth:`cells`), in order."""
+        items = self.cells() if items is None else items
+        done: dict[int, set[int]] = {}
+        chunks = []
+        for job, a, b in items:
+            if id(job) not in done:
+                done[id(job)] = self.done_images(job)
+            chunks += [(job, s, e) for s, e in self.missing(a, b, done[id(job)])]
+        return chunks
 
     def run_chunk(self, job: Job, start: int, stop: int, x, y, op, counter, progress: bool, lpips_fn) -> dict:
         from ..io import write_json
@@ -386,6 +413,7 @@ class Benchmark:
         from ..io import write_json
         from ..metrics.perceptual import lpips_metric
         from ..models.counting import CountingDenoiser
+        from ..distributed import barrier, share
         from ..models.fast import accelerate, run_options
 
         cfg = self.cfg
@@ -395,8 +423,7 @@ class Benchmark:
             write_json(self.out / "config.json", {"format": FORMAT, "config": asdict(cfg)})
         inputs = {t: self.inputs(self.tasks[t]) for t in cfg.tasks}
         lpips_fn, _ = lpips_metric()
-        items = self.plan()
-        mine = items[rank::world]
+        mine = self.plan(share(self.cells(), rank, world))
         counters: dict[int, Any] = {}
         bar = tqdm(total=sum(b - a for _, a, b in mine), desc="bench", unit="img", disable=not progress)
         for job, start, stop in mine:
@@ -415,8 +442,7 @@ class Benchmark:
                      f"PSNR {sum(rec['psnr']) / len(rec['psnr']):6.2f}  "
                      f"{rec['seconds'] / rec['images']:8.2f} s/img  {rec['image_calls'] / rec['images']:7.0f} calls/img")
         bar.close()
-        if world > 1:
-            _barrier()
+        barrier()  # nothing when alone
         if rank != 0:
             return None
         from .report import report
@@ -427,12 +453,3 @@ def _extra_settings(base: str) -> tuple[str, ...]:
     from ..solvers import SOLVERS
 
     return SOLVERS[base].extra_settings
-
-
-def _barrier() -> None:
-    """Wait for every process of a torchrun launch (gloo; no other communication is needed)."""
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    dist.barrier()

@@ -13,6 +13,8 @@ EPILOG = """examples:
   shred-ir degrade face.png --task inpaint --box-size 16 --out y.png
   shred-ir degrade face.png --task cs --fraction 0.05 --seed 3 --out y.npy
   shred-ir degrade photo.jpg --task colorize+sr --scale 2 --size 32 --out y.png
+  shred-ir degrade clean/ --task sr --scale 4 --out degraded/     # a folder: y and spec per image
+  shred-ir degrade 'photos/*.png' --task cs --out degraded/        # a glob; resumable, --overwrite redoes
 """
 
 
@@ -20,13 +22,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser("degrade", help="degrade a clean image and write the measurement and its spec",
                        description="Degrade a clean image; writes the measurement and a JSON spec of the operator.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("clean", help="clean image (PNG, JPEG or .npy in [0, 1])")
-    p.add_argument("--out", required=True, help="measurement file (.png, .jpg, or .npy to keep it exact)")
+    p.add_argument("clean", help="clean image (PNG, JPEG or .npy in [0, 1]), or a folder or glob of them")
+    p.add_argument("--out", required=True, help="measurement file (.png, .jpg, or .npy to keep it exact); for a "
+                   "folder, the output folder (each measurement and its .json spec under the input's name)")
     p.add_argument("--spec", help="spec file (default: --out with .json)")
     p.add_argument("--seed", type=seed, default=0, help="seed of random masks, kernels and noise (default 0)")
     p.add_argument("--size", type=size, help="resize the clean image first (centre crop + bicubic), e.g. 32")
     p.add_argument("--model", help="resize and convert the clean image for this model")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--overwrite", action="store_true", help="folders: degrade again images whose outputs exist")
     add_task_options(p)
     p.set_defaults(func=run)
 
@@ -40,6 +44,10 @@ def run(args) -> int:
 
     if not args.task:
         raise ShredError("give --task (see `shred-ir degrade --help`)")
+    from ..folders import is_many
+
+    if is_many(args.clean):
+        return run_folder(args)
     out = check_writable(args.out)
     spec_path = Path(args.spec) if args.spec else out.with_suffix(".json")
     if spec_path.suffix.lower() != ".json":
@@ -49,8 +57,8 @@ def run(args) -> int:
                   [("the clean image", args.clean), *task_inputs(args), model_input(args.model)])
     x = read_image(args.clean)
     den = load_model(args.model) if args.model else None
-    x = fit_image(x, size=den.image_size if den is not None else args.size,
-                  channels=den.channels if den is not None else None, source=str(args.clean))
+    size = den.image_size if den is not None else args.size
+    x = fit_image(x, size=size, channels=den.channels if den is not None else None, source=str(args.clean))
     opts = task_options(args)
     y, op = degrade(x, args.task, opts, seed=args.seed)
     spec = make_spec(op, task=args.task, options=opts, seed=args.seed,
@@ -62,3 +70,25 @@ def run(args) -> int:
     print(f"wrote {out} ({c}x{h}x{w}, {args.task}{f'; {held}' if held else ''}) and {spec_path}",
           file=sys.stderr if args.quiet else sys.stdout)
     return 0
+
+
+def run_folder(args) -> int:
+    """A folder or glob of clean images (:func:`shred.folders.degrade_folder`)."""
+    from ..distributed import launch
+    from ..folders import degrade_folder
+
+    if args.spec:
+        raise ShredError("--spec names one file; a folder gets a spec beside each measurement")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ShredError(f"--out {out} is a file; give a folder for the measurements")
+    rank = launch()[0]
+
+    def log(line: str) -> None:
+        print(f"shred-ir: {line}", file=sys.stderr)
+
+    summary = degrade_folder(args.clean, out, args.task, task_options(args), seed=args.seed, size=args.size,
+                             model=args.model, overwrite=args.overwrite, log=log,
+                             progress=not args.quiet and rank == 0)
+    print(summary.line("degraded", out), file=sys.stderr if args.quiet else sys.stdout)
+    return 0 if summary.ok else 2

@@ -69,6 +69,16 @@ def nonneg_float(text: str) -> float:
     return v
 
 
+def tile_option(text: str) -> str | int:
+    """``auto``, ``none`` or a tile side N >= 1."""
+    if text in ("auto", "none"):
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--tile is auto, none or a side in pixels, got {text!r}") from None
+
+
 def checked_by(config_class, name: str, parse=float):
     """An argument type for setting ``name`` of a :class:`shred.config.FrozenConfig` class: the
     text parsed with ``parse`` (int or float), then the library's own check of that field, so

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ShredError
 from .options import (add_task_options, bool_flag, checked_by, default_device, device, given_task_options,
-                      model_input, seed, seed_paths, seeds, task_inputs, task_options)
+                      model_input, positive_int, seed, seed_paths, seeds, task_inputs, task_options, tile_option)
 
 EPILOG = """examples:
   shred-ir restore y.png                                  # uses y.json written by `shred-ir degrade`
@@ -22,10 +22,16 @@ EPILOG = """examples:
   shred-ir restore y.png --seeds 0-15 --compile default   # compile the network (pays off on big runs)
   shred-ir restore y.png --precision fp32 --compile none  # the float32 reference path on a GPU
 
-size policy: the measurement must have exactly the size that the model and the task imply
-(e.g. 8x8 for x4 super-resolution with a 32x32 model); shred never resizes silently. Pass
---resize to centre-crop and resample it (bicubic) to that size (and --clean to the model's);
-a line says what was cut and resampled.
+folders (one output, spec and report per image under the same relative name; resumable):
+  shred-ir restore degraded/ --out restored/               # each image's .json spec beside it
+  shred-ir restore 'photos/**/*.jpg' --task sr --scale 4 --out restored/ --batch 16
+  torchrun --nproc_per_node=4 -m shred restore degraded/ --out restored/   # one GPU per process
+
+sizes: an image is restored at its own size, whatever size the model was trained at: the network
+runs on the canvas of the next multiples of its stride (the image at the centre, the border left
+to the prior) and the result is cropped back; images too large for the device's memory are
+restored in overlapping tiles (--tile). --resize instead centre-crops and resamples (bicubic)
+the measurement to what the model's training size implies, and says what it cut.
 
 random operators: cs draws its mask, deblur --kernel random its kernel, deblur-sv its kernels
 from degrade's --seed; restoring needs that very operator: the spec (y.json), or
@@ -45,7 +51,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("restore", help="restore a degraded image with SHRED",
                        description="Restore a degraded image by optimising the input noise of a few-step DDIM (SHRED).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("measurement", help="degraded image (PNG, JPEG or .npy)")
+    p.add_argument("measurement", help="degraded image (PNG, JPEG or .npy), or a folder or glob of them (then --out "
+                   "is a folder)")
     p.add_argument("--spec", help="spec written by `shred-ir degrade` (default: the measurement's .json, if any)")
     p.add_argument("--model", help="model name (see `shred-ir models`) or folder/checkpoint; default: the "
                    "bundled model for the image's channels")
@@ -57,8 +64,18 @@ def add_parser(sub) -> None:
                    "PSNR/SSIM with --clean, diversity, kernel NCC")
     p.add_argument("--kernel-out", help="blind tasks: write the estimated kernel (.png scaled to its maximum, or "
                    ".npy); several seeds add _seedN")
-    p.add_argument("--resize", action="store_true", help="resample a measurement of the wrong size (see below)")
-    p.add_argument("--device", type=device, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--resize", action="store_true", help="restore at the model's training size: centre-crop and "
+                   "resample the measurement to the size it implies (see below)")
+    p.add_argument("--tile", type=tile_option, default="auto",
+                   help="auto: overlapping tiles of the training size for images larger than the device's free "
+                   "memory allows (default); N: tiles of N x N for every image larger; none: never")
+    p.add_argument("--tile-overlap", type=positive_int, help="pixels shared by neighbouring tiles (default a "
+                   "quarter of the tile)")
+    p.add_argument("--batch", type=positive_int, default=8, help="folders: images per solver call, among images "
+                   "of one shape and operator (default 8)")
+    p.add_argument("--overwrite", action="store_true", help="folders: restore again images whose outputs exist")
+    p.add_argument("--device", type=device, help="cpu, cuda or cuda:N (default: cuda when available; under torchrun "
+                   "cuda is the process's own GPU, cuda:LOCAL_RANK)")
     p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
                    help="precision of the network (autocast; x_T, the loss and Adam stay float32); "
                    "auto: bf16 on a GPU, fp32 on a CPU")
@@ -116,7 +133,52 @@ def _spec_path(args, y_path: Path) -> Path | None:
     return spec_path
 
 
+SETTINGS = ("kernel_lr", "iterations", "lr", "delta_t", "grad", "loss", "init", "clip_x0", "sphere", "epsilon",
+            "spacing", "stop", "tau")
+
+
 def run(args) -> int:
+    from ..folders import is_many
+
+    if is_many(args.measurement):
+        return run_folder(args)
+    return run_one(args)
+
+
+def run_folder(args) -> int:
+    """A folder or glob of measurements (:class:`shred.folders.FolderRestore`)."""
+    from ..distributed import launch
+    from ..folders import FolderRestore
+
+    if not args.out:
+        raise ShredError("restoring a folder needs --out FOLDER for the restored images")
+    single = [name for name, given in [("--grid", args.grid), ("--clean", args.clean), ("--report", args.report),
+                                       ("--kernel-out", args.kernel_out), ("--seeds", args.seeds)] if given]
+    if single:
+        raise ShredError(f"{', '.join(single)} work with one image; a folder gets a report per image "
+                         "(and one seed each: --seed)")
+    if not args.task and (given_task_options(args) or args.degrade_seed is not None):
+        name = sorted(given_task_options(args) | ({"degrade_seed"} if args.degrade_seed is not None else set()))[0]
+        raise ShredError(f"--{name.replace('_', '-')} is used with --task only (the specs fix the operators)")
+    rank = launch()[0]
+    quiet = args.quiet or rank != 0
+
+    def log(line: str) -> None:
+        print(f"shred-ir: {line}", file=sys.stderr)
+
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    job = FolderRestore(args.measurement, args.out, spec=args.spec, task=args.task, options=task_options(args),
+                        seed=args.seed, degrade_seed=args.degrade_seed, model=args.model, class_label=args.class_label, allow_resize=args.resize,
+                        batch=args.batch, overwrite=args.overwrite, device=args.device, log=log, progress=not quiet,
+                        restorer={"preset": args.preset, "run": {"precision": args.precision, "compile": args.compile},
+                                  "tile": args.tile, "tile_overlap": args.tile_overlap, **settings})
+    summary = job.run()
+    if rank == 0 or summary.failed:
+        print(summary.line("restored", job.out), file=sys.stderr if args.quiet else sys.stdout)
+    return 0 if summary.ok else 2
+
+
+def run_one(args) -> int:
     from ..api import make_restorer
     from ..io import check_outputs, check_writable, grid_bytes, write_all
     from ..operators.tasks import describe_operator
@@ -145,19 +207,22 @@ def run(args) -> int:
                          given=given_task_options(args))
     restorer = make_restorer(m.denoiser, m.task, preset=args.preset, device=device,
                              run={"precision": args.precision, "compile": args.compile}, images=len(run_seeds),
-                             kernel_lr=args.kernel_lr, iterations=args.iterations, lr=args.lr, delta_t=args.delta_t,
-                             grad=args.grad, loss=args.loss, init=args.init, clip_x0=args.clip_x0,
-                             sphere=args.sphere, epsilon=args.epsilon, spacing=args.spacing, stop=args.stop,
-                             tau=args.tau)
+                             tile=args.tile, tile_overlap=args.tile_overlap, **{k: getattr(args, k) for k in SETTINGS})
     if kernel_out is not None and not restorer.blind:
         raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
-    clean = load_clean(args.clean, m.denoiser, allow_resize=args.resize) if args.clean else None
+    clean = load_clean(args.clean, m.denoiser, size=m.operator.in_shape[1:], allow_resize=args.resize) \
+        if args.clean else None
     if not args.quiet:
+        from ..models.base import canvas_size
+
+        _, h, w = m.operator.in_shape
+        size = f"{h}x{w}" if canvas_size(m.denoiser, h, w) == (h, w) else \
+            "{}x{} (on a {}x{} canvas)".format(h, w, *canvas_size(m.denoiser, h, w))
         mask = describe_operator(m.operator)
-        print(f"restoring {y_path.name}: {m.task}{f' ({mask})' if mask else ''} with {m.denoiser.describe()}, "
-              f"preset {restorer.preset}, {restorer.config.iterations} iterations x {len(restorer.solver.pairs)} steps, "
-              f"{restorer.config.grad} gradient, {len(run_seeds)} seed(s) on {device} ({restorer.run.describe()})",
-              file=sys.stderr)
+        print(f"restoring {y_path.name} at {size}: {m.task}{f' ({mask})' if mask else ''} with "
+              f"{m.denoiser.describe()}, preset {restorer.preset}, {restorer.config.iterations} iterations x "
+              f"{len(restorer.solver.pairs)} steps, {restorer.config.grad} gradient, {len(run_seeds)} seed(s) on "
+              f"{device} ({restorer.run.describe()})", file=sys.stderr)
     res = restorer.restore(m.y, m.operator, seeds=run_seeds, progress=not args.quiet)
 
     files = output_files(res, outs, kernel_outs, spread)

@@ -30,12 +30,16 @@ class Denoiser(nn.Module):
     Attributes:
         channels: image channels C (1 or 3).
         image_size: (H, W) the network was trained at.
+        size_multiple: the network runs at any H x W that are multiples of this (a fully
+            convolutional UNet: 2 ** its number of down-samplings); None when it runs at
+            ``image_size`` only (the analytic prior). :func:`accepts`, :func:`canvas_size`.
         schedule: the :class:`NoiseSchedule` it was trained with.
         name: a short human-readable name.
     """
 
     channels: int
     image_size: tuple[int, int]
+    size_multiple: int | None = None
     schedule: NoiseSchedule
     name: str = "denoiser"
 
@@ -45,6 +49,42 @@ class Denoiser(nn.Module):
     def describe(self) -> str:
         h, w = self.image_size
         return f"{self.name} ({self.channels}x{h}x{w}, T={self.schedule.T})"
+
+
+def accepts(denoiser: Denoiser, height: int, width: int) -> bool:
+    """Whether ``denoiser`` runs on [B, C, height, width] inputs as they are."""
+    m = denoiser.size_multiple
+    if m is None:
+        return (height, width) == tuple(denoiser.image_size)
+    return height % m == 0 and width % m == 0 and height >= m and width >= m
+
+
+def canvas_size(denoiser: Denoiser, height: int, width: int) -> tuple[int, int]:
+    """The smallest size >= (height, width) that ``denoiser`` runs at: each side rounded up to its
+    :attr:`Denoiser.size_multiple`. Raises :class:`ShredError` for a fixed-size network and
+    another size."""
+    m = denoiser.size_multiple
+    if m is None:
+        if (height, width) != tuple(denoiser.image_size):
+            h, w = denoiser.image_size
+            raise ShredError(f"{denoiser.name} runs at {h}x{w} only, not {height}x{width}; pass --resize "
+                             "or pick a fully convolutional model")
+        return height, width
+    return -(-height // m) * m, -(-width // m) * m
+
+
+def check_image_shape(denoiser: Denoiser, shape) -> tuple[int, int, int]:
+    """``shape`` (C, H, W) as a tuple, after checking that ``denoiser`` makes images of that shape
+    (its channels, a size it :func:`accepts`); raises :class:`ShredError` naming both otherwise."""
+    shape = tuple(int(s) for s in shape)
+    c, h, w = shape
+    if c != denoiser.channels or not accepts(denoiser, h, w):
+        m = denoiser.size_multiple
+        sizes = (f"{denoiser.image_size[0]}x{denoiser.image_size[1]}" if m is None
+                 else f"sides that are multiples of {m}")
+        raise ShredError(f"the operator works on {shape} images but the model {denoiser.name} makes "
+                         f"{denoiser.channels}-channel images with {sizes}")
+    return shape
 
 
 class UNetDenoiser(Denoiser):
@@ -76,6 +116,10 @@ class UNetDenoiser(Denoiser):
         self.channels = int(cfg.in_channels)
         size = cfg.sample_size
         self.image_size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
+        # Every block but the last halves the side (diffusers' UNet2DModel, shred's LeanUNet and the
+        # converted ADM / ermongroup networks alike); the up-sampling path doubles it back and
+        # concatenates the skips, so each side must divide by 2 ** (levels - 1).
+        self.size_multiple = 2 ** (len(cfg.block_out_channels) - 1)
         out = int(cfg.out_channels)
         if learned_sigma is None:
             learned_sigma = out == 2 * self.channels

@@ -28,6 +28,7 @@ class CountingDenoiser(Denoiser):
         self.schedule = inner.schedule
         self.channels = inner.channels
         self.image_size = inner.image_size
+        self.size_multiple = inner.size_multiple
         self.name = inner.name
         for attr in ("info", "num_classes", "class_label", "learned_sigma", "options"):
             if hasattr(inner, attr):

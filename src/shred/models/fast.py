@@ -88,6 +88,7 @@ class FastDenoiser(Denoiser):
         self.schedule = inner.schedule
         self.channels = inner.channels
         self.image_size = inner.image_size
+        self.size_multiple = inner.size_multiple
         self.name = inner.name
         for attr in ("info", "num_classes", "class_label", "learned_sigma"):
             if hasattr(inner, attr):
@@ -124,7 +125,8 @@ class FastDenoiser(Denoiser):
 def resolve_device(name: str | None = None, local_rank: int = 0) -> str:
     """Check a device name before any work: ``None`` is ``cuda:<local_rank>`` when a GPU is
     available (one per torchrun process) and ``cpu`` otherwise; ``cpu``, ``cuda`` and ``cuda:N``
-    are checked against what this machine has. Raises ShredError (one line) otherwise."""
+    are checked against what this machine has (``cuda`` under torchrun is the process's own GPU,
+    ``cuda:<local_rank>``). Raises ShredError (one line) otherwise."""
     if name is None:
         return f"cuda:{local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
     try:
@@ -139,6 +141,8 @@ def resolve_device(name: str | None = None, local_rank: int = 0) -> str:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ShredError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s) "
                              f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+        if device.index is None and local_rank:
+            return f"cuda:{local_rank % torch.cuda.device_count()}"
         return str(device)
     raise ShredError(f"--device {name}: shred runs on cpu or cuda, not {device.type}")
 

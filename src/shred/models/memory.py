@@ -119,9 +119,12 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def out_of_memory_as_error(denoiser, images: int, device: str | torch.device, *, precision: str = "fp32",
-                           grad: str = "surrogate", calls: int = 10) -> Iterator[None]:
+                           grad: str = "surrogate", calls: int = 10,
+                           size: tuple[int, int] | None = None) -> Iterator[None]:
     """Within the block, an allocation failure becomes a one-line :class:`ShredError` with the
-    estimate of :func:`check_memory` and what to change (the memory is freed by then)."""
+    estimate of :func:`check_memory` and what to change (the memory is freed by then). ``size``:
+    the (H, W) of the images restored when it is not the network's training size; the estimate
+    (made at the training size) is then left out and smaller tiles (``--tile``) are suggested."""
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - only allocation failures are translated
@@ -129,12 +132,16 @@ def out_of_memory_as_error(denoiser, images: int, device: str | torch.device, *,
             raise
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()
-        per_image = activation_bytes(denoiser, precision=precision, grad=grad, calls=calls)
         c, (h, w) = denoiser.channels, denoiser.image_size
+        other = size is not None and tuple(size) != (h, w)
+        per_image = None if other else activation_bytes(denoiser, precision=precision, grad=grad, calls=calls)
+        if other:
+            h, w = size
         need = f" (about {_gb(per_image * images)} for the network's activations)" if per_image else ""
+        advice = ("use smaller tiles (--tile N, e.g. the model's training size), fewer seeds at a time or a device "
+                  "with more memory" if other else _advice(images, per_image, available_bytes(device)))
         raise ShredError(f"out of memory running {images} restoration{'s' if images > 1 else ''} of {c}x{h}x{w} "
-                         f"with {denoiser.name} on {torch.device(device).type}{need}; "
-                         + _advice(images, per_image, available_bytes(device))) from None
+                         f"with {denoiser.name} on {torch.device(device).type}{need}; " + advice) from None
 
 
 __all__ = ["activation_bytes", "available_bytes", "check_memory", "is_out_of_memory", "out_of_memory_as_error"]

@@ -1,6 +1,7 @@
 """Degradation operators (A, A^T, A^+, JSON specs) and the task recipes that build them."""
 from .base import OPERATORS, Operator, cgls, operator_from_spec, register_operator
 from .blind import SpatiallyVaryingBlur
+from .canvas import Canvas, Crop, crop_to_image, on_canvas
 from .kernels import (anisotropic_gaussian_kernel, gaussian_kernel, load_kernel,
                       random_anisotropic_gaussian_kernel)
 from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy, unwrap
@@ -11,4 +12,5 @@ __all__ = ["OPERATORS", "Operator", "cgls", "operator_from_spec", "register_oper
            "anisotropic_gaussian_kernel", "gaussian_kernel", "load_kernel",
            "random_anisotropic_gaussian_kernel", "AvgPoolSR", "BicubicSR", "Blur", "Colorize",
            "Compose", "Identity", "Mask", "Noisy", "box_mask", "load_mask", "random_pixel_mask",
-           "TASKS", "TaskOptions", "build_task", "preset_key", "SpatiallyVaryingBlur", "unwrap"]
+           "TASKS", "TaskOptions", "build_task", "preset_key", "SpatiallyVaryingBlur", "unwrap", "Canvas", "Crop",
+           "crop_to_image", "on_canvas"]

@@ -39,10 +39,11 @@ import torch
 
 from ..errors import ShredError
 from .base import Operator
+from .canvas import Crop
 from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy, conv_matrix, unwrap
 
 SUPPORTED = ("identity", "mask", "sr-avg", "sr-bicubic", "colorize", "blur with a separable kernel",
-             "compositions of the separable ones")
+             "compositions of the separable ones, also on a larger canvas (crop)")
 
 
 class OperatorSVD:
@@ -268,6 +269,17 @@ def _(op: Blur):
     u, sv, vh = torch.linalg.svd(op.kernel)
     c, h, w = op.in_shape
     return None, conv_matrix(u[:, 0] * sv[0].sqrt(), h), conv_matrix(vh[0] * sv[0].sqrt(), w)
+
+
+def selection_matrix(n: int, start: int, length: int) -> torch.Tensor:
+    """[length, n] rows of the identity: entries start .. start + length - 1."""
+    return torch.eye(n, dtype=torch.float64)[start:start + length]
+
+
+@separable_factors.register
+def _(op: Crop):
+    c, h, w = op.in_shape
+    return None, selection_matrix(h, op.top, op.height), selection_matrix(w, op.left, op.width)
 
 
 @separable_factors.register

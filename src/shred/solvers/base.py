@@ -4,7 +4,8 @@
 
 * ``y``: [B, C', H', W'] measurements in [0, 1] units (B = 1 with several seeds gives several
   restorations of one image, the paper's Fig. 6).
-* ``operator``: a :class:`shred.operators.Operator` whose ``in_shape`` is the model's image shape.
+* ``operator``: a :class:`shred.operators.Operator`; its ``in_shape`` is the shape of the images
+  made (the model's channels, a size the network runs at: :func:`shred.models.base.accepts`).
 * ``seeds``: one integer (or None) per restoration; restoration i depends only on seed i.
 """
 from __future__ import annotations

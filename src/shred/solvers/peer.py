@@ -17,7 +17,7 @@ import time
 import torch
 
 from ..errors import ShredError
-from ..models.base import Denoiser, module_device
+from ..models.base import Denoiser, check_image_shape, module_device
 from ..operators import Operator
 from .ancestral import image_generators
 from .base import Result, Solver, measurement_loss, randn, to_image_space
@@ -88,11 +88,7 @@ class PeerSolver(Solver):
 
     # -- helpers for the sampling loops -----------------------------------------------------------
     def image_shape(self, operator: Operator) -> tuple[int, int, int]:
-        shape = (self.denoiser.channels, *self.denoiser.image_size)
-        if tuple(operator.in_shape) != shape:
-            raise ShredError(f"the operator works on {tuple(operator.in_shape)} images but the model "
-                             f"{self.denoiser.name} makes {shape}")
-        return shape
+        return check_image_shape(self.denoiser, operator.in_shape)
 
     def abar(self, t: int) -> float:
         return self.denoiser.schedule.abar_at(t)

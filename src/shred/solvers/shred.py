@@ -23,7 +23,7 @@ import torch
 
 from ..diffusion import ddim_invert, ddim_sample, time_pairs
 from ..errors import ShredError
-from ..models.base import Denoiser, module_device
+from ..models.base import Denoiser, check_image_shape, module_device
 from ..operators import Operator
 from .base import Result, Solver, measurement_loss, seeded_noise, to_image_space, to_model_space
 from .registry import register_solver
@@ -164,10 +164,7 @@ class Shred(Solver):
     def initial_latent(self, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
         """x_T^0: noise (Algorithm 1), or a warm start from the DDIM inversion of a cheap estimate."""
         c = self.config
-        shape = (self.denoiser.channels, *self.denoiser.image_size)
-        if tuple(operator.in_shape) != shape:
-            raise ShredError(f"the operator works on {tuple(operator.in_shape)} images but the model "
-                             f"{self.denoiser.name} makes {shape}")
+        shape = check_image_shape(self.denoiser, operator.in_shape)
         noise = seeded_noise(shape, seeds, self.device, self.dtype)
         if c.init == "noise":
             return noise
