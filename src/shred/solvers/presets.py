@@ -68,7 +68,11 @@ PRESETS["bundled"] = {
     "colorize": dict(lr=0.03, iterations=100),
     # Not tuned: the authors' values.
     "blind-deblur": dict(lr=0.003, iterations=100),
-    "denoise": dict(lr=0.002, iterations=25),
+    # Denoising (sigma_y 0.05, 10 cifar10-train images; the noisy input is at 26.15 dB): the
+    # authors' lr 0.002 x 25 gave 13.32 dB and lr 0.03 x 25 23.17 dB; lr 0.03 for up to 100
+    # iterations stopped by the discrepancy principle gives 29.65 dB (bench/check_defaults.sh,
+    # PART=denoise).
+    "denoise": dict(lr=0.03, iterations=100, stop="discrepancy"),
     "nonuniform-deblur": dict(lr=0.002, iterations=25),
     "old-photo": dict(lr=0.03, iterations=100, stop="auto"),
 }
