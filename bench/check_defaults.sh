@@ -17,22 +17,22 @@ if [ "${PART:-all}" = colorize ]; then
     --min-realism-images 1000 --batch 25 --device cpu --out ${RUN:-runs/check-colorize-train} "$@"
 fi
 if [ "${PART:-all}" = blind ]; then
-  # Blind SHRED+ (its start is the blurred image, lr 0.003, 19 iterations) left 25 % of y
-  # unexplained: candidates keeping more of the start (a = 0.9) with a larger kernel step, and
-  # the bundled preset (the authors' blind settings, 1,000 calls).
+  # Blind SHRED+ as first set (a = 0.5, kernel lr 2e-4: "#a05") left 25 % of y unexplained; the
+  # preset now keeps more of the start (a = 0.9) with a larger kernel step; "#lr01" also a larger
+  # step for x_T; the bundled preset is the authors' blind settings (1,000 calls).
   exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} --tasks blind \
-    --methods shred-blind@plus,shred-blind@plus#s09-k2e3,shred-blind@plus#s09-k2e3-lr01,shred-blind@bundled \
-    --set shred-blind@plus#s09-k2e3.warm_strength=0.9 --set shred-blind@plus#s09-k2e3.kernel_lr=0.002 \
-    --set shred-blind@plus#s09-k2e3-lr01.warm_strength=0.9 --set shred-blind@plus#s09-k2e3-lr01.kernel_lr=0.002 \
-    --set shred-blind@plus#s09-k2e3-lr01.lr=0.01 \
+    --methods shred-blind@plus#a05,shred-blind@plus,shred-blind@plus#lr01,shred-blind@bundled \
+    --set shred-blind@plus#a05.warm_strength=0.5 --set shred-blind@plus#a05.kernel_lr=0.0002 \
+    --set shred-blind@plus#lr01.lr=0.01 \
     --min-realism-images 1000 --batch 25 --device cpu --out ${RUN:-runs/check-blind9-train} "$@"
 fi
 if [ "${PART:-all}" = denoise ]; then
+  # "#authors": the authors' lr 0.002 x 25 iterations (the bundled entry before); "#lr03-25":
+  # lr 0.03 x 25; shred@bundled: lr 0.03 for up to 100 iterations with the discrepancy stop.
   exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} --tasks denoise \
-    --methods pinv,shred@bundled,shred@bundled#lr03,shred@bundled#lr03-stop,shred@plus \
-    --set shred@bundled#lr03.lr=0.03 \
-    --set shred@bundled#lr03-stop.lr=0.03 --set shred@bundled#lr03-stop.iterations=100 \
-    --set shred@bundled#lr03-stop.stop=discrepancy \
+    --methods pinv,shred@bundled#authors,shred@bundled#lr03-25,shred@bundled,shred@plus \
+    --set shred@bundled#authors.lr=0.002 --set shred@bundled#authors.iterations=25 --set shred@bundled#authors.stop=none \
+    --set shred@bundled#lr03-25.iterations=25 --set shred@bundled#lr03-25.stop=none \
     --min-realism-images 1000 --batch 25 --device cpu --out ${RUN:-runs/check-denoise-train} "$@"
 fi
 exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} \

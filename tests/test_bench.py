@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors.torch import load_file
 
 from shred.cli import main
+from shred.metrics import psnr
 
 TINY_SETTINGS = ["--set", "shred@bundled.iterations=2", "--set", "shred@authors-code.iterations=1",
                  "--set", "ddrm.steps=2", "--set", "repaint.steps=4", "--set", "repaint.jump_n_sample=1",
@@ -70,6 +72,11 @@ def test_bench_reports_realism_counts_and_resumes(tmp_path, data, tiny_model_dir
     assert blind["rows"]["shred-blind"]["n"] == 2 and "skipped" in blind["rows"]["ddrm"]
     for ref_row in ("clean images", "A^+ y"):
         assert np.isfinite(sr4["reference_rows"][ref_row]["kid"])
+    # Blind deblurring: the input row is the blurred measurement itself, scored like the methods.
+    assert "A^+ y" not in blind["reference_rows"]
+    blurred = load_file(out / "inputs" / "blind.safetensors")
+    expected = float(psnr(blurred["y"].float().clamp(0, 1), blurred["x"].float()).mean())
+    assert blind["reference_rows"]["input y"]["psnr"] == pytest.approx(expected, abs=1e-6)
     table = (out / "results.md").read_text()
     assert "KID-C10" in table and "FID-C10" in table and "| FID |" not in table and "*clean images*" in table
     assert (out / "grids" / "sr4.png").is_file()

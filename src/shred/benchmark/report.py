@@ -4,7 +4,8 @@ Per (task, method): PSNR, SSIM, the relative measurement error ||y - A x|| / ||y
 the feature network (``KID-C10`` / ``FID-C10`` with shred's CIFAR-10 classifier), network calls
 per image as counted at the network (and the part that also backpropagates through it), seconds
 per image, peak memory and the number of images. Each task's table also has two reference rows at
-the same n: the clean test images themselves (the realism floor) and A^+ y (no prior).
+the same n: the clean test images themselves (the realism floor) and A^+ y (no prior; for blind
+deblurring, whose A is unknown, the blurred measurement y, labelled "input y").
 """
 from __future__ import annotations
 
@@ -96,13 +97,14 @@ def report(bench, log=print) -> dict:
         n = x.shape[0]
         shown = _viewable(op, y)
         reference_rows = {"clean images": {"n": n}}
-        if not task.blind:
-            reference_rows["A^+ y"] = {"n": n, "psnr": _mean(psnr(shown, x).tolist()),
-                                       "ssim": _mean(ssim(shown, x).tolist())}
+        # The input as a method would start from it: A^+ y; for blind deblurring, where A is
+        # unknown, the blurred measurement y itself.
+        shown_as = "input y" if task.blind else "A^+ y"
+        reference_rows[shown_as] = {"n": n, "psnr": _mean(psnr(shown, x).tolist()),
+                                    "ssim": _mean(ssim(shown, x).tolist())}
         if realism is not None:
             reference_rows["clean images"].update(realism(x))
-            if "A^+ y" in reference_rows:
-                reference_rows["A^+ y"].update(realism(shown))
+            reference_rows[shown_as].update(realism(shown))
         rows: dict[str, Any] = {}
         columns = [("ground truth", x[:4]), ("input", shown[:4])]
         for job in [j for j in bench.jobs if j.task.name == t]:
