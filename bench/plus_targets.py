@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 PLUS = ("shred@plus", "shred-blind@plus")
 
@@ -119,10 +120,9 @@ def main(argv=None) -> int:
         print(f"seconds per image (batch 1, slowest task {out['speed']['slowest_task']}): "
               f"{out['speed']['seconds_per_image']:.2f} on {out['speed']['device']}")
     if args.out:
-        path = Path(args.out)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=2) + "\n")
-        os.replace(tmp, path)
+        from shred.io import write_json
+
+        write_json(args.out, out)
     return 0
 
 

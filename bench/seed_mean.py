@@ -14,8 +14,6 @@ by its distance to the ground truth: every seed and every image counts.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import sys
 import time
@@ -27,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from shred.benchmark.tasks import bench_tasks  # noqa: E402
 from shred.data import load_images  # noqa: E402
+from shred.io import write_json  # noqa: E402
 from shred.metrics import psnr  # noqa: E402
 from shred.models import load_model  # noqa: E402
 from shred.models.counting import CountingDenoiser  # noqa: E402
@@ -82,11 +81,8 @@ def main(argv=None) -> int:
               f"mean of {args.seeds} {row['plus']['seed_mean_psnr']:.2f} dB "
               f"({row['plus']['calls_per_sample']:.0f} calls, {row['plus']['seconds_per_sample']:.1f} s per sample)",
               flush=True)
-        path = Path(args.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=2) + "\n")
-        os.replace(tmp, path)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(args.out, out)
     return 0
 
 
