@@ -67,6 +67,8 @@ PLUS_VARIANTS = {
     "constant-lr": dict(lr_decay="none"),               # without the cosine decay
     "plateau-stop": dict(stop="plateau"),               # per-image early stopping
     "exact": dict(grad="exact"),                        # backpropagation through the network
+    "exact-lr0.02": dict(grad="exact", lr=0.02),        # the same at a smaller learning rate
+    "coarse-to-fine": dict(coarse_iterations=8),        # first 8 iterations through 5 DDIM steps (155 calls)
 }
 PLUS_REFERENCES = ("pinv", "ddrm", "ddnm")
 PLUS_LAST = ("shred@bundled",)  # 1,000 calls per image: run after the cheap rows
