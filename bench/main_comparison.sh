@@ -3,7 +3,8 @@
 # the bundled preset and SHRED+) on CIFAR-10 test images, KID-C10 / FID-C10 at n = 100
 # (50 for x8 SR, deblurring, colorization and blind deblurring). Costly methods run on fewer images
 # (--max-images). Resumable: run it again and it finishes only the missing chunks; METHODS=a,b and
-# extra arguments (e.g. --tasks sr4 or --report-only) narrow a run. docs/RESULTS.md quotes its tables
+# extra arguments (e.g. --tasks sr4) narrow a run. `bench/main_comparison.sh --report-only` writes the
+# whole comparison's report from whatever has finished (methods not run yet are listed as missing). docs/RESULTS.md quotes its tables
 # (copied to bench/results/comparison-cifar10-test.json / .md).
 cd "$(dirname "$0")/.."
 . .venv/bin/activate

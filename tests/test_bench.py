@@ -172,6 +172,25 @@ def test_report_only_and_help(tmp_path, data, tiny_model_dir, capsys):
     assert "--batch" in text and "KID-C10 / FID-C10" in text and "calls" in text
 
 
+def test_report_only_of_a_whole_comparison_run_in_parts(tmp_path, data, tiny_model_dir):
+    """Parts run with narrowed --tasks/--methods; --report-only with the whole command line reports
+    them all (the methods not run as missing) and leaves the run's config.json alone."""
+    out = tmp_path / "run"
+    common = ["--features", "none", "--set", "ddrm.steps=2"]
+    assert main(_argv(out, data, tiny_model_dir, "--tasks", "sr4", "--methods", "pinv")) == 0
+    assert main(_argv(out, data, tiny_model_dir, "--tasks", "inpaint", "--methods", "pinv,ddrm", *common)) == 0
+    before = (out / "config.json").read_bytes()
+    assert main(_argv(out, data, tiny_model_dir, "--tasks", "sr4,inpaint", "--methods", "pinv,ddrm", *common,
+                      "--report-only")) == 0
+    rows = {t: b["rows"] for t, b in json.loads((out / "results.json").read_text())["tasks"].items()}
+    assert rows["sr4"]["pinv"]["n"] == 2 and rows["inpaint"]["ddrm"]["n"] == 2
+    assert "missing" in rows["sr4"]["ddrm"]
+    assert (out / "config.json").read_bytes() == before
+    # Without --tasks/--methods it is the last part's configuration.
+    assert main(_argv(out, data, tiny_model_dir, "--report-only")) == 0
+    assert list(json.loads((out / "results.json").read_text())["tasks"]) == ["inpaint"]
+
+
 def test_one_image_at_a_time_methods_save_each_image(tmp_path, data, tiny_model_dir):
     """DIP restores image by image; an interrupted run must keep the images it finished."""
     out = tmp_path / "run"

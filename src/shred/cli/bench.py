@@ -14,6 +14,7 @@ EPILOG = """examples:
   shred-ir bench --n 100 --n-for sr8=50 --methods shred@plus,dip --max-images dip=20 --out runs/b
   shred-ir bench --data photos/ --n 12 --set dps.steps=100 --set dip.iterations=500 --out runs/c
   shred-ir bench --out runs/a --report-only                                     # tables from what is done
+  shred-ir bench --tasks sr4,inpaint --methods pinv,ddnm --out runs/a --report-only   # of these, however run
   (run the same command again to resume: finished chunks are kept; changed settings are recomputed)
 """
 
@@ -61,10 +62,9 @@ def add_parser(sub) -> None:
                    "(default 10)")
     p.add_argument("--n-for", type=name_count, action="append", metavar="TASK=N",
                    help="images for one task, e.g. sr8=50 (repeatable)")
-    p.add_argument("--tasks", default=",".join(BENCH_TASK_NAMES), help=f"comma-separated: {', '.join(BENCH_TASK_NAMES)}")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help=f"comma-separated: {', '.join(sorted(SOLVERS))}; SHRED presets as shred@PRESET "
-                   f"({', '.join(PRESETS)})")
+    p.add_argument("--tasks", help=f"comma-separated: {', '.join(BENCH_TASK_NAMES)} (default: all)")
+    p.add_argument("--methods", help=f"comma-separated: {', '.join(sorted(SOLVERS))}; SHRED presets as shred@PRESET "
+                   f"({', '.join(PRESETS)}) (default: {','.join(DEFAULT_METHODS)})")
     p.add_argument("--model", default="cifar10-32", help="model name or path (default cifar10-32)")
     p.add_argument("--seed", type=seed, default=0, help="image choice, masks, kernels and noises (default 0)")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
@@ -89,24 +89,29 @@ def add_parser(sub) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available; under torchrun cuda:LOCAL_RANK)")
     p.add_argument("--out", required=True, help="run folder (resumable)")
     p.add_argument("--report-only", action="store_true", help="write the report from the finished chunks in --out, "
-                   "computing nothing new")
+                   "computing nothing new: of the run's last configuration, or, when --tasks or --methods is given, "
+                   "of the one this command line describes (e.g. a whole comparison whose parts ran separately)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..benchmark import BenchConfig, Benchmark, distributed, report
+    from ..benchmark import BENCH_TASK_NAMES, DEFAULT_METHODS, BenchConfig, Benchmark, distributed, report
     from ..benchmark.run import read_json
     from ..models.fast import resolve_device
 
     out = Path(args.out)
-    if args.report_only:
+    if args.report_only and args.tasks is None and args.methods is None:
         if not (out / "config.json").is_file():
             raise ShredError(f"{out} holds no run (no config.json)")
         cfg = BenchConfig.from_json(read_json(out / "config.json").get("config", {}))
         report(Benchmark(cfg, out, log=lambda *_: None))
         print(f"wrote {out}/results.json, results.md and grids/")
         return 0
+    if args.report_only and not (out / "config.json").is_file():
+        raise ShredError(f"{out} holds no run (no config.json)")
+    args.tasks = args.tasks or ",".join(BENCH_TASK_NAMES)
+    args.methods = args.methods or ",".join(DEFAULT_METHODS)
     settings: dict = {}
     for method, name, value in args.set or []:
         settings.setdefault(method, {})[name] = value
@@ -118,6 +123,10 @@ def run(args) -> int:
                       features=None if args.features == "none" else args.features, reference=args.reference,
                       reference_n=args.reference_n, min_realism_images=args.min_realism_images)
     bench = Benchmark(cfg, out, log=(lambda *_: None) if args.quiet or rank else print)
+    if args.report_only:
+        report(bench)
+        print(f"wrote {out}/results.json, results.md and grids/")
+        return 0
     if bench.run(progress=not args.quiet and rank == 0) is not None:
         print(f"wrote {out}/results.json, results.md and grids/")
     return 0
