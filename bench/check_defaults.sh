@@ -20,11 +20,16 @@ if [ "${PART:-all}" = blind ]; then
   # Blind SHRED+ as first set (a = 0.5, kernel lr 2e-4: "#a05") left 25 % of y unexplained; the
   # preset now keeps more of the start (a = 0.9) with a larger kernel step; "#lr01" also a larger
   # step for x_T; the bundled preset is the authors' blind settings (1,000 calls).
+  # "#noise" / "#noise-lr01": Algorithm 1's start from noise instead of the blurred y (the warm
+  # start stays blurred, bench/blind_probe.py), at the preset's lr and at 0.01. KID-C10 at n = 10 is
+  # for orientation only (its spread is large at that n).
   exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} --tasks blind \
-    --methods shred-blind@plus#a05,shred-blind@plus,shred-blind@plus#lr01,shred-blind@bundled \
+    --methods shred-blind@plus#a05,shred-blind@plus,shred-blind@plus#lr01,shred-blind@bundled,shred-blind@plus#noise,shred-blind@plus#noise-lr01 \
     --set shred-blind@plus#a05.warm_strength=0.5 --set shred-blind@plus#a05.kernel_lr=0.0002 \
     --set shred-blind@plus#lr01.lr=0.01 \
-    --min-realism-images 1000 --batch 25 --device cpu --out ${RUN:-runs/check-blind9-train} "$@"
+    --set shred-blind@plus#noise.init=noise --set shred-blind@plus#noise-lr01.init=noise \
+    --set shred-blind@plus#noise-lr01.lr=0.01 \
+    --min-realism-images 10 --batch 25 --device cpu --out ${RUN:-runs/check-blind9-train} "$@"
 fi
 if [ "${PART:-all}" = denoise ]; then
   # "#authors": the authors' lr 0.002 x 25 iterations (the bundled entry before); "#lr03-25":
