@@ -49,7 +49,8 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
         entry = {"plus": plus, "n": p["n"], "calls_per_image": p["calls_per_image"], "psnr": p["psnr"],
                  "kid": p.get("kid"), "measurement_error": p.get("measurement_error"),
                  "peers_with_kid": with_kid, "peers_without_kid": sorted(set(peers) - set(with_kid)),
-                 "missing_peers": sorted(m for m, r in rows.items() if not is_shred(m) and not complete(r))}
+                 "missing_peers": sorted(m for m, r in rows.items()
+                                         if not is_shred(m) and not complete(r) and "skipped" not in r)}
         if p.get("kid") is not None and with_kid:
             best = min(with_kid, key=with_kid.get)
             entry["kid_best_peer"] = best
