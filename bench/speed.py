@@ -44,6 +44,7 @@ from shred.models import UNetDenoiser, build_unet  # noqa: E402
 from shred.models.fast import RunOptions, accelerate  # noqa: E402
 from shred.operators import TaskOptions, build_task  # noqa: E402
 from shred.solvers import Shred, ShredConfig  # noqa: E402
+from shred.cli.bench import setting  # noqa: E402
 
 _DDPM_LEVELS = dict(down_block_types=["DownBlock2D"] * 4 + ["AttnDownBlock2D", "DownBlock2D"],
                     up_block_types=["UpBlock2D", "AttnUpBlock2D"] + ["UpBlock2D"] * 4)
@@ -323,14 +324,18 @@ def preset_plan(args) -> dict:
     sample = Path(__file__).resolve().parents[1] / "src" / "shred" / "samples" / "chelsea-32.png"
     x = read_image(sample)
     den = CountingDenoiser(load_model("cifar10-32"))
+    settings: dict = {}
+    for method, name, value in args.set or []:
+        settings.setdefault(method, {})[name] = value
     results = {"device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-               "torch": torch.__version__, "repeats": args.repeat, "image": sample.name, "rows": []}
+               "torch": torch.__version__, "repeats": args.repeat, "image": sample.name, "settings": settings,
+               "rows": []}
     for method in args.presets.split(","):
         for task, opts in PRESET_TASKS.items():
             for batch in (1, 8):
                 op = build_task(task, tuple(x.shape[1:]), TaskOptions(**opts), torch.Generator().manual_seed(0))
                 y = op.A(x).expand(batch, -1, -1, -1)
-                solver = build_solver(method, den, task=task)
+                solver = build_solver(method, den, task=task, **settings.get(method, {}))
                 times, load = [], os.getloadavg()[0]
                 for _ in range(args.repeat):
                     den.reset()
@@ -362,6 +367,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="which table: the GPU architectures or the bundled models (default: by device), or whole "
                    "restorations of named presets")
     p.add_argument("--presets", default="shred@plus", help="--plan presets: comma-separated methods")
+    p.add_argument("--set", type=setting, action="append", metavar="METHOD.NAME=VALUE",
+                   help="--plan presets: a setting of one method, e.g. shred@plus#c2f.coarse_iterations=8 "
+                   "(a label after # names a variant)")
     p.add_argument("--no-compile", action="store_true", help="run every configuration eagerly")
     p.add_argument("--repeat", type=int, default=1,
                    help="time each configuration this many times and report the median (default 1)")
