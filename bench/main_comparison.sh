@@ -14,7 +14,7 @@ METHODS=${METHODS:-$ALL}
 args=()
 has() { [[ ",$METHODS," == *",$1,"* ]]; }
 has dps && args+=(--set dps.steps=100 --max-images dps=50)
-has repaint && args+=(--set repaint.steps=100 --set repaint.jump_n_sample=5)
+has repaint && args+=(--set repaint.steps=100 --set repaint.jump_n_sample=5 --max-images repaint=25)
 has dip && args+=(--set dip.iterations=500 --max-images dip=20)
 has selfdeblur && args+=(--set selfdeblur.iterations=500 --max-images selfdeblur=20)
 has shred@bundled && args+=(--max-images shred@bundled=25)
