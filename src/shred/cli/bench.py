@@ -101,32 +101,27 @@ def run(args) -> int:
     from ..models.fast import resolve_device
 
     out = Path(args.out)
-    if args.report_only and args.tasks is None and args.methods is None:
-        if not (out / "config.json").is_file():
-            raise ShredError(f"{out} holds no run (no config.json)")
-        cfg = BenchConfig.from_json(read_json(out / "config.json").get("config", {}))
-        report(Benchmark(cfg, out, log=lambda *_: None))
-        print(f"wrote {out}/results.json, results.md and grids/")
-        return 0
     if args.report_only and not (out / "config.json").is_file():
         raise ShredError(f"{out} holds no run (no config.json)")
-    args.tasks = args.tasks or ",".join(BENCH_TASK_NAMES)
-    args.methods = args.methods or ",".join(DEFAULT_METHODS)
-    settings: dict = {}
-    for method, name, value in args.set or []:
-        settings.setdefault(method, {})[name] = value
     rank, _ = distributed()
-    cfg = BenchConfig(data=args.data, n=args.n, n_for=dict(args.n_for or []), tasks=args.tasks.split(","),
-                      methods=args.methods.split(","), model=args.model, seed=args.seed, preset=args.preset,
-                      settings=settings, max_images=dict(args.max_images or []), batch=args.batch,
-                      device=resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", 0))),
-                      features=None if args.features == "none" else args.features, reference=args.reference,
-                      reference_n=args.reference_n, min_realism_images=args.min_realism_images)
-    bench = Benchmark(cfg, out, log=(lambda *_: None) if args.quiet or rank else print)
+    if args.report_only and args.tasks is None and args.methods is None:  # the run's last configuration
+        cfg = BenchConfig.from_json(read_json(out / "config.json").get("config", {}))
+    else:
+        settings: dict = {}
+        for method, name, value in args.set or []:
+            settings.setdefault(method, {})[name] = value
+        cfg = BenchConfig(data=args.data, n=args.n, n_for=dict(args.n_for or []),
+                          tasks=(args.tasks or ",".join(BENCH_TASK_NAMES)).split(","),
+                          methods=(args.methods or ",".join(DEFAULT_METHODS)).split(","), model=args.model,
+                          seed=args.seed, preset=args.preset, settings=settings,
+                          max_images=dict(args.max_images or []), batch=args.batch,
+                          device=resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", 0))),
+                          features=None if args.features == "none" else args.features, reference=args.reference,
+                          reference_n=args.reference_n, min_realism_images=args.min_realism_images)
+    bench = Benchmark(cfg, out, log=(lambda *_: None) if args.quiet or rank or args.report_only else print)
     if args.report_only:
         report(bench)
         print(f"wrote {out}/results.json, results.md and grids/")
-        return 0
-    if bench.run(progress=not args.quiet and rank == 0) is not None:
+    elif bench.run(progress=not args.quiet and rank == 0) is not None:
         print(f"wrote {out}/results.json, results.md and grids/")
     return 0
