@@ -17,9 +17,9 @@ has dps && args+=(--set dps.steps=100 --max-images dps=50)
 has repaint && args+=(--set repaint.steps=100 --set repaint.jump_n_sample=5 --max-images repaint=25)
 has dip && args+=(--set dip.iterations=500 --max-images dip=20)
 has selfdeblur && args+=(--set selfdeblur.iterations=500 --max-images selfdeblur=20)
-has shred@bundled && args+=(--max-images shred@bundled=25)
+has shred@bundled && args+=(--max-images shred@bundled=20)
 has shred-blind@bundled && args+=(--max-images shred-blind@bundled=25)
-has shred@authors-code && args+=(--max-images shred@authors-code=25)
+has shred@authors-code && args+=(--max-images shred@authors-code=20)
 exec shred-ir bench --data cifar10-test --n 100 --n-for sr8=50 --n-for deblur=50 --n-for colorize=50 --n-for blind=50 \
   --tasks inpaint,sr4,cs5,sr8,deblur,colorize,blind --methods "$METHODS" "${args[@]}" \
   --batch 25 --device cpu --out "${RUN:-runs/cifar10-main}" "$@"

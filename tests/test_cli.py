@@ -241,3 +241,17 @@ def test_every_command_module_is_registered_once_with_add_parser_and_run():
     assert all(callable(m.add_parser) and callable(m.run) for m in cli.COMMANDS)
     help_text = cli.build_parser().format_help()
     assert all(f"    {name}" in help_text for name in names)
+
+
+def test_restore_runs_coarse_to_fine_from_the_command_line(tmp_path, clean_png, tiny_model_dir, capsys):
+    y = tmp_path / "y.png"
+    run(["degrade", clean_png, "--task", "sr", "--scale", "2", "--out", y], capsys)
+    code, _, err = run(["restore", y, "--model", tiny_model_dir, "--preset", "bundled", "--iterations", "3",
+                        "--coarse-iterations", "2", "--coarse-stride", "5", "--out", tmp_path / "a.png"], capsys)
+    assert code == 0, err
+    assert "3 iterations x 10 steps (the first 2 at 2 steps)" in err
+    with pytest.raises(SystemExit) as e:  # argparse's own check
+        main(["restore", str(y), "--model", str(tiny_model_dir), "--coarse-iterations", "-1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "coarse_iterations must be an integer >= 0, got -1" in err
+    assert len(err.strip().splitlines()) == 1

@@ -100,6 +100,11 @@ def add_parser(sub) -> None:
     s.add_argument("--init", choices=INITS, help="start from noise or from DDIM inversion of A^+ y")
     bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
+    s.add_argument("--coarse-iterations", type=checked_by(ShredConfig, "coarse_iterations", int),
+                   help="coarse-to-fine: run the first N iterations through every --coarse-stride-th DDIM step "
+                   "(fewer network calls; 0: off)")
+    s.add_argument("--coarse-stride", type=checked_by(ShredConfig, "coarse_stride", int),
+                   help="coarse-to-fine: keep every k-th DDIM step early on (default 2: 5 calls instead of 10)")
     s.add_argument("--epsilon", type=checked_by(ShredConfig, "epsilon"), help="stop an image once its loss < epsilon")
     s.add_argument("--stop", choices=STOPS,
                    help="noise-aware stopping: discrepancy (||y - Hx|| <= tau sigma_y sqrt(m), needs --sigma-y), "
@@ -134,7 +139,13 @@ def _spec_path(args, y_path: Path) -> Path | None:
 
 
 SETTINGS = ("kernel_lr", "iterations", "lr", "delta_t", "grad", "loss", "init", "clip_x0", "sphere", "epsilon",
-            "spacing", "stop", "tau")
+            "spacing", "stop", "tau", "coarse_iterations", "coarse_stride")
+
+
+def coarse_note(restorer) -> str:
+    """" (the first N at k steps)" for a coarse-to-fine run, "" otherwise."""
+    n = min(restorer.config.coarse_iterations, restorer.config.iterations)
+    return f" (the first {n} at {len(restorer.solver.coarse_pairs)} steps)" if n else ""
 
 
 def run(args) -> int:
@@ -221,7 +232,7 @@ def run_one(args) -> int:
         mask = describe_operator(m.operator)
         print(f"restoring {y_path.name} at {size}: {m.task}{f' ({mask})' if mask else ''} with "
               f"{m.denoiser.describe()}, preset {restorer.preset}, {restorer.config.iterations} iterations x "
-              f"{len(restorer.solver.pairs)} steps, {restorer.config.grad} gradient, {len(run_seeds)} seed(s) on "
+              f"{len(restorer.solver.pairs)} steps{coarse_note(restorer)}, {restorer.config.grad} gradient, {len(run_seeds)} seed(s) on "
               f"{device} ({restorer.run.describe()})", file=sys.stderr)
     res = restorer.restore(m.y, m.operator, seeds=run_seeds, progress=not args.quiet)
 
