@@ -250,6 +250,14 @@ def test_restore_runs_coarse_to_fine_from_the_command_line(tmp_path, clean_png, 
                         "--coarse-iterations", "2", "--coarse-stride", "5", "--out", tmp_path / "a.png"], capsys)
     assert code == 0, err
     assert "3 iterations x 10 steps (the first 2 at 2 steps)" in err
+    code, _, err = run(["restore", y, "--model", tiny_model_dir, "--preset", "bundled", "--iterations", "2",
+                        "--coarse-iterations", "5", "--out", tmp_path / "b.png"], capsys)
+    assert code == 0 and "2 iterations x 10 steps (all at 5 steps: no fine iteration)" in err
+    # A stride that can change nothing is said once, not silently ignored.
+    code, _, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "1", "--coarse-stride", "3",
+                        "--out", tmp_path / "c.png"], capsys)
+    assert code == 0 and "warning: --coarse-stride does nothing without --coarse-iterations" in err
+    assert "(the first" not in err
     with pytest.raises(SystemExit) as e:  # argparse's own check
         main(["restore", str(y), "--model", str(tiny_model_dir), "--coarse-iterations", "-1"])
     err = capsys.readouterr().err

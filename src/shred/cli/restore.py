@@ -97,14 +97,16 @@ def add_parser(sub) -> None:
     s.add_argument("--grad", choices=[g for g in GRAD_MODES if g != "none"],  # "none": no gradient at all
                    help="gradient through the DDIM update only, or through the network too")
     s.add_argument("--loss", choices=LOSSES, help="mean squared error or the norm of eq. 15")
-    s.add_argument("--init", choices=INITS, help="start from noise or from DDIM inversion of A^+ y")
+    s.add_argument("--init", choices=INITS, help="start from noise, from DDIM inversion of A^+ y, or warm (SHRED+: the inversion of a cheap "
+                   "estimate blended with noise)")
     bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
     s.add_argument("--coarse-iterations", type=checked_by(ShredConfig, "coarse_iterations", int),
                    help="coarse-to-fine: run the first N iterations through every --coarse-stride-th DDIM step "
                    "(fewer network calls; 0: off)")
     s.add_argument("--coarse-stride", type=checked_by(ShredConfig, "coarse_stride", int),
-                   help="coarse-to-fine: keep every k-th DDIM step early on (default 2: 5 calls instead of 10)")
+                   help="coarse-to-fine: the coarse iterations keep every k-th DDIM step (default 2: half the network "
+                   "calls; needs --coarse-iterations)")
     s.add_argument("--epsilon", type=checked_by(ShredConfig, "epsilon"), help="stop an image once its loss < epsilon")
     s.add_argument("--stop", choices=STOPS,
                    help="noise-aware stopping: discrepancy (||y - Hx|| <= tau sigma_y sqrt(m), needs --sigma-y), "
@@ -143,14 +145,29 @@ SETTINGS = ("kernel_lr", "iterations", "lr", "delta_t", "grad", "loss", "init", 
 
 
 def coarse_note(restorer) -> str:
-    """" (the first N at k steps)" for a coarse-to-fine run, "" otherwise."""
+    """" (the first N at k steps)" for a coarse-to-fine run, "" when every iteration is fine."""
     n = min(restorer.config.coarse_iterations, restorer.config.iterations)
-    return f" (the first {n} at {len(restorer.solver.coarse_pairs)} steps)" if n else ""
+    k = len(restorer.solver.coarse_pairs)
+    if not n or k == len(restorer.solver.pairs):
+        return ""
+    steps = f"{k} step{'s' if k != 1 else ''}"
+    return f" (all at {steps}: no fine iteration)" if n == restorer.config.iterations else f" (the first {n} at {steps})"
+
+
+def check_coarse(args) -> None:
+    """Warn when --coarse-stride can change nothing (no preset sets coarse iterations)."""
+    import warnings
+
+    if args.coarse_stride is not None and not args.coarse_iterations:
+        warnings.warn("--coarse-stride does nothing without --coarse-iterations N (N > 0)")
+    elif args.coarse_stride == 1 and args.coarse_iterations:
+        warnings.warn("--coarse-stride 1 keeps every DDIM step: the coarse iterations are ordinary ones")
 
 
 def run(args) -> int:
     from ..folders import is_many
 
+    check_coarse(args)
     if is_many(args.measurement):
         return run_folder(args)
     return run_one(args)
