@@ -1,0 +1,57 @@
+"""The report scripts of bench/: targets read from a results.json, tables copied into a page."""
+import importlib.util
+
+from conftest import ROOT
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _row(psnr, kid, calls=195, n=10, err=0.0):
+    return {"psnr": psnr, "kid": kid, "calls_per_image": calls, "n": n, "n_planned": n, "measurement_error": err}
+
+
+def test_plus_targets_compare_with_peers_only_and_say_who_is_missing():
+    targets = _module("plus_targets")
+    rows = {"shred@plus": _row(20.0, 0.010), "ddnm": _row(20.5, 0.020, 100), "dps": _row(18.0, 0.005, 100),
+            "shred@bundled": _row(19.0, 0.001, 1000),  # SHRED's own presets are not peers
+            "dip": {"n": 3, "n_planned": 10, "psnr": 21.0},  # still running: missing, not compared
+            "repaint": {"skipped": "mask tasks only"}}
+    results = {"tasks": {"sr4": {"rows": rows, "operator": {"sigma_y": 0}},
+                         "inpaint": {"rows": {**rows, "dps": _row(18.0, 0.030, 100)}, "operator": {}}}}
+    out = targets.evaluate(results, {"device": "cpu", "rows": [
+        {"method": "shred@plus", "batch": 1, "task": "sr4", "seconds_per_image": 9.0},
+        {"method": "shred@plus", "batch": 8, "task": "sr4", "seconds_per_image": 5.0}]})
+    sr4, inpaint = out["tasks"]["sr4"], out["tasks"]["inpaint"]
+    assert sr4["kid_best_peer"] == "dps" and sr4["kid_wins"] is False
+    assert inpaint["kid_best_peer"] == "ddnm" and inpaint["kid_wins"] is True
+    assert sr4["missing_peers"] == ["dip"] and set(sr4["peers_with_kid"]) == {"ddnm", "dps"}
+    assert sr4["psnr_within_1db_of_ddnm"] is True and sr4["residual_at_most_1pct"] is True
+    t = out["targets"]
+    assert (t["kid_wins"], t["kid_tasks_decided"], t["kid_lower_on_5_of_7"]) == (1, 2, None)
+    assert t["calls_at_most_200"] is True and t["at_most_8s_per_image"] is False  # batch 1 only
+
+
+def test_fill_results_tables_replaces_each_task_table_and_drops_rows_that_do_not_apply(tmp_path):
+    fill = _module("fill_results_tables")
+    report = tmp_path / "results.md"
+    report.write_text("intro\n\n### SR x4 (n = 100)\n\n| method | PSNR |\n| --- | --- |\n| ddnm | 21.35 |\n"
+                      "| selfdeblur | blind methods run on the blind task only | |\n| dip | 3 of 20 images done | |\n\n"
+                      "### Blind deconv (n = 50)\n\n| method | PSNR |\n| --- | --- |\n| selfdeblur | 14.60 |\n"
+                      "| ddnm | a non-blind method needs the kernel | |\n")
+    page = tmp_path / "page.md"
+    page.write_text("# Results\n\n### SR x4 (n = 100)\n\n| method | PSNR |\n| --- | --- |\n| ddnm | 20.00 |\n\n"
+                    "text after\n\n### Blind deblurring (9x9) (n = 50)\n\n| old |\n")
+    assert fill.main([str(report), str(page)]) == 0
+    assert page.read_text() == ("# Results\n\n### SR x4 (n = 100)\n\n| method | PSNR |\n| --- | --- |\n"
+                                "| ddnm | 21.35 |\n| dip | 3 of 20 images done | |\n\ntext after\n\n"
+                                "### Blind deblurring (9x9) (n = 50)\n\n| method | PSNR |\n| --- | --- |\n"
+                                "| selfdeblur | 14.60 |\n")
+    page.write_text("# Results\n\n### SR x4 (n = 100)\n\n| old |\n")  # the blind table has no heading here
+    assert fill.main([str(report), str(page)]) == 1
+    assert page.read_text() == "# Results\n\n### SR x4 (n = 100)\n\n| old |\n"  # left as it was
+
