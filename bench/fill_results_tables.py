@@ -2,8 +2,8 @@
 
 Usage: python bench/fill_results_tables.py bench/results/comparison-cifar10-test.md docs/RESULTS.md
 
-Each "### <task> (n = N)" table of the report replaces the table under the heading of the same task
-in the page (matched by the heading's text before " (n = "; the report's "Blind deconv" is the page's
+Each "### <task> (n = N)" table of the report (with its same-images table, when the report has one)
+replaces the table (and same-images table) under the heading of the same task in the page (matched by the heading's text before " (n = "; the report's "Blind deconv" is the page's
 "Blind deblurring ..."). Rows of methods that do not apply to a task (the report says why) are left
 out; every other row is copied unchanged, so a row that is still running says "k of n images done".
 The page's headings keep their own wording. The file is rewritten through a temporary file.
@@ -20,19 +20,31 @@ NOT_APPLICABLE = ("run on the blind task only", "supports masking operators only
                   "does not apply", "needs the kernel")
 
 
+SAME = "The same "  # the report's second table per task: every method on the images all restored
+
+
 def report_tables(text: str) -> dict[str, list[str]]:
-    """{task label: the table's lines} from a bench results.md."""
+    """{task label: the section's lines (its table, and the same-images paragraph and table when
+    there is one)} from a bench results.md."""
     tables, label = {}, None
     for line in text.splitlines():
         m = re.match(r"### (.+?) \(n = \d+\)", line)
         if m:
             label = ALIASES.get(m.group(1), m.group(1))
             tables[label] = []
-        elif label is not None and line.startswith("|"):
+        elif label is not None and (line.startswith("|") or line.startswith(SAME) or not line):
             tables[label].append(line)
-        elif label is not None and tables[label] and not line.startswith("|"):
+        elif label is not None:
             label = None
-    return tables
+    return {k: _strip(v) for k, v in tables.items()}
+
+
+def _strip(lines: list[str]) -> list[str]:
+    while lines and not lines[-1]:
+        lines = lines[:-1]
+    while lines and not lines[0]:
+        lines = lines[1:]
+    return lines
 
 
 def applies(row: str) -> bool:
@@ -54,8 +66,21 @@ def fill(page: str, tables: dict[str, list[str]]) -> tuple[str, list[str]]:
         while i < len(lines) and not lines[i].startswith("|"):  # blank lines before the table
             out.append(lines[i])
             i += 1
-        while i < len(lines) and lines[i].startswith("|"):  # the old table
-            i += 1
+        # The old section: its table, and a same-images paragraph and table if there is one.
+        end = i
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        j = end
+        while j < len(lines) and not lines[j]:
+            j += 1
+        if j < len(lines) and lines[j].startswith(SAME):
+            j += 1
+            while j < len(lines) and not lines[j]:
+                j += 1
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            end = j
+        i = end
         out.extend(r for r in tables[key] if applies(r))
         done.append(key)
     return "\n".join(out) + "\n", done

@@ -199,3 +199,25 @@ def test_one_image_at_a_time_methods_save_each_image(tmp_path, data, tiny_model_
     assert main(argv) == 0
     chunks = sorted(p.name for p in (out / "raw" / "sr4" / "dip").rglob("*.safetensors"))
     assert chunks == ["0-1.safetensors", "1-2.safetensors", "2-3.safetensors"]
+
+
+def test_methods_run_on_fewer_images_are_also_compared_on_the_same_images(tmp_path, data, tiny_model_dir):
+    out = tmp_path / "run"
+    assert main(_argv(out, data, tiny_model_dir, "--n", "3", "--tasks", "sr4", "--methods", "pinv,ddrm",
+                      "--max-images", "ddrm=2", "--set", "ddrm.steps=2")) == 0
+    res = json.loads((out / "results.json").read_text())
+    sr4 = res["tasks"]["sr4"]
+    same = sr4["same_images"]
+    assert same["n"] == 2 and same["positions"] == [0, 1] and same["methods"] == ["ddrm", "pinv"]
+    # ddrm ran on exactly those images: the same figures as its own row; pinv is scored on 2 of its 3.
+    for k in ("psnr", "ssim", "kid", "kid_std", "fid", "measurement_error"):
+        assert same["rows"]["ddrm"][k] == pytest.approx(sr4["rows"]["ddrm"][k], rel=1e-6, abs=1e-9)
+    assert sr4["rows"]["pinv"]["n"] == 3 and same["rows"]["pinv"]["n"] == 2
+    assert same["rows"]["pinv"]["kid"] != pytest.approx(sr4["rows"]["pinv"]["kid"])
+    assert same["reference_rows"]["clean images"]["n"] == 2
+    assert "The same 2 images for every method" in (out / "results.md").read_text()
+    # All methods on all images: no second table.
+    out2 = tmp_path / "run2"
+    assert main(_argv(out2, data, tiny_model_dir, "--n", "2", "--tasks", "sr4", "--methods", "pinv,ddrm",
+                      "--set", "ddrm.steps=2")) == 0
+    assert "same_images" not in json.loads((out2 / "results.json").read_text())["tasks"]["sr4"]

@@ -55,3 +55,19 @@ def test_fill_results_tables_replaces_each_task_table_and_drops_rows_that_do_not
     assert fill.main([str(report), str(page)]) == 1
     assert page.read_text() == "# Results\n\n### SR x4 (n = 100)\n\n| old |\n"  # left as it was
 
+
+
+def test_fill_results_tables_carries_the_same_images_table_and_replaces_it_next_time(tmp_path):
+    fill = _module("fill_results_tables")
+    report, page = tmp_path / "results.md", tmp_path / "page.md"
+    section = ("### SR x4 (n = 100)\n\n| method | PSNR |\n| --- | --- |\n| ddnm | 21.35 |\n\n"
+               "The same 20 images for every method with 20 or more (...):\n\n| method | KID |\n| --- | --- |\n"
+               "| ddnm | {} |\n\n")
+    report.write_text(section.format("1.00"))
+    page.write_text("# Results\n\n### SR x4 (n = 100)\n\n| old |\n\nprose\n")
+    assert fill.main([str(report), str(page)]) == 0
+    expected = "# Results\n\n" + section.format("{}").rstrip("\n") + "\n\nprose\n"
+    assert page.read_text() == expected.format("1.00")
+    report.write_text(section.format("2.00"))  # a later report: replaced, not appended
+    assert fill.main([str(report), str(page)]) == 0
+    assert page.read_text() == expected.format("2.00")

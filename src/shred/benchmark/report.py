@@ -5,7 +5,8 @@ the feature network (``KID-C10`` / ``FID-C10`` with shred's CIFAR-10 classifier)
 per image as counted at the network (and the part that also backpropagates through it), seconds
 per image, peak memory and the number of images. Each task's table also has two reference rows at
 the same n: the clean test images themselves (the realism floor) and A^+ y (no prior; for blind
-deblurring, whose A is unknown, the blurred measurement y, labelled "input y").
+deblurring, whose A is unknown, the blurred measurement y, labelled "input y"). Where methods ran on
+different numbers of images, a second table scores every method on the images all of them restored.
 """
 from __future__ import annotations
 
@@ -106,6 +107,7 @@ def report(bench, log=print) -> dict:
             reference_rows["clean images"].update(realism(x))
             reference_rows[shown_as].update(realism(shown))
         rows: dict[str, Any] = {}
+        done: dict[str, dict] = {}  # method -> collect()'s result, for the same-images table
         columns = [("ground truth", x[:4]), ("input", shown[:4])]
         for job in [j for j in bench.jobs if j.task.name == t]:
             if job.skipped:
@@ -125,12 +127,16 @@ def report(bench, log=print) -> dict:
             if realism is not None and entry["n"] >= cfg.min_realism_images:
                 entry.update(realism(got["x0"]))
             rows[job.method] = entry
+            done[job.method] = got
             if got["indices"][:4] == list(range(min(4, n))):
                 columns.append((job.method, got["x0"][:4]))
         (bench.out / "grids").mkdir(parents=True, exist_ok=True)
         write_grid(bench.out / "grids" / f"{t}.png", columns)
         tasks_out[t] = {"label": task.label, "n": n, "indices": bench.data["indices"][:n],
                         "operator": op.spec(), "rows": rows, "reference_rows": reference_rows}
+        same = same_images(done, x, shown, shown_as, realism, cfg.min_realism_images)
+        if same is not None:
+            tasks_out[t]["same_images"] = same
     results = {"format": FORMAT, "config": _plain(cfg), "hardware": hardware(),
                "fid_label": realism.fid_label if realism else None, "kid_label": realism.kid_label if realism else None,
                "reference": {"data": cfg.reference, "n": cfg.reference_n} if realism else None,
@@ -138,6 +144,37 @@ def report(bench, log=print) -> dict:
     write_all([(bench.out / "results.json", json_bytes(results)),   # both or neither
                (bench.out / "results.md", markdown(results).encode())])
     return results
+
+
+def same_images(done: dict[str, dict], x: torch.Tensor, shown: torch.Tensor, shown_as: str, realism,
+                min_n: int) -> dict | None:
+    """Every method's metrics on the images that all of them restored, when some ran on fewer
+    images than others (``--max-images``): KID is unbiased in n, but different image sets are
+    not the same test. Only methods with at least ``min_n`` images take part; None when that
+    leaves fewer than two methods, fewer than ``min_n`` shared images, or nothing to correct.
+
+    Returns ``{"n", "positions", "methods", "rows", "reference_rows"}``; ``positions`` index the
+    task's images (its ``indices``), the rows hold PSNR, SSIM, the relative residual and, with a
+    feature network, KID/FID."""
+    if realism is None:
+        return None
+    big = {m: g for m, g in done.items() if len(g["indices"]) >= min_n}
+    if len(big) < 2:
+        return None
+    shared = sorted(set.intersection(*(set(g["indices"]) for g in big.values())))
+    if len(shared) < min_n or all(len(g["indices"]) == len(shared) for g in big.values()):
+        return None
+    rows = {}
+    for m, g in big.items():
+        at = {i: j for j, i in enumerate(g["indices"])}
+        pick = [at[i] for i in shared]
+        rows[m] = {"psnr": _mean([g["psnr"][j] for j in pick]), "ssim": _mean([g["ssim"][j] for j in pick]),
+                   "measurement_error": _mean([g["measurement_error"][j] for j in pick]), "n": len(shared),
+                   **realism(g["x0"][pick])}
+    reference_rows = {"clean images": {"n": len(shared), **realism(x[shared])},
+                      shown_as: {"n": len(shared), **realism(shown[shared])}}
+    return {"n": len(shared), "positions": shared, "methods": sorted(big), "rows": rows,
+            "reference_rows": reference_rows}
 
 
 def _plain(cfg) -> dict:
@@ -186,6 +223,18 @@ def markdown(results: dict) -> str:
             lines.append(f"| {m} | {e['psnr']:.2f} | {e['ssim']:.3f} | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | "
                          f"{e['measurement_error']:.4f} | {calls} | {e['seconds_per_image']:.2f} | {n} |")
         lines.append("")
+        same = block.get("same_images")
+        if same:
+            lines += [f"The same {same['n']} images for every method with {cfg['min_realism_images']} or more "
+                      "(methods ran on different numbers of images; this table compares like with like):", "",
+                      f"| method | PSNR | SSIM | {kid or 'KID'} x1e3 | {fid or 'FID'} | residual | n |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
+            for name, e in same["reference_rows"].items():
+                lines.append(f"| *{name}* | | | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | | {e['n']} |")
+            for m, e in same["rows"].items():
+                lines.append(f"| {m} | {e['psnr']:.2f} | {e['ssim']:.3f} | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | "
+                             f"{e['measurement_error']:.4f} | {e['n']} |")
+            lines.append("")
     return "\n".join(lines)
 
 

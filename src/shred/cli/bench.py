@@ -74,7 +74,8 @@ def add_parser(sub) -> None:
                    help="a method setting, e.g. dps.steps=100 or shred@bundled.lr=0.03 (repeatable; unknown "
                    "settings are refused)")
     p.add_argument("--max-images", type=name_count, action="append", metavar="METHOD=N",
-                   help="restore only the first N images of each task with this method, e.g. dip=20")
+                   help="restore only the first N images of each task with this method, e.g. dip=20 (the report "
+                   "then also scores every method on the images all of them restored)")
     p.add_argument("--batch", type=positive_int, default=8,
                    help="images per solver call, i.e. per network call (default 8; DIP and SelfDeblur run one "
                    "image at a time: each image optimises its own network)")
