@@ -8,7 +8,9 @@ task; the peers are every other method of the run except SHRED's other presets):
 
 * at most 200 network calls per image, averaged over the tasks;
 * KID-C10 lower than every peer's on at least 5 of the 7 tasks (only tasks where SHRED+ and at
-  least one peer have a realism figure count; a peer without one is listed as missing);
+  least one peer have a realism figure count; a peer without one is listed as missing). Where the
+  methods ran on different numbers of images, KID is compared on the images all of them restored
+  (the report's ``same_images``), never across different image sets;
 * PSNR at least DDNM's minus 1 dB on each task;
 * relative measurement error ||y - A x|| / ||y|| at most 1 % on the noiseless tasks;
 * one cifar10-32 image in at most 8 s (``bench/speed.py --plan presets``, batch 1, the slowest task).
@@ -46,15 +48,21 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
         p = rows[plus]
         peers = {m: r for m, r in rows.items() if not is_shred(m) and complete(r)}
         with_kid = {m: r["kid"] for m, r in peers.items() if r.get("kid") is not None}
+        plus_kid, kid_images = p.get("kid"), p.get("n")
+        same = block.get("same_images")
+        if same and plus in same["rows"]:
+            # Methods ran on different numbers of images: KID on the images all of them restored.
+            plus_kid, kid_images = same["rows"][plus].get("kid"), same["n"]
+            with_kid = {m: same["rows"][m]["kid"] for m in with_kid if m in same["rows"]}
         entry = {"plus": plus, "n": p["n"], "calls_per_image": p["calls_per_image"], "psnr": p["psnr"],
-                 "kid": p.get("kid"), "measurement_error": p.get("measurement_error"),
+                 "kid": plus_kid, "kid_images": kid_images, "measurement_error": p.get("measurement_error"),
                  "peers_with_kid": with_kid, "peers_without_kid": sorted(set(peers) - set(with_kid)),
                  "missing_peers": sorted(m for m, r in rows.items()
                                          if not is_shred(m) and not complete(r) and "skipped" not in r)}
-        if p.get("kid") is not None and with_kid:
+        if plus_kid is not None and with_kid:
             best = min(with_kid, key=with_kid.get)
             entry["kid_best_peer"] = best
-            entry["kid_wins"] = p["kid"] < with_kid[best]
+            entry["kid_wins"] = plus_kid < with_kid[best]
         if "ddnm" in peers:
             entry["ddnm_psnr"] = peers["ddnm"]["psnr"]
             entry["psnr_within_1db_of_ddnm"] = p["psnr"] >= peers["ddnm"]["psnr"] - 1
@@ -86,13 +94,13 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
 
 
 def table(out: dict, kid_scale: float = 1e3) -> str:
-    lines = ["| task | n | calls/img | PSNR | DDNM PSNR | KID-C10 x1e3 | best peer KID x1e3 | residual | missing peers |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| task | n | calls/img | PSNR | DDNM PSNR | KID-C10 x1e3 (images) | best peer KID x1e3 | residual | "
+             "missing peers |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, t in out["tasks"].items():
         if not t.get("plus"):
             lines.append(f"| {name} | {t['note']} | | | | | | | |")
             continue
-        kid = "" if t.get("kid") is None else f"{t['kid'] * kid_scale:.2f}"
+        kid = "" if t.get("kid") is None else f"{t['kid'] * kid_scale:.2f} ({t['kid_images']})"
         best = t.get("kid_best_peer")
         peer = "" if best is None else f"{t['peers_with_kid'][best] * kid_scale:.2f} ({best})"
         ddnm = f"{t['ddnm_psnr']:.2f}" if "ddnm_psnr" in t else ""

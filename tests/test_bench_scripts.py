@@ -34,6 +34,20 @@ def test_plus_targets_compare_with_peers_only_and_say_who_is_missing():
     t = out["targets"]
     assert (t["kid_wins"], t["kid_tasks_decided"], t["kid_lower_on_5_of_7"]) == (1, 2, None)
     assert t["calls_at_most_200"] is True and t["at_most_8s_per_image"] is False  # batch 1 only
+    assert sr4["kid_images"] == 10 and "same_images" not in results["tasks"]["sr4"]
+
+
+def test_plus_targets_compare_kid_on_the_same_images_when_the_report_has_them():
+    targets = _module("plus_targets")
+    rows = {"shred@plus": _row(20.0, 0.050, n=100), "repaint": _row(19.0, 0.010, 460, n=20),
+            "ddnm": _row(20.5, 0.060, 100, n=100)}
+    same = {"n": 20, "rows": {"shred@plus": {"kid": 0.004}, "repaint": {"kid": 0.008}, "ddnm": {"kid": 0.009}}}
+    out = targets.evaluate({"tasks": {"inpaint": {"rows": rows, "same_images": same}}}, None)
+    e = out["tasks"]["inpaint"]
+    # Across image sets RePaint's 0.010 would beat SHRED+'s 0.050; on the same 20 images it does not.
+    assert e["kid_wins"] is True and e["kid"] == 0.004 and e["kid_images"] == 20
+    assert e["peers_with_kid"] == {"repaint": 0.008, "ddnm": 0.009} and e["kid_best_peer"] == "repaint"
+    assert "| 4.00 (20) |" in targets.table(out)
 
 
 def test_fill_results_tables_replaces_each_task_table_and_drops_rows_that_do_not_apply(tmp_path):
