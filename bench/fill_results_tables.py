@@ -3,8 +3,9 @@
 Usage: python bench/fill_results_tables.py bench/results/comparison-cifar10-test.md docs/RESULTS.md
 
 Each "### <task> (n = N)" table of the report (with its same-images table, when the report has one)
-replaces the table (and same-images table) under the heading of the same task in the page (matched by the heading's text before " (n = "; the report's "Blind deconv" is the page's
-"Blind deblurring ..."). Rows of methods that do not apply to a task (the report says why) are left
+replaces the table (and same-images table) under the heading of the same task in the page, matched
+by the heading's text before " (n = " (the report's "Blind deconv" is the page's "Blind deblurring
+..."). Rows of methods that do not apply to a task (the report says why) are left
 out; every other row is copied unchanged, so a row that is still running says "k of n images done".
 The page's headings keep their own wording. The file is rewritten through a temporary file.
 """

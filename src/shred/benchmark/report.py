@@ -134,7 +134,7 @@ def report(bench, log=print) -> dict:
         write_grid(bench.out / "grids" / f"{t}.png", columns)
         tasks_out[t] = {"label": task.label, "n": n, "indices": bench.data["indices"][:n],
                         "operator": op.spec(), "rows": rows, "reference_rows": reference_rows}
-        same = same_images(done, x, shown, shown_as, realism, cfg.min_realism_images)
+        same = same_images(done, rows, x, shown, shown_as, realism, cfg.min_realism_images)
         if same is not None:
             tasks_out[t]["same_images"] = same
     results = {"format": FORMAT, "config": _plain(cfg), "hardware": hardware(),
@@ -146,8 +146,8 @@ def report(bench, log=print) -> dict:
     return results
 
 
-def same_images(done: dict[str, dict], x: torch.Tensor, shown: torch.Tensor, shown_as: str, realism,
-                min_n: int) -> dict | None:
+def same_images(done: dict[str, dict], rows: dict[str, dict], x: torch.Tensor, shown: torch.Tensor, shown_as: str,
+                realism, min_n: int) -> dict | None:
     """Every method's metrics on the images that all of them restored, when some ran on fewer
     images than others (``--max-images``): KID is unbiased in n, but different image sets are
     not the same test. Only methods with at least ``min_n`` images take part; None when that
@@ -164,16 +164,19 @@ def same_images(done: dict[str, dict], x: torch.Tensor, shown: torch.Tensor, sho
     shared = sorted(set.intersection(*(set(g["indices"]) for g in big.values())))
     if len(shared) < min_n or all(len(g["indices"]) == len(shared) for g in big.values()):
         return None
-    rows = {}
+    out = {}
     for m, g in big.items():
+        if g["indices"] == shared and "kid" in rows[m]:  # ran on exactly these images: its own row
+            out[m] = {k: rows[m][k] for k in ("psnr", "ssim", "measurement_error", "n", "kid", "kid_std", "fid")}
+            continue
         at = {i: j for j, i in enumerate(g["indices"])}
         pick = [at[i] for i in shared]
-        rows[m] = {"psnr": _mean([g["psnr"][j] for j in pick]), "ssim": _mean([g["ssim"][j] for j in pick]),
-                   "measurement_error": _mean([g["measurement_error"][j] for j in pick]), "n": len(shared),
-                   **realism(g["x0"][pick])}
+        out[m] = {"psnr": _mean([g["psnr"][j] for j in pick]), "ssim": _mean([g["ssim"][j] for j in pick]),
+                  "measurement_error": _mean([g["measurement_error"][j] for j in pick]), "n": len(shared),
+                  **realism(g["x0"][pick])}
     reference_rows = {"clean images": {"n": len(shared), **realism(x[shared])},
                       shown_as: {"n": len(shared), **realism(shown[shared])}}
-    return {"n": len(shared), "positions": shared, "methods": sorted(big), "rows": rows,
+    return {"n": len(shared), "positions": shared, "methods": sorted(big), "rows": out,
             "reference_rows": reference_rows}
 
 

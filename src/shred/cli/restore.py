@@ -97,8 +97,8 @@ def add_parser(sub) -> None:
     s.add_argument("--grad", choices=[g for g in GRAD_MODES if g != "none"],  # "none": no gradient at all
                    help="gradient through the DDIM update only, or through the network too")
     s.add_argument("--loss", choices=LOSSES, help="mean squared error or the norm of eq. 15")
-    s.add_argument("--init", choices=INITS, help="start from noise, from DDIM inversion of A^+ y, or warm (SHRED+: the inversion of a cheap "
-                   "estimate blended with noise)")
+    s.add_argument("--init", choices=INITS, help="start from noise, from DDIM inversion of A^+ y, or warm "
+                   "(SHRED+: the inversion of a cheap estimate blended with noise)")
     bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
     s.add_argument("--coarse-iterations", type=checked_by(ShredConfig, "coarse_iterations", int),
