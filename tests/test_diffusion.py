@@ -157,3 +157,25 @@ def test_ddim_step_clipping_rederives_eps():
     # The sampler itself switches no gradients off: plain sampling under grad keeps a graph.
     x = torch.ones(1, 1, 1, 1, dtype=torch.float64, requires_grad=True)
     assert ddim_step(x, eps, 0.5, 0.9)[0].requires_grad
+
+
+def test_fixed_point_inversion_is_the_sampler_s_inverse(gaussian_prior):
+    from shred.models.counting import CountingDenoiser
+
+    x0 = gaussian_prior.sample(3, torch.Generator().manual_seed(2))
+    pairs = time_pairs(1000, delta_t=100)
+    counter = CountingDenoiser(gaussian_prior)
+    errs = {}
+    for k in (1, 2, 4, 32):
+        counter.reset()
+        with torch.no_grad():
+            x_T = ddim_invert(counter, x0, pairs, fixed_point=k)
+        assert counter.image_calls == 3 * len(pairs) * k  # k network calls per step and image
+        rec = ddim_sample(gaussian_prior, x_T, pairs)
+        errs[k] = (rec - x0).abs().max().item()
+    # One pass is first order in delta_t (0.54 at 10 steps, the test above). Each fixed-point
+    # iteration shrinks the error of every step; this narrow prior (stds 0.1-0.3) contracts
+    # slowly near t = 0 (measured 0.55, 0.34, 0.22, 0.015 at k = 1, 2, 4, 32).
+    assert errs[2] < errs[1] * 0.7 and errs[4] < errs[2] * 0.7 and errs[32] < 0.03, errs
+    with pytest.raises(ValueError, match="at least 1"):
+        ddim_invert(gaussian_prior, x0, pairs, fixed_point=0)

@@ -170,7 +170,7 @@ class Shred(Solver):
             return noise
         with torch.no_grad():
             estimate = self.cheap_estimate(y, operator, seeds if c.init == "warm" else None)
-            x_inv = ddim_invert(self.denoiser, to_model_space(estimate), self.pairs)
+            x_inv = ddim_invert(self.denoiser, to_model_space(estimate), self.pairs, c.invert_fixed_point)
         if c.init == "ddim-inversion":
             return x_inv
         a = c.warm_strength
