@@ -125,6 +125,16 @@ def test_bad_runs_are_refused_before_anything_is_created(tmp_path, data, tiny_mo
     assert not out.exists()
 
 
+@pytest.mark.parametrize("text,value", [("shred@plus#v.clip_x0=false", False), ("shred.sphere=True", True),
+                                        ("shred.sphere=off", False), ("ddrm.steps=20", 20), ("ddrm.eta=0.5", 0.5),
+                                        ("shred.finish=ddnm", "ddnm")])
+def test_set_values_are_typed_as_people_write_them(text, value):
+    from shred.cli.bench import setting
+
+    method, name, got = setting(text)
+    assert (method, name) == tuple(text.split("=")[0].rsplit(".", 1)) and got == value and type(got) is type(value)
+
+
 def test_an_out_that_is_a_file_is_refused(tmp_path, data, tiny_model_dir, capsys):
     out = tmp_path / "run"
     out.write_text("keep me")

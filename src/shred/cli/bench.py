@@ -20,14 +20,18 @@ EPILOG = """examples:
 
 
 def setting(text: str) -> tuple[str, str, object]:
-    """``METHOD.NAME=VALUE`` as (method, name, value); the value is a Python literal when it parses
-    as one (``100``, ``0.03``, ``True``), else the string."""
+    """``METHOD.NAME=VALUE`` as (method, name, value); the value is a boolean for true/false,
+    yes/no, on/off (any case), a Python literal when it parses as one (``100``,
+    ``0.03``), else the string."""
     import ast
 
     key, eq, value = text.partition("=")
     method, dot, name = key.rpartition(".")  # a setting name has no dot; a method label may
     if not (eq and dot and method and name):
         raise argparse.ArgumentTypeError(f"settings look like METHOD.NAME=VALUE, got {text!r}")
+    words = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+    if value.strip().lower() in words:
+        return method, name, words[value.strip().lower()]
     try:
         parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
