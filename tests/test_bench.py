@@ -125,6 +125,25 @@ def test_bad_runs_are_refused_before_anything_is_created(tmp_path, data, tiny_mo
     assert not out.exists()
 
 
+def test_a_setting_added_later_at_its_default_recomputes_nothing(tmp_path, data, tiny_model_dir):
+    from shred.benchmark.run import LATER_SETTINGS, key_config
+    from shred.solvers import ShredConfig
+
+    # The key of a run stored before invert_fixed_point existed is the one made today at its default.
+    stored = {k: v for k, v in ShredConfig().to_dict().items() if k not in LATER_SETTINGS}
+    assert key_config(ShredConfig().to_dict()) == stored
+    assert key_config(ShredConfig(invert_fixed_point=3).to_dict()) == {**stored, "invert_fixed_point": 3}
+    out = tmp_path / "run"
+    argv = _argv(out, data, tiny_model_dir, "--tasks", "sr4", "--methods", "shred@bundled", "--features", "none",
+                 *TINY_SETTINGS[:2])
+    assert main(argv) == 0
+    raw = lambda: {k: v for k, v in _stamps(out).items() if k.startswith("raw")}  # noqa: E731
+    first = raw()
+    assert main([*argv, "--set", "shred@bundled.invert_fixed_point=1"]) == 0 and raw() == first
+    assert main([*argv, "--set", "shred@bundled.invert_fixed_point=2"]) == 0
+    assert len(raw()) > len(first)  # another key: computed beside the first
+
+
 @pytest.mark.parametrize("text,value", [("shred@plus#v.clip_x0=false", False), ("shred.sphere=True", True),
                                         ("shred.sphere=off", False), ("ddrm.steps=20", 20), ("ddrm.eta=0.5", 0.5),
                                         ("shred.finish=ddnm", "ddnm")])

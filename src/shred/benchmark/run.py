@@ -108,6 +108,19 @@ class Job:
     skipped: str | None = None
 
 
+# Method settings added after runs were stored, with the default that reproduces what ran before
+# they existed: left out of a result's key at that default, so adding one recomputes nothing.
+LATER_SETTINGS = {"invert_fixed_point": 1}
+
+
+def key_config(config: dict | None) -> dict | None:
+    """A method's settings as they enter a result's key (:data:`LATER_SETTINGS` at their default
+    left out)."""
+    if config is None:
+        return None
+    return {k: v for k, v in config.items() if k not in LATER_SETTINGS or LATER_SETTINGS[k] != v}
+
+
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -265,7 +278,8 @@ class Benchmark:
             skipped = "a non-blind method needs the kernel" if task.blind else "blind methods run on the blind task only"
         else:
             skipped = why_not(method, op)
-        resolved = {"method": base, "config": solver.config.to_dict() if getattr(solver, "config", None) else None,
+        config = getattr(solver, "config", None)
+        resolved = {"method": base, "config": key_config(config.to_dict()) if config else None,
                     "blind": solver.blind.to_dict() if hasattr(solver, "blind") and hasattr(solver.blind, "to_dict") else None,
                     "preset": getattr(solver, "preset", None)}
         key = _hash({"format": FORMAT, "resolved": resolved, "model": cfg.model, "data": cfg.data, "seed": cfg.seed,
