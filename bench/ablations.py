@@ -69,6 +69,11 @@ PLUS_VARIANTS = {
     "exact": dict(grad="exact"),                        # backpropagation through the network
     "exact-lr0.02": dict(grad="exact", lr=0.02),        # the same at a smaller learning rate
     "coarse-to-fine": dict(coarse_iterations=8),        # first 8 iterations through 5 DDIM steps (155 calls)
+    # The warm start's inversion solved by 3 fixed-point iterations per step, with x0 clipping off
+    # (clipping breaks the round trip: bench/inversion_roundtrip.py), alone (215 calls) and with
+    # coarse-to-fine (175 calls).
+    "fixed-point-start": dict(invert_fixed_point=3, clip_x0=False),
+    "fixed-point-c2f": dict(invert_fixed_point=3, clip_x0=False, coarse_iterations=8),
 }
 PLUS_REFERENCES = ("pinv", "ddrm", "ddnm")
 PLUS_LAST = ("shred@bundled",)  # 1,000 calls per image: run after the cheap rows

@@ -324,6 +324,8 @@ def test_the_lr_limit_is_shred_configs_own(capsys, tmp_path, clean_png):
     assert "SHRED lr must be at most 10, got 1e+300" in err
     with pytest.raises(ShredError, match="SHRED lr must be at most 10"):
         shred.ShredConfig(lr=1e300)
+    code, _, err = run(["restore", clean_png, "--task", "sr", "--coarse-iterations", str(10 ** 23)], capsys)
+    assert code == 2 and f"SHRED coarse_iterations must be at most 100000, got {10 ** 23}" in err, err
 
 
 def test_seeds_are_checked_in_the_library_too():

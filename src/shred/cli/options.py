@@ -99,7 +99,8 @@ def checked_by(config_class, name: str, parse=float):
         try:
             return check(value)
         except _Invalid as exc:
-            raise argparse.ArgumentTypeError(f"{config_class.label} {name} must be {exc}, got {value:g}") from None
+            shown = value if isinstance(value, int) else f"{value:g}"  # an integer as typed, not 1e+23
+            raise argparse.ArgumentTypeError(f"{config_class.label} {name} must be {exc}, got {shown}") from None
 
     convert.__name__ = name  # argparse names the type in its messages
     return convert
