@@ -88,20 +88,23 @@ class Keep:
 
 class Stopping:
     """Stopping callback: every ``every`` iterations, images whose loss is below ``epsilon`` or that
-    the stop rule (:mod:`shred.solvers.stopping`) ends leave the active set; the progress bar moves."""
+    the stop rule (:mod:`shred.solvers.stopping`) ends leave the active set; the progress bar moves.
+    No image stops before iteration ``first`` (0-based): with coarse-to-fine, the answer is an x0 of
+    the fine trajectory, so an image done early still runs its first fine iteration."""
 
-    def __init__(self, keep: Keep, epsilon: float | None, rule, every: int, iterations: int, bar):
+    def __init__(self, keep: Keep, epsilon: float | None, rule, every: int, iterations: int, bar, first: int = 0):
         self.keep, self.epsilon, self.rule, self.every, self.iterations, self.bar = keep, epsilon, rule, every, iterations, bar
+        self.first = first
 
     def __call__(self, p: Progress) -> None:
         k = p.k
-        if (k + 1) % self.every and k + 1 != self.iterations:
+        if (k + 1) % self.every and k + 1 != self.iterations and k != self.first:
             return
         last = self.keep.history[-1]
         done = torch.zeros_like(p.active)
-        if self.epsilon is not None:
+        if self.epsilon is not None and k >= self.first:
             done |= last < self.epsilon
-        if self.rule is not None:
+        if self.rule is not None and k >= self.first:
             done |= self.rule.done(last).to(p.active.device)
         # The stop takes effect after this iteration's x0 was kept: it is the image's answer.
         p.active.copy_(p.active & ~done)
@@ -276,7 +279,8 @@ class Shred(Solver):
         keep = Keep(x_T)
         rule = make_stop_rule(c.stop, c.tau, c.loss, y, operator)
         bar = tqdm(total=c.iterations, desc=self.name, unit="it", disable=not progress, leave=False)
-        stopping = Stopping(keep, c.epsilon, rule, check_interval(c.check_every, self.device), c.iterations, bar)
+        stopping = Stopping(keep, c.epsilon, rule, check_interval(c.check_every, self.device), c.iterations, bar,
+                            first=min(c.coarse_iterations, c.iterations - 1))
         watchers = [keep, *self.callbacks(), stopping, *([callback] if callback else [])]
         try:
             for k in range(c.iterations):                                    # for N iterations  line 2
