@@ -57,6 +57,15 @@ def test_time_pairs_rejects_bad_delta_t(bad):
         time_pairs(1000, delta_t=bad)
 
 
+def test_a_leading_trajectory_of_one_step_from_t0_is_refused():
+    # range(0, 1000, 1000) is [0]: x_T would be denoised as if it were x_0.
+    for kw in (dict(delta_t=1000), dict(steps=1)):
+        with pytest.raises(ShredError, match="one step, from t = 0"):
+            time_pairs(1000, **kw)
+    assert time_pairs(1000, delta_t=1000, spacing="trailing") == [(999, -1)]
+    assert time_pairs(1000, delta_t=600) == [(600, 0), (0, -1)]
+
+
 def _affine_map(prior, pairs):
     """x0 = f(x_T) is affine per pixel for the Gaussian prior: return its slope and offset."""
     zero = torch.zeros(1, *prior.mu.shape, dtype=torch.float64)

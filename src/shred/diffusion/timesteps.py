@@ -37,6 +37,9 @@ def time_pairs(T: int, delta_t: int | None = None, steps: int | None = None,
     if spacing == "leading":
         ts = list(range(0, T, delta_t)) if steps is None else [i * delta_t for i in range(steps)]
         ts = ts[::-1]
+        if T > 1 and ts[0] == 0:
+            raise ShredError(f"delta_t {delta_t} with leading spacing leaves one step, from t = 0 (x_T would be "
+                             f"taken for a clean image); use delta_t below T = {T}, or trailing spacing")
     elif spacing == "trailing":
         ts = list(range(T - 1, -1, -delta_t))
         if steps is not None:
