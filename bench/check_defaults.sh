@@ -24,11 +24,14 @@ if [ "${PART:-all}" = blind ]; then
   # start stays blurred, bench/blind_probe.py), at the preset's lr and at 0.01. KID-C10 at n = 10 is
   # for orientation only (its spread is large at that n).
   exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} --tasks blind \
-    --methods shred-blind@plus#a05,shred-blind@plus,shred-blind@plus#lr01,shred-blind@bundled,shred-blind@plus#noise,shred-blind@plus#noise-lr01 \
+    --methods shred-blind@plus#a05,shred-blind@plus,shred-blind@plus#lr01,shred-blind@bundled,shred-blind@plus#noise,shred-blind@plus#noise-lr01,shred-blind@plus#fp3,shred-blind@plus#fp3-a1 \
     --set shred-blind@plus#a05.warm_strength=0.5 --set shred-blind@plus#a05.kernel_lr=0.0002 \
     --set shred-blind@plus#lr01.lr=0.01 \
     --set shred-blind@plus#noise.init=noise --set shred-blind@plus#noise-lr01.init=noise \
     --set shred-blind@plus#noise-lr01.lr=0.01 \
+    --set shred-blind@plus#fp3.invert_fixed_point=3 --set shred-blind@plus#fp3.clip_x0=false \
+    --set shred-blind@plus#fp3-a1.invert_fixed_point=3 --set shred-blind@plus#fp3-a1.clip_x0=false \
+    --set shred-blind@plus#fp3-a1.warm_strength=1.0 \
     --min-realism-images 10 --batch 25 --device cpu --out ${RUN:-runs/check-blind9-train} "$@"
 fi
 if [ "${PART:-all}" = denoise ]; then

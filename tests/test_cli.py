@@ -258,6 +258,11 @@ def test_restore_runs_coarse_to_fine_from_the_command_line(tmp_path, clean_png, 
                         "--out", tmp_path / "c.png"], capsys)
     assert code == 0 and "warning: --coarse-stride does nothing without --coarse-iterations" in err
     assert "(the first" not in err
+    # SHRED+ runs coarse iterations of its own (8): a stride alone changes them, without a warning.
+    code, _, err = run(["restore", y, "--model", tiny_model_dir, "--preset", "plus", "--iterations", "2",
+                        "--coarse-stride", "5", "--out", tmp_path / "d.png"], capsys)
+    assert code == 0 and "2 iterations x 10 steps (all at 2 steps: no fine iteration)" in err, err
+    assert "warning" not in err
     with pytest.raises(SystemExit) as e:  # argparse's own check
         main(["restore", str(y), "--model", str(tiny_model_dir), "--coarse-iterations", "-1"])
     err = capsys.readouterr().err

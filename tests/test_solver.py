@@ -284,21 +284,6 @@ def test_the_default_path_converges(gaussian_prior, preset):
     assert (psnr(res.x0, clean) > psnr(first.x0, clean) + 0.5).all()
 
 
-def test_early_stopping_waits_for_the_first_fine_iteration(gaussian_prior):
-    from shred.solvers import build_solver
-
-    _, op, y = _problem("sr", gaussian_prior, scale=2)
-    # Every loss is below epsilon: without coarse-to-fine the first iterate is the answer; with
-    # three coarse iterations, the fourth (the first through all 10 steps) is.
-    plain = build_solver("shred", gaussian_prior, iterations=6, epsilon=1e9)(y, op, seeds=[0, 1])
-    solver = build_solver("shred", gaussian_prior, iterations=6, epsilon=1e9, coarse_iterations=3)
-    res = solver(y, op, seeds=[0, 1])
-    assert plain.iterations.tolist() == [1, 1] and res.iterations.tolist() == [4, 4]
-    with torch.no_grad():
-        fine = to_image_space(solver.f(res.x_T.to(torch.float32), pairs=solver.pairs))
-    assert torch.allclose(res.x0, fine, atol=1e-5)
-
-
 @pytest.mark.parametrize("task,opts", [("sr", dict(scale=4)), ("inpaint", dict(box_size=6)), ("colorize", {})])
 def test_the_ddnm_finish_explains_noiseless_measurements_in_its_calls(gaussian_prior, task, opts):
     from shred.models.counting import CountingDenoiser

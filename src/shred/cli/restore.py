@@ -87,7 +87,7 @@ def add_parser(sub) -> None:
     s = p.add_argument_group("SHRED settings (defaults come from --preset and the task)")
     s.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
                    help="settings of the paper, of the authors' code, the authors' method tuned for the bundled "
-                   "models (bundled), or SHRED+ (plus: 195 network calls per image); default auto: plus for "
+                   "models (bundled), or SHRED+ (plus: 155 network calls per image); default auto: plus for "
                    "the bundled models, authors-code for others")
     s.add_argument("--iterations", type=checked_by(ShredConfig, "iterations", int), help="Adam iterations N (at most 100000)")
     s.add_argument("--lr", type=checked_by(ShredConfig, "lr"), help="Adam learning rate alpha (at most 10)")
@@ -103,10 +103,10 @@ def add_parser(sub) -> None:
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
     s.add_argument("--coarse-iterations", type=checked_by(ShredConfig, "coarse_iterations", int),
                    help="coarse-to-fine: run the first N iterations through every --coarse-stride-th DDIM step "
-                   "(fewer network calls; 0: off)")
+                   "(fewer network calls; 0: off; preset plus: 8)")
     s.add_argument("--coarse-stride", type=checked_by(ShredConfig, "coarse_stride", int),
                    help="coarse-to-fine: the coarse iterations keep every k-th DDIM step (default 2: half the network "
-                   "calls; needs --coarse-iterations)")
+                   "calls; needs coarse iterations: --coarse-iterations, or preset plus)")
     s.add_argument("--epsilon", type=checked_by(ShredConfig, "epsilon"), help="stop an image once its loss < epsilon")
     s.add_argument("--stop", choices=STOPS,
                    help="noise-aware stopping: discrepancy (||y - Hx|| <= tau sigma_y sqrt(m), needs --sigma-y), "
@@ -154,21 +154,26 @@ def coarse_note(restorer) -> str:
     return f" (all at {steps}: no fine iteration)" if n == restorer.config.iterations else f" (the first {n} at {steps})"
 
 
-def check_coarse(args) -> None:
-    """Warn when --coarse-stride can change nothing (no preset sets coarse iterations)."""
+def check_coarse(args, config=None) -> None:
+    """Warn when --coarse-stride can change nothing: the run's ``config`` (a ShredConfig; for a
+    folder, None: then the preset's settings) runs no coarse iterations."""
     import warnings
 
-    if args.coarse_stride is not None and not args.coarse_iterations:
+    from ..solvers.presets import uses_coarse_to_fine
+
+    coarse = config.coarse_iterations > 0 if config is not None else (
+        bool(args.coarse_iterations) if args.coarse_iterations is not None else uses_coarse_to_fine(args.preset))
+    if args.coarse_stride is not None and not coarse:
         warnings.warn("--coarse-stride does nothing without --coarse-iterations N (N > 0)")
-    elif args.coarse_stride == 1 and args.coarse_iterations:
+    elif args.coarse_stride == 1 and coarse:
         warnings.warn("--coarse-stride 1 keeps every DDIM step: the coarse iterations are ordinary ones")
 
 
 def run(args) -> int:
     from ..folders import is_many
 
-    check_coarse(args)
     if is_many(args.measurement):
+        check_coarse(args)
         return run_folder(args)
     return run_one(args)
 
@@ -236,6 +241,7 @@ def run_one(args) -> int:
     restorer = make_restorer(m.denoiser, m.task, preset=args.preset, device=device,
                              run={"precision": args.precision, "compile": args.compile}, images=len(run_seeds),
                              tile=args.tile, tile_overlap=args.tile_overlap, **{k: getattr(args, k) for k in SETTINGS})
+    check_coarse(args, restorer.config)
     if kernel_out is not None and not restorer.blind:
         raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
     clean = load_clean(args.clean, m.denoiser, size=m.operator.in_shape[1:], allow_resize=args.resize) \

@@ -1,6 +1,7 @@
 """Named SHRED settings: the paper's (Appendix A, eqs. 13-16), the authors' released code's, and
 ``bundled`` (the authors' method with learning rates tuned for the bundled 32x32 models) and
-``plus`` (SHRED+: warm start, annealed lr, DDNM's finish; 195 network calls per image).
+``plus`` (SHRED+: warm start, annealed lr, coarse-to-fine, DDNM's finish; 155 network calls per
+image).
 ``auto``, the default, is ``plus`` for the bundled models and ``authors-code`` otherwise.
 
 ``preset_config("authors-code", "sr")`` gives the authors' super-resolution settings. Task groups
@@ -76,29 +77,32 @@ PRESETS["bundled"] = {
     "nonuniform-deblur": dict(lr=0.002, iterations=25),
     "old-photo": dict(lr=0.03, iterations=100, stop="auto"),
 }
-# SHRED+ (docs/RESULTS.md): the authors' sampler with a warm start from the DDIM inversion of A^+ y,
-# a cosine learning-rate decay and a final consistency step, in at most about 200 network calls.
-# PROVISIONAL values, to be tuned on cifar10-train (bench/ablations.py).
 # SHRED+ (issue #13), tuned on cifar10-train (runs: bench/tune_plus.sh): x_T warm-started from the
 # DDIM inversion of DDRM's 20-step restoration (a = 0.5), 15 Adam iterations with a cosine-annealed
-# lr, then DDNM's finish from t = 300 (15 steps): 20 + 10 + 15 x 10 + 15 = 195 network calls per
-# image against the authors' code's 1,000. Blind deblurring keeps A^+ y as its start (the kernel is
-# unknown) and no finish; nonlinear operators start from A^+ y.
+# lr, the first 8 through every other DDIM step (coarse-to-fine), then DDNM's finish from t = 300
+# (15 steps): 20 + 10 + 8 x 5 + 7 x 10 + 15 = 155 network calls per image against the authors'
+# code's 1,000. Coarse-to-fine against all 15 iterations at 10 steps (195 calls), 20 training images
+# per task: KID-C10 x1e3 31.4 / 31.9 (x4 SR), -9.8 / -8.6 (inpainting), 83.8 / 84.9 (x8 SR),
+# 21.1 / 26.3 (CS 5 %), PSNR within 0.05 dB. Blind deblurring keeps A^+ y as its start (the kernel
+# is unknown), no finish and no coarse iterations (not measured there); nonlinear operators start
+# from A^+ y.
 _PLUS_COMMON = dict(_CODE_COMMON, init="warm", warm_from="ddrm", warm_strength=0.5, lr_decay="cosine",
-                    finish="ddnm")
+                    finish="ddnm", coarse_iterations=8)
 PRESETS["plus"] = {
     "default": dict(lr=0.05, iterations=15),
     # Blind: the start inverts the blurred image itself; a = 0.9 with a kernel lr of 2e-3 was the
     # best of the candidates on 10 cifar10-train images (18.77 dB, against 17.13 for a = 0.5 and
     # kernel lr 2e-4), but every one of them ends below the blurred input (25.73 dB):
     # bench/check_defaults.sh, PART=blind.
-    "blind-deblur": dict(lr=0.003, iterations=19, warm_from="pinv", warm_strength=0.9, finish="none"),
+    "blind-deblur": dict(lr=0.003, iterations=19, warm_from="pinv", warm_strength=0.9, finish="none",
+                         coarse_iterations=0),
     # Colorization: a = 0.8 keeps more of DDRM's start (cifar10-train, n = 10: 22.30 dB against
     # 21.82 at a = 0.5; the grey input A^+ y has 22.87: bench/check_defaults.sh, PART=colorize).
     "colorize": dict(lr=0.05, iterations=15, warm_strength=0.8),
-    "denoise": dict(lr=0.03, iterations=15),
-    "nonuniform-deblur": dict(lr=0.03, iterations=15),
-    "old-photo": dict(lr=0.03, iterations=15, stop="auto"),
+    # Not measured with coarse-to-fine: all iterations at 10 steps.
+    "denoise": dict(lr=0.03, iterations=15, coarse_iterations=0),
+    "nonuniform-deblur": dict(lr=0.03, iterations=15, coarse_iterations=0),
+    "old-photo": dict(lr=0.03, iterations=15, stop="auto", coarse_iterations=0),
 }
 _COMMON = {"paper": _PAPER_COMMON, "authors-code": _CODE_COMMON, "bundled": _CODE_COMMON, "plus": _PLUS_COMMON}
 # "auto": "plus" (SHRED+) for the models that ship with shred, whose settings were tuned on them;
@@ -107,6 +111,13 @@ DEFAULT_PRESET = "auto"
 
 # Settings of the blind variant that are not ShredConfig fields (learning rate of H_theta).
 BLIND_KERNEL_LR = {"paper": 0.003, "authors-code": 2e-4, "bundled": 2e-4, "plus": 2e-3}
+
+
+def uses_coarse_to_fine(preset: str) -> bool:
+    """Whether some task group of ``preset`` runs coarse iterations (``"auto"``: as ``plus``, the
+    bundled models' preset), i.e. whether a coarse stride can matter under it."""
+    preset = "plus" if preset == "auto" else preset
+    return any({**_COMMON[preset], **entry}.get("coarse_iterations", 0) > 0 for entry in PRESETS[preset].values())
 
 
 def resolve_preset(preset: str, denoiser=None) -> str:
