@@ -186,5 +186,5 @@ def test_fixed_point_inversion_is_the_sampler_s_inverse(gaussian_prior):
     # iteration shrinks the error of every step; this narrow prior (stds 0.1-0.3) contracts
     # slowly near t = 0 (measured 0.55, 0.34, 0.22, 0.015 at k = 1, 2, 4, 32).
     assert errs[2] < errs[1] * 0.7 and errs[4] < errs[2] * 0.7 and errs[32] < 0.03, errs
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ShredError, match="at least 1"):
         ddim_invert(gaussian_prior, x0, pairs, fixed_point=0)

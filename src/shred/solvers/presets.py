@@ -83,9 +83,9 @@ PRESETS["bundled"] = {
 # (15 steps): 20 + 10 + 8 x 5 + 7 x 10 + 15 = 155 network calls per image against the authors'
 # code's 1,000. Coarse-to-fine against all 15 iterations at 10 steps (195 calls), 20 training images
 # per task: KID-C10 x1e3 31.4 / 31.9 (x4 SR), -9.8 / -8.6 (inpainting), 83.8 / 84.9 (x8 SR),
-# 21.1 / 26.3 (CS 5 %), PSNR within 0.05 dB. Blind deblurring keeps A^+ y as its start (the kernel
-# is unknown), no finish and no coarse iterations (not measured there); nonlinear operators start
-# from A^+ y.
+# 21.1 / 26.3 (CS 5 %), -7.4 / -7.4 (deblurring), 3.9 / 2.8 (colorization), PSNR within 0.1 dB.
+# Blind deblurring starts from the blurred y itself (the kernel is unknown), without finish or
+# coarse iterations; nonlinear operators start from A^+ y.
 _PLUS_COMMON = dict(_CODE_COMMON, init="warm", warm_from="ddrm", warm_strength=0.5, lr_decay="cosine",
                     finish="ddnm", coarse_iterations=8)
 PRESETS["plus"] = {

@@ -43,7 +43,7 @@ class ShredConfig(FrozenConfig):
         invert_fixed_point: fixed-point iterations per step of the DDIM inversion of a warm or
             ``ddim-inversion`` start (:func:`shred.diffusion.ddim_invert`): 1 is the usual
             one-pass inversion (10 network calls at delta_t 100), k costs 10 k calls and reproduces
-            the estimate far better (with ``clip_x0`` off: 17 dB at k = 1, 34 dB at k = 3).
+            the estimate far better (with ``clip_x0`` off: 17 dB at k = 1, 33 dB at k = 3).
         lr_decay: ``"none"`` (constant, as in the paper) or ``"cosine"`` (anneal to 0 over the
             iterations, which lets Adam settle instead of jittering at a floor set by lr).
         coarse_iterations / coarse_stride: SHRED+'s coarse-to-fine trajectory: the first
