@@ -107,10 +107,13 @@ def add_parser(sub) -> None:
     s.add_argument("--coarse-stride", type=checked_by(ShredConfig, "coarse_stride", int),
                    help="coarse-to-fine: the coarse iterations keep every k-th DDIM step (default 2: half the network "
                    "calls; needs coarse iterations: --coarse-iterations, or preset plus)")
-    s.add_argument("--epsilon", type=checked_by(ShredConfig, "epsilon"), help="stop an image once its loss < epsilon")
+    s.add_argument("--epsilon", type=checked_by(ShredConfig, "epsilon"),
+                   help="stop an image once its loss < epsilon (with coarse-to-fine, from the first fine iteration "
+                   "on, so that the answer comes from the full trajectory)")
     s.add_argument("--stop", choices=STOPS,
                    help="noise-aware stopping: discrepancy (||y - Hx|| <= tau sigma_y sqrt(m), needs --sigma-y), "
-                   "auto (sigma_y estimated from y when unknown), plateau (loss stopped improving)")
+                   "auto (sigma_y estimated from y when unknown), plateau (loss stopped improving); like "
+                   "--epsilon, from the first fine iteration on")
     s.add_argument("--tau", type=checked_by(ShredConfig, "tau"), help="discrepancy principle factor (default 1)")
     s.add_argument("--kernel-lr", type=checked_by(BlindConfig, "kernel_lr"), help="blind tasks: learning rate of the "
                    "kernel network (default: the preset's, 2e-4 in authors-code)")
