@@ -146,12 +146,24 @@ def test_a_setting_added_later_at_its_default_recomputes_nothing(tmp_path, data,
 
 @pytest.mark.parametrize("text,value", [("shred@plus#v.clip_x0=false", False), ("shred.sphere=True", True),
                                         ("shred.sphere=off", False), ("ddrm.steps=20", 20), ("ddrm.eta=0.5", 0.5),
-                                        ("shred.finish=ddnm", "ddnm")])
+                                        ("shred.finish=ddnm", "ddnm"), ("shred.lr=on", "on")])
 def test_set_values_are_typed_as_people_write_them(text, value):
     from shred.cli.bench import setting
 
     method, name, got = setting(text)
     assert (method, name) == tuple(text.split("=")[0].rsplit(".", 1)) and got == value and type(got) is type(value)
+
+
+def test_a_coarse_stride_that_changes_nothing_is_said(tmp_path, data, tiny_model_dir, capsys):
+    argv = _argv(tmp_path / "run", data, tiny_model_dir, "--tasks", "sr4", "--features", "none", "--n", "1",
+                 "--methods", "shred@bundled,shred@plus", "--set", "shred@bundled.iterations=1",
+                 "--set", "shred@plus.iterations=1", "--set", "shred@bundled.coarse_stride=3",
+                 "--set", "shred@plus.coarse_stride=3")
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    # bundled runs no coarse iterations; plus runs its own, which the stride changes.
+    assert "shred@bundled.coarse_stride=3 does nothing on sr4: no coarse iterations there" in err
+    assert "shred@plus.coarse_stride" not in err
 
 
 def test_an_out_that_is_a_file_is_refused(tmp_path, data, tiny_model_dir, capsys):

@@ -205,9 +205,11 @@ def test_cli_blind_deblur_end_to_end(tmp_path, clean_png, tiny_model_dir, capsys
     assert rep["task"] == "blind-deblur"
     # Several seeds: one kernel file each; .npy keeps the exact kernel.
     code, _, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "2", "--seeds", "0-1",
-                        "--kernel-out", tmp_path / "k.npy", "--out", tmp_path / "r.png", "--quiet",
+                        "--kernel-out", tmp_path / "k.npy", "--out", tmp_path / "r.png",
                         "--report", tmp_path / "r2.json"], capsys)
     assert code == 0, err
+    # The start line does not present the spec's kernel as the solver's: it estimates one of its size.
+    assert "(kernel estimated at 5x5; the spec's random" in err and "2 seeds on" in err
     ks = [np.load(tmp_path / f"k_seed{s}.npy") for s in (0, 1)]
     assert all(a.shape == (5, 5) and abs(a.sum() - 1) < 1e-5 and a.min() >= 0 for a in ks)
     # The report's kernel NCC is that of the written kernel against the spec's true one.

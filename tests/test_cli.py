@@ -263,6 +263,13 @@ def test_restore_runs_coarse_to_fine_from_the_command_line(tmp_path, clean_png, 
                         "--coarse-stride", "5", "--out", tmp_path / "d.png"], capsys)
     assert code == 0 and "2 iterations x 10 steps (all at 2 steps: no fine iteration)" in err, err
     assert "warning" not in err
+    # A one-step trajectory has nothing for a stride to skip: said, and the counts read as counts.
+    code, out, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "1", "--coarse-iterations", "1",
+                        "--delta-t", "1000", "--spacing", "trailing", "--coarse-stride", "3",
+                        "--out", tmp_path / "e.png"], capsys)
+    assert code == 0, err
+    assert "warning: --coarse-stride 3 keeps every DDIM step of a 1-step trajectory" in err
+    assert "1 iteration x 1 step," in err and "1 seed on" in err and ": 1 iteration, relative" in out
     with pytest.raises(SystemExit) as e:  # argparse's own check
         main(["restore", str(y), "--model", str(tiny_model_dir), "--coarse-iterations", "-1"])
     err = capsys.readouterr().err

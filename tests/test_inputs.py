@@ -321,11 +321,19 @@ def test_numbers_out_of_range_are_refused_by_the_parser(argv, tmp_path, clean_pn
 
 def test_the_lr_limit_is_shred_configs_own(capsys, tmp_path, clean_png):
     code, _, err = run(["restore", clean_png, "--task", "sr", "--lr", "1e300"], capsys)
-    assert "SHRED lr must be at most 10, got 1e+300" in err
+    assert "SHRED lr must be at most 10, got 1e300" in err
     with pytest.raises(ShredError, match="SHRED lr must be at most 10"):
         shred.ShredConfig(lr=1e300)
     code, _, err = run(["restore", clean_png, "--task", "sr", "--coarse-iterations", str(10 ** 23)], capsys)
     assert code == 2 and f"SHRED coarse_iterations must be at most 100000, got {10 ** 23}" in err, err
+    # Echoed as typed; an integer too long for int() is out of range, not "not an integer".
+    code, _, err = run(["restore", clean_png, "--task", "sr", "--iterations", "1_000_000"], capsys)
+    assert code == 2 and "SHRED iterations must be at most 100000, got 1_000_000" in err, err
+    code, _, err = run(["restore", clean_png, "--task", "sr", "--iterations", "9" * 5000], capsys)
+    assert code == 2 and "must be at most 100000, got 99999999" in err and "(5000 characters)" in err, err
+    assert len(err) < 300
+    code, _, err = run(["restore", clean_png, "--task", "sr", "--iterations", "x" * 5000], capsys)
+    assert code == 2 and "expected an integer, got xxxx" in err and len(err) < 300, err
 
 
 def test_seeds_are_checked_in_the_library_too():

@@ -316,7 +316,7 @@ def test_page_restores_the_sample_and_reports_psnr(client):
     reported = float(status.split("PSNR ")[1].split(" dB")[0])
     # The page measures the float restoration, the file holds 8 bits: rounding moves PSNR by < 0.1 dB here.
     assert abs(_psnr(img, clean) - reported) < 0.1 and reported > 10
-    assert status.startswith("**Done**") and "2 iteration(s)" in status
+    assert status.startswith("**Done**") and "1 seed, 2 iterations," in status
     assert [g["caption"].split(":")[0] for g in gallery] == ["clean", "measurement (sr)", "seed 0"]
     assert "| 0 | 2 |" in metrics and "--iterations 2" in command
     names = [Path(d["value"]).name for d in downloads]

@@ -278,10 +278,15 @@ def run_report(result, m: Measurement, measurement_path: str | Path, clean: torc
     return RunReport(rows, summary, record)
 
 
+def plural(n: int, noun: str) -> str:
+    """``"1 iteration"``, ``"2 iterations"``: a count and its noun."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def done_message(result, summary: dict[str, Any], clean_name: str | None = None) -> str:
     """One line: time, iterations, relative measurement error, and PSNR, diversity and kernel NCC
     when known."""
-    msg = (f"done in {result.wall_time:.1f} s: {int(result.iterations.max())} iterations, relative measurement "
+    msg = (f"done in {result.wall_time:.1f} s: {plural(int(result.iterations.max()), 'iteration')}, relative measurement "
            f"error {summary['mean_rel_error']:.3g}")
     if clean_name is not None:
         msg += f", PSNR {summary['mean_psnr']:.2f} dB against {clean_name}"

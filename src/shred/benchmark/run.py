@@ -279,12 +279,27 @@ class Benchmark:
         else:
             skipped = why_not(method, op)
         config = getattr(solver, "config", None)
+        if skipped is None and "coarse_stride" in settings and config is not None:
+            self._check_coarse(method, task, solver, settings["coarse_stride"])
         resolved = {"method": base, "config": key_config(config.to_dict()) if config else None,
                     "blind": solver.blind.to_dict() if hasattr(solver, "blind") and hasattr(solver.blind, "to_dict") else None,
                     "preset": getattr(solver, "preset", None)}
         key = _hash({"format": FORMAT, "resolved": resolved, "model": cfg.model, "data": cfg.data, "seed": cfg.seed,
                      "task": asdict(task), "operator": op.spec()})
         return Job(task, method, solver, key, settings, cfg.images_for(task.name, method), skipped)
+
+    @staticmethod
+    def _check_coarse(method: str, task: BenchTask, solver, stride: int) -> None:
+        """Warn when a ``--set METHOD.coarse_stride`` can change nothing on ``task``: no coarse
+        iterations there, or a coarse trajectory that keeps every DDIM step."""
+        import warnings
+
+        if solver.config.coarse_iterations == 0:
+            warnings.warn(f"{method}.coarse_stride={stride} does nothing on {task.name}: no coarse iterations there "
+                          f"(add --set {method}.coarse_iterations=N, N > 0)")
+        elif len(solver.coarse_pairs) == len(solver.pairs):
+            warnings.warn(f"{method}.coarse_stride={stride} keeps every DDIM step of {task.name}'s "
+                          f"{len(solver.pairs)}-step trajectory: its coarse iterations are ordinary ones")
 
     # -- inputs ----------------------------------------------------------------------------------------
     def operator(self, task: BenchTask, generator: torch.Generator | None = None):

@@ -19,10 +19,20 @@ EPILOG = """examples:
 """
 
 
+def _boolean_settings() -> set[str]:
+    """Names of the settings that are booleans in some method's config (``clip_x0``, ``sphere``)."""
+    from dataclasses import fields
+
+    from ..solvers import SOLVERS
+
+    return {f.name for cls in SOLVERS.values() if cls.config_class is not None
+            for f in fields(cls.config_class) if isinstance(f.default, bool)}
+
+
 def setting(text: str) -> tuple[str, str, object]:
-    """``METHOD.NAME=VALUE`` as (method, name, value); the value is a boolean for true/false,
-    yes/no, on/off (any case), a Python literal when it parses as one (``100``,
-    ``0.03``), else the string."""
+    """``METHOD.NAME=VALUE`` as (method, name, value); for a boolean setting the value is a
+    boolean for true/false, yes/no, on/off (any case); otherwise a Python literal when it parses as
+    one (``100``, ``0.03``), else the string (so ``lr=on`` is refused as ``'on'``, as typed)."""
     import ast
 
     key, eq, value = text.partition("=")
@@ -30,7 +40,7 @@ def setting(text: str) -> tuple[str, str, object]:
     if not (eq and dot and method and name):
         raise argparse.ArgumentTypeError(f"settings look like METHOD.NAME=VALUE, got {text!r}")
     words = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-    if value.strip().lower() in words:
+    if value.strip().lower() in words and name in _boolean_settings():
         return method, name, words[value.strip().lower()]
     try:
         parsed = ast.literal_eval(value)

@@ -7,6 +7,7 @@ usage error of :class:`shred.cli.Parser` (exit status 2).
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from ..errors import ShredError
@@ -79,11 +80,19 @@ def tile_option(text: str) -> str | int:
         raise argparse.ArgumentTypeError(f"--tile is auto, none or a side in pixels, got {text!r}") from None
 
 
+def typed(text: str, limit: int = 40) -> str:
+    """``text`` as the user typed it, for a message; a long one cut to its start and length
+    (``10000000000000000000000000000000... (5000 characters)``)."""
+    text = text.strip()
+    return text if len(text) <= limit else f"{text[:limit - 8]}... ({len(text)} characters)"
+
+
 def checked_by(config_class, name: str, parse=float):
     """An argument type for setting ``name`` of a :class:`shred.config.FrozenConfig` class: the
     text parsed with ``parse`` (int or float), then the library's own check of that field, so
-    that ``--lr 1e300`` is refused by the parser with the library's words and limit
-    (``SHRED lr must be at most 10, got 1e+300``)."""
+    that ``--lr 1e300`` is refused by the parser with the library's words and limit, echoing the
+    text as typed (``SHRED lr must be at most 10, got 1e300``); an integer too long for ``int``
+    is out of range, not "not an integer"."""
     from dataclasses import fields
 
     from ..config import _Invalid
@@ -91,15 +100,17 @@ def checked_by(config_class, name: str, parse=float):
     check = next(f for f in fields(config_class) if f.name == name).metadata["check"]
 
     def convert(text: str):
+        shown = typed(text)
         try:
             value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if parse is int else 'a number'}, "
-                                             f"got {text!r}") from None
+            if parse is not int or not re.fullmatch(r"\s*[+-]?\d[\d_]*\s*", text):
+                raise argparse.ArgumentTypeError(f"expected {'an integer' if parse is int else 'a number'}, "
+                                                 f"got {shown if shown != text.strip() else repr(shown)}") from None
+            value = (-1 if text.strip().startswith("-") else 1) * 10 ** 4000  # past int()'s digit limit
         try:
             return check(value)
         except _Invalid as exc:
-            shown = value if isinstance(value, int) else f"{value:g}"  # an integer as typed, not 1e+23
             raise argparse.ArgumentTypeError(f"{config_class.label} {name} must be {exc}, got {shown}") from None
 
     convert.__name__ = name  # argparse names the type in its messages

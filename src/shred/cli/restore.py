@@ -149,27 +149,35 @@ SETTINGS = ("kernel_lr", "iterations", "lr", "delta_t", "grad", "loss", "init", 
 
 def coarse_note(restorer) -> str:
     """" (the first N at k steps)" for a coarse-to-fine run, "" when every iteration is fine."""
+    from ..restoration import plural
+
     n = min(restorer.config.coarse_iterations, restorer.config.iterations)
     k = len(restorer.solver.coarse_pairs)
     if not n or k == len(restorer.solver.pairs):
         return ""
-    steps = f"{k} step{'s' if k != 1 else ''}"
+    steps = plural(k, "step")
     return f" (all at {steps}: no fine iteration)" if n == restorer.config.iterations else f" (the first {n} at {steps})"
 
 
-def check_coarse(args, config=None) -> None:
-    """Warn when --coarse-stride can change nothing: the run's ``config`` (a ShredConfig; for a
-    folder, None: then the preset's settings) runs no coarse iterations."""
+def check_coarse(args, restorer=None) -> None:
+    """Warn when --coarse-stride can change nothing: the run (``restorer``; for a folder, None: then
+    the preset's settings) runs no coarse iterations, or its coarse trajectory keeps every DDIM step
+    (a stride of 1, or a trajectory of one step)."""
     import warnings
 
     from ..solvers.presets import uses_coarse_to_fine
 
-    coarse = config.coarse_iterations > 0 if config is not None else (
+    if args.coarse_stride is None:
+        return
+    coarse = restorer.config.coarse_iterations > 0 if restorer is not None else (
         bool(args.coarse_iterations) if args.coarse_iterations is not None else uses_coarse_to_fine(args.preset))
-    if args.coarse_stride is not None and not coarse:
+    if not coarse:
         warnings.warn("--coarse-stride does nothing without --coarse-iterations N (N > 0)")
-    elif args.coarse_stride == 1 and coarse:
+    elif args.coarse_stride == 1:
         warnings.warn("--coarse-stride 1 keeps every DDIM step: the coarse iterations are ordinary ones")
+    elif restorer is not None and len(restorer.solver.coarse_pairs) == len(restorer.solver.pairs):
+        warnings.warn(f"--coarse-stride {args.coarse_stride} keeps every DDIM step of a "
+                      f"{len(restorer.solver.pairs)}-step trajectory: the coarse iterations are ordinary ones")
 
 
 def run(args) -> int:
@@ -218,8 +226,8 @@ def run_one(args) -> int:
     from ..api import make_restorer
     from ..io import check_outputs, check_writable, grid_bytes, write_all
     from ..operators.tasks import describe_operator
-    from ..restoration import (done_message, grid_columns, load_clean, load_measurement, output_files, run_report,
-                               spread_paths)
+    from ..restoration import (done_message, grid_columns, load_clean, load_measurement, output_files, plural,
+                               run_report, spread_paths)
 
     y_path = Path(args.measurement)
     spec_path = _spec_path(args, y_path)
@@ -244,7 +252,7 @@ def run_one(args) -> int:
     restorer = make_restorer(m.denoiser, m.task, preset=args.preset, device=device,
                              run={"precision": args.precision, "compile": args.compile}, images=len(run_seeds),
                              tile=args.tile, tile_overlap=args.tile_overlap, **{k: getattr(args, k) for k in SETTINGS})
-    check_coarse(args, restorer.config)
+    check_coarse(args, restorer)
     if kernel_out is not None and not restorer.blind:
         raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
     clean = load_clean(args.clean, m.denoiser, size=m.operator.in_shape[1:], allow_resize=args.resize) \
@@ -255,10 +263,10 @@ def run_one(args) -> int:
         _, h, w = m.operator.in_shape
         size = f"{h}x{w}" if canvas_size(m.denoiser, h, w) == (h, w) else \
             "{}x{} (on a {}x{} canvas)".format(h, w, *canvas_size(m.denoiser, h, w))
-        mask = describe_operator(m.operator)
+        mask = describe_operator(m.operator, blind=restorer.blind)
         print(f"restoring {y_path.name} at {size}: {m.task}{f' ({mask})' if mask else ''} with "
-              f"{m.denoiser.describe()}, preset {restorer.preset}, {restorer.config.iterations} iterations x "
-              f"{len(restorer.solver.pairs)} steps{coarse_note(restorer)}, {restorer.config.grad} gradient, {len(run_seeds)} seed(s) on "
+              f"{m.denoiser.describe()}, preset {restorer.preset}, {plural(restorer.config.iterations, 'iteration')} x "
+              f"{plural(len(restorer.solver.pairs), 'step')}{coarse_note(restorer)}, {restorer.config.grad} gradient, {plural(len(run_seeds), 'seed')} on "
               f"{device} ({restorer.run.describe()})", file=sys.stderr)
     res = restorer.restore(m.y, m.operator, seeds=run_seeds, progress=not args.quiet)
 

@@ -270,10 +270,12 @@ def assumed_defaults(task: str, options: TaskOptions, given: set[str], shape) ->
     return notes
 
 
-def describe_operator(op: Operator) -> str | None:
+def describe_operator(op: Operator, blind: bool = False) -> str | None:
     """A phrase on what an operator holds that the user should see when it is read or made: the
     kept fraction of its mask (``the mask keeps 768 of 1024 pixels (75.0 %)``), its blur kernel
-    (``kernel gaussian(sigma=3), 19x19``), its noise; None when there is nothing to say."""
+    (``kernel gaussian(sigma=3), 19x19``), its noise; None when there is nothing to say. ``blind``:
+    the kernel is unknown to the solver, which estimates one of its size (``kernel estimated at
+    19x19; the spec's gaussian(sigma=3) only scores the estimate``)."""
     from .linear import unwrap
 
     noise = op.sigma_y
@@ -284,7 +286,9 @@ def describe_operator(op: Operator) -> str | None:
         if isinstance(stage, Mask):
             phrases.append(f"the mask {describe_mask(stage.mask)}")
         elif isinstance(stage, Blur):
-            phrases.append(f"kernel {stage.kind}, {stage.kernel.shape[0]}x{stage.kernel.shape[1]}")
+            size = f"{stage.kernel.shape[0]}x{stage.kernel.shape[1]}"
+            phrases.append(f"kernel estimated at {size}; the spec's {stage.kind} only scores the estimate" if blind
+                           else f"kernel {stage.kind}, {size}")
     if noise > 0:
         phrases.append(f"noise sigma_y {noise:g}")
     return "; ".join(phrases) or None

@@ -402,9 +402,11 @@ def build_app(model: str | None = None, device: str | None = None) -> gr.Blocks:
 
 
 def _status(out: session.Outcome) -> str:
+    from ..restoration import plural
+
     s = out.summary
     iters = max(r["iterations"] for r in out.rows)
-    msg = (f"**Done** in {s['wall_time_s']:.1f} s: {len(out.rows)} seed(s), {iters} iteration(s), relative "
+    msg = (f"**Done** in {s['wall_time_s']:.1f} s: {plural(len(out.rows), 'seed')}, {plural(iters, 'iteration')}, relative "
            f"measurement error {s['mean_rel_error']:.3g}")
     if "mean_psnr" in s:
         msg += f", PSNR {s['mean_psnr']:.2f} dB, SSIM {s['mean_ssim']:.3f}"
