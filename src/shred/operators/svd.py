@@ -27,12 +27,17 @@ Two structures cover the operators:
   SVDs (DDRM's ``SuperResolution``, ``Colorization``, ``Deblurring`` and ``SRConv`` do the same).
 * :class:`MaskSVD`: a pixel mask; V is a permutation putting the kept entries first, s = 1.
 
-Operators without such a structure (a non-separable blur kernel, a mask composed with anything)
-raise :class:`ShredError`.
+* :class:`DenseSVD`: a blur by a kernel that is not separable, on an image of at most
+  :data:`DENSE_MAX_PIXELS` pixels: the SVD of its dense H*W x H*W convolution matrix, shared by
+  the channels (the blind SHRED+ finish with an estimated kernel; DDRM on a random kernel).
+
+Other operators (a larger non-separable blur, a mask composed with anything) raise
+:class:`ShredError`.
 """
 from __future__ import annotations
 
 import math
+import weakref
 from functools import singledispatch
 
 import torch
@@ -43,7 +48,11 @@ from .canvas import Crop
 from .linear import AvgPoolSR, BicubicSR, Blur, Colorize, Compose, Identity, Mask, Noisy, conv_matrix, unwrap
 
 SUPPORTED = ("identity", "mask", "sr-avg", "sr-bicubic", "colorize", "blur with a separable kernel",
+             "blur with any kernel on images of at most 1024 pixels",
              "compositions of the separable ones, also on a larger canvas (crop)")
+# The largest image (H * W) whose non-separable blur gets a dense SVD: one float64 SVD of a
+# 1024 x 1024 matrix takes well under a second on a CPU core; its cost grows as (H * W)^3.
+DENSE_MAX_PIXELS = 1024
 
 
 class OperatorSVD:
@@ -220,6 +229,56 @@ class MaskSVD(OperatorSVD):
         return y.reshape(c.shape[0], *self.out_shape)
 
 
+class DenseSVD(OperatorSVD):
+    """SVD of an operator acting on every channel by the same dense matrix M [H*W, H*W]
+    (``A x = M x_c`` per channel c): M = U diag(s) V^T by ``torch.linalg.svd`` in float64. The
+    spectral coordinates are ordered channel by channel, each channel's in the order of ``s``.
+
+    Args:
+        in_shape: (C, H, W).
+        M: [H*W, H*W] float64, the matrix of one channel (e.g. a 'same' blur's convolution matrix).
+    """
+
+    def __init__(self, in_shape, M: torch.Tensor, factors=None):
+        self.in_shape = self.out_shape = tuple(int(s) for s in in_shape)
+        if factors is None:
+            Um, sm, Vh = torch.linalg.svd(M.to(torch.float64))
+            factors = (Um, sm, Vh.T)
+        self._U, self._s, self._V = factors
+        self.singulars = self._s.repeat(self.in_shape[0])
+
+    def _per_channel(self, x: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], self.in_shape[0], -1) @ M.to(device=x.device, dtype=x.dtype)
+
+    def Vt(self, x):
+        return self._per_channel(x, self._V).flatten(1)
+
+    def V(self, c):
+        return self._per_channel(c, self._V.T).reshape(c.shape[0], *self.in_shape)
+
+    def Ut(self, y):
+        return self._per_channel(y, self._U).flatten(1)
+
+    def U(self, c):
+        return self._per_channel(c, self._U.T).reshape(c.shape[0], *self.out_shape)
+
+    def truncated(self, floor: float) -> "DenseSVD":
+        """Zero the singular values below ``floor`` (DDRM's and DDNM's ZERO = 3e-2)."""
+        s = torch.where(self._s < floor, torch.zeros_like(self._s), self._s)
+        return DenseSVD(self.in_shape, None, (self._U, s, self._V))
+
+
+_DENSE: "weakref.WeakKeyDictionary[Blur, DenseSVD]" = weakref.WeakKeyDictionary()
+
+
+def dense_blur_matrix(op: Blur) -> torch.Tensor:
+    """[H*W, H*W] float64 matrix of ``op``'s 'same' convolution on one channel: column j is the
+    blur of the j-th unit image."""
+    _, h, w = op.in_shape
+    eye = torch.eye(h * w, dtype=torch.float64).reshape(h * w, 1, h, w)
+    return op.A(eye).reshape(h * w, h * w).T
+
+
 # -- which operators have which structure ---------------------------------------------------------
 def _no_svd(op: Operator) -> ShredError:
     return ShredError(f"operator {op.name!r} has no closed-form SVD, which DDRM and the SVD-based "
@@ -313,6 +372,21 @@ def operator_svd(op: Operator) -> OperatorSVD:
 @operator_svd.register
 def _(op: Mask):
     return MaskSVD(op.in_shape, op.mask)
+
+
+@operator_svd.register
+def _(op: Blur):
+    if op.separable:
+        return SeparableSVD(op.in_shape, separable_factors(op))
+    _, h, w = op.in_shape
+    if h * w > DENSE_MAX_PIXELS:
+        raise ShredError(f"the blur kernel ({op.kind}) is not separable and the image ({h}x{w}) is larger than "
+                         f"{DENSE_MAX_PIXELS} pixels, so the blur has no SVD here; DDRM and the SVD-based DDNM+ "
+                         "need one (use ddnm, dps or shred)")
+    svd = _DENSE.get(op)
+    if svd is None:  # computed once per operator: DDRM asks when it checks support and when it runs
+        svd = _DENSE[op] = DenseSVD(op.in_shape, dense_blur_matrix(op))
+    return svd
 
 
 @operator_svd.register

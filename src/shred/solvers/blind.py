@@ -146,6 +146,29 @@ class BlindShred(Shred):
         """No consistency finish: the operator is estimated, not known."""
         return x0
 
+    def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
+        """The ``"ddnm"`` finish with each image's estimated kernel (the kept H_theta), one image at
+        a time: DDNM's steps from ``finish_t`` with the range-null space step of that blur, its
+        singular values below ``zero_below`` cut (a dense SVD: :class:`shred.operators.svd.DenseSVD`
+        for images of at most 1024 pixels). Images whose estimate has no SVD (a grid of kernels, a
+        larger image) keep x0."""
+        from ..operators import Noisy
+        from ..operators.svd import operator_svd
+
+        kernels = self._kernel_keep
+        out = []
+        for i, seed in enumerate(seeds):
+            op = estimated_operator(operator.in_shape, kernels[i])
+            try:
+                operator_svd(op)
+            except ShredError:
+                out.append(x0[i:i + 1])
+                continue
+            if operator.sigma_y > 0:
+                op = Noisy(op.in_shape, op, operator.sigma_y)
+            out.append(super().ddnm_finish(x0[i:i + 1], y[i:i + 1], op, [seed]))
+        return torch.cat(out)
+
     def callbacks(self):
         return [self._keep_kernel]
 

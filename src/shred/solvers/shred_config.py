@@ -59,7 +59,8 @@ class ShredConfig(FrozenConfig):
             with measurement noise only the part of the residual above tau sigma_y sqrt(m)); or
             ``"ddnm"`` (SHRED+: x0 diffused to ``finish_t`` with seeded noise, then ``finish_steps``
             DDNM steps back to t = 0, each with the range-null space correction: exact consistency
-            and a stochastic sampler's last steps, for ``finish_steps`` more network calls).
+            and a stochastic sampler's last steps, for ``finish_steps`` more network calls; blind
+            SHRED uses each image's estimated kernel, and ``"consistency"`` does nothing there).
         finish_t / finish_steps: where the ``"ddnm"`` finish starts and how many steps it takes.
         check_every: read the loss back from the device every k iterations (early stopping and the
             progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
