@@ -24,15 +24,21 @@ if [ "${PART:-all}" = blind ]; then
   # inversion solved by 3 fixed-point iterations per step with x0 clipping off (a start that gives
   # back y), a = 0.9 / 1. The preset since, shred-blind@plus, is "#fp3-a1" in 17 iterations
   # (30 + 170 = 200 calls). shred-blind@bundled is the authors' blind settings (1,000 calls).
+  # "#ddnm-it15" ends that entry, in 15 iterations, with DDNM's finish under each image's estimated
+  # kernel (dense SVD, singular values below 3e-2 cut): 30 + 150 + 15 = 195 calls. It failed
+  # (8.4 dB): the estimated kernel leaves ~10-20 % of y unexplained, and the range-null space step
+  # divides that misfit by singular values down to the cut (bench/results/check-blind-train.md).
   # KID-C10 at n = 10 is for orientation only (its spread is large at that n).
   B=shred-blind@plus
   A09="iterations=19 warm_strength=0.9 invert_fixed_point=1 clip_x0=true"
+  FP3A1="warm_strength=1.0 invert_fixed_point=3 clip_x0=false coarse_iterations=0"
   pin() { local label=$1; shift; for kv in "$@"; do echo --set "$B#$label.$kv"; done; }
   exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} --tasks blind \
-    --methods $B#a05,$B#a09,$B#lr01,shred-blind@bundled,$B#noise,$B#noise-lr01,$B#fp3,$B#fp3-a1,$B \
+    --methods $B#a05,$B#a09,$B#lr01,shred-blind@bundled,$B#noise,$B#noise-lr01,$B#fp3,$B#fp3-a1,$B,$B#ddnm-it15 \
     $(pin a09 $A09) $(pin a05 $A09 warm_strength=0.5 kernel_lr=0.0002) $(pin lr01 $A09 lr=0.01) \
     $(pin noise $A09 init=noise) $(pin noise-lr01 $A09 init=noise lr=0.01) \
     $(pin fp3 $A09 invert_fixed_point=3 clip_x0=false) $(pin fp3-a1 $A09 invert_fixed_point=3 clip_x0=false warm_strength=1.0) \
+    $(pin ddnm-it15 $FP3A1 iterations=15 finish=ddnm finish_t=300 finish_steps=15) \
     --min-realism-images 10 --batch 25 --device cpu --out ${RUN:-runs/check-blind9-train} "$@"
 fi
 if [ "${PART:-all}" = denoise ]; then
