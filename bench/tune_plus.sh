@@ -3,6 +3,7 @@
 #   bench/tune_plus.sh                     # x4 SR and box inpainting: the first round
 #   PART=ill-posed bench/tune_plus.sh      # x8 SR and CS 5 %, where SHRED+ lost on realism
 #   PART=coarse-to-fine bench/tune_plus.sh # deblurring and colorization with coarse-to-fine
+#   PART=colorize bench/tune_plus.sh       # colorization, where DDRM is the more realistic
 # The first round's report is bench/results/tune-plus-train.{json,md}. Its labelled variants'
 # settings were relative to the provisional preset of that time (warm start from A^+ y, a = 0.5,
 # cosine lr 0.05, consistency finish): "#ddrm" is the warm start from DDRM with 17 iterations and
@@ -23,20 +24,41 @@ C2F="coarse_iterations=8 finish_steps=15"
 if [ "${PART:-first}" = ill-posed ]; then
   # "#noise-all-fine": Algorithm 1's start from noise; "#fp3-a0.2": less of the warm start;
   # "#c2f-t100": DDNM's finish from t = 100 in 5 steps; "#c2f-fs30": a 30-step finish (170 calls,
-  # the CS entry since); "#c2f-it19": 19 iterations (195 calls).
+  # the CS entry since); "#c2f-it19": 19 iterations (195 calls). Second round: DPS and RePaint (the
+  # test comparison's most realistic peers there, with its settings) on the same training images; "#c2f-t500" and
+  # "#c2f-t700": the 15-step finish from t = 500 / 700 (more of the image is re-sampled);
+  # "#c2f-cons": the consistency finish instead of DDNM's (140 calls); "#noise-none": Algorithm 1
+  # from noise, 15 iterations at 10 steps, no finish (150 calls).
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr8,cs5 \
-    --methods pinv,ddrm,$P#all-fine,$P#fp3,$P#noise-all-fine,$P#fp3-a0.2,$P#c2f,$P#c2f-t100,$P#c2f-fs30,$P#c2f-it19 \
+    --methods pinv,ddrm,$P#all-fine,$P#fp3,$P#noise-all-fine,$P#fp3-a0.2,$P#c2f,$P#c2f-t100,$P#c2f-fs30,$P#c2f-it19,$P#c2f-t500,$P#c2f-t700,$P#c2f-cons,$P#noise-none,dps,repaint \
     $(pin all-fine coarse_iterations=0 finish_steps=15) $(pin c2f $C2F) \
     $(pin fp3 $C2F invert_fixed_point=3 clip_x0=false) \
     $(pin fp3-a0.2 $C2F invert_fixed_point=3 clip_x0=false warm_strength=0.2) \
     $(pin noise-all-fine coarse_iterations=0 finish_steps=15 init=noise) \
     $(pin c2f-t100 coarse_iterations=8 finish_t=100 finish_steps=5) \
     $(pin c2f-fs30 coarse_iterations=8 finish_steps=30) $(pin c2f-it19 $C2F iterations=19) \
+    $(pin c2f-t500 $C2F finish_t=500) $(pin c2f-t700 $C2F finish_t=700) $(pin c2f-cons coarse_iterations=8 finish=consistency) \
+    $(pin noise-none coarse_iterations=0 init=noise finish=none) \
+    --set dps.steps=100 --set repaint.steps=100 --set repaint.jump_n_sample=5 \
     --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/tune-ill-posed} "$@"
 fi
 if [ "${PART:-first}" = coarse-to-fine ]; then
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks deblur,colorize \
     --methods pinv,ddrm,$P#all-fine,$P#c2f $(pin all-fine coarse_iterations=0) $(pin c2f coarse_iterations=8) \
+    --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/tune-coarse-to-fine} "$@"
+fi
+if [ "${PART:-first}" = colorize ]; then
+  # Colorization, where DDRM (20 calls) is more realistic than SHRED+ on these training images. From
+  # the colorize entry (a = 0.8, coarse-to-fine): "#c2f-a1" the whole inverted DDRM image (a = 1),
+  # "#c2f-cons" the consistency finish (140 calls), "#c2f-none" no finish (140 calls), "#c2f-t500"
+  # DDNM's finish from t = 500, "#c2f-it1" a single (coarse) iteration: 20 + 10 + 5 + 15 = 50
+  # calls, close to DDRM's image with DDNM's finish.
+  exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks colorize \
+    --methods pinv,ddrm,ddnm,$P#all-fine,$P#c2f,$P#c2f-a1,$P#c2f-cons,$P#c2f-none,$P#c2f-t500,$P#c2f-it1 \
+    $(pin all-fine coarse_iterations=0) $(pin c2f coarse_iterations=8) \
+    $(pin c2f-a1 coarse_iterations=8 warm_strength=1.0) $(pin c2f-cons coarse_iterations=8 finish=consistency) \
+    $(pin c2f-none coarse_iterations=8 finish=none) $(pin c2f-t500 coarse_iterations=8 finish_t=500) \
+    $(pin c2f-it1 coarse_iterations=8 iterations=1) \
     --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/tune-coarse-to-fine} "$@"
 fi
 exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr4,inpaint \
