@@ -87,7 +87,10 @@ def test_shred_takes_single_settings_and_presets_by_name(gaussian_prior):
 def test_applicability_comes_from_the_methods():
     sr = _op("sr", scale=4)
     assert why_not("repaint", sr) is not None and why_not("repaint", _op("cs", fraction=0.3)) is None
-    assert why_not("ddrm", _op("deblur", kernel="random", kernel_size=5)) is not None  # no separable SVD
+    # A non-separable blur has a (dense) SVD on small images only.
+    assert why_not("ddrm", _op("deblur", kernel="random", kernel_size=5)) is None
+    big = build_task("deblur", (3, 40, 40), TaskOptions(kernel="random", kernel_size=5), torch.Generator().manual_seed(0))
+    assert "larger than 1024 pixels" in why_not("ddrm", big)
     assert is_blind("shred-blind") and is_blind("selfdeblur") and not is_blind("shred@paper")
 
 
