@@ -59,9 +59,8 @@ def evaluate(x0, x, op, y) -> dict:
 
 
 # SHRED+ options, one at a time: the label and the settings that differ from shred@plus (155 calls:
-# its first 8 iterations run through 5 DDIM steps). bench/results/ablations-plus.json was computed
-# before coarse-to-fine entered the preset, against the 195-call preset; its "coarse-to-fine" row
-# is today's preset. Running the study again recomputes every row against today's preset.
+# its first 8 iterations run through 5 DDIM steps). bench/results/ablations-plus.json holds every
+# row against that preset; a change of the preset recomputes the rows when the study runs again.
 PLUS_VARIANTS = {
     "noise-start": dict(init="noise"),                  # Algorithm 1's start instead of the warm start
     "pinv-start": dict(warm_from="pinv"),               # warm start from A^+ y instead of 20-step DDRM
