@@ -4,6 +4,7 @@
 #   PART=ill-posed bench/tune_plus.sh      # x8 SR and CS 5 %, where SHRED+ lost on realism
 #   PART=coarse-to-fine bench/tune_plus.sh # deblurring and colorization with coarse-to-fine
 #   PART=colorize bench/tune_plus.sh       # colorization, where DDRM is the more realistic
+#   PART=cs-finish bench/tune_plus.sh      # CS 5 %: DDNM's finish with smaller steps
 # The first round's report is bench/results/tune-plus-train.{json,md}. Its labelled variants'
 # settings were relative to the provisional preset of that time (warm start from A^+ y, a = 0.5,
 # cosine lr 0.05, consistency finish): "#ddrm" is the warm start from DDRM with 17 iterations and
@@ -42,7 +43,26 @@ if [ "${PART:-first}" = ill-posed ]; then
     --set dps.steps=100 --set repaint.steps=100 --set repaint.jump_n_sample=5 \
     --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/tune-ill-posed} "$@"
 fi
+if [ "${PART:-first}" = cs-finish ]; then
+  # CS 5 %: DDNM's finish with smaller steps. t = 300 in 15 steps (20 per step) gave KID-C10 21.1,
+  # in 30 steps (10 per step) 14.1, t = 100 in 5 steps 18.9. "#t150-fs30" and "#t200-fs30": 5 and
+  # 6.7 per step (170 calls); "#fs45": t = 300 in 45 steps (185 calls); "#t200-fs45" and
+  # "#t250-fs45": t = 200 / 250 in 45 steps (185 calls). The run folder starts as a
+  # copy of runs/tune-ill-posed (cp -al), so the rows that are there are not recomputed.
+  OUT=${RUN:-runs/tune-cs-finish}
+  [ -e "$OUT" ] || cp -al runs/tune-ill-posed "$OUT"
+  exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks cs5 \
+    --methods ddrm,$P#c2f,$P#c2f-fs30,$P#t150-fs30,$P#t200-fs30,$P#fs45,$P#t200-fs45,$P#t250-fs45,dps,repaint \
+    $(pin c2f $C2F) $(pin c2f-fs30 coarse_iterations=8 finish_steps=30) \
+    $(pin t150-fs30 coarse_iterations=8 finish_t=150 finish_steps=30) \
+    $(pin t200-fs30 coarse_iterations=8 finish_t=200 finish_steps=30) $(pin fs45 coarse_iterations=8 finish_steps=45) \
+    $(pin t200-fs45 coarse_iterations=8 finish_t=200 finish_steps=45) \
+    $(pin t250-fs45 coarse_iterations=8 finish_t=250 finish_steps=45) \
+    --set dps.steps=100 --set repaint.steps=100 --set repaint.jump_n_sample=5 \
+    --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
+fi
 if [ "${PART:-first}" = coarse-to-fine ]; then
+  # Its colorization rows ran at the colorize entry of that time (a = 0.8; PART=colorize pins it).
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks deblur,colorize \
     --methods pinv,ddrm,$P#all-fine,$P#c2f $(pin all-fine coarse_iterations=0) $(pin c2f coarse_iterations=8) \
     --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/tune-coarse-to-fine} "$@"
@@ -52,13 +72,19 @@ if [ "${PART:-first}" = colorize ]; then
   # the colorize entry (a = 0.8, coarse-to-fine): "#c2f-a1" the whole inverted DDRM image (a = 1),
   # "#c2f-cons" the consistency finish (140 calls), "#c2f-none" no finish (140 calls), "#c2f-t500"
   # DDNM's finish from t = 500, "#c2f-it1" a single (coarse) iteration: 20 + 10 + 5 + 15 = 50
-  # calls, close to DDRM's image with DDNM's finish.
+  # calls, close to DDRM's image with DDNM's finish. Second round, from "#c2f-a1": "#a1-cons" the
+  # consistency finish, "#a1-t200-fs30" DDNM's finish from t = 200 in 30 steps (170 calls), "#a1-fp3"
+  # the start inverted by 3 fixed-point iterations per step, x0 clipping off (175 calls).
+  A08="warm_strength=0.8"  # the colorize entry of the first rounds
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks colorize \
-    --methods pinv,ddrm,ddnm,$P#all-fine,$P#c2f,$P#c2f-a1,$P#c2f-cons,$P#c2f-none,$P#c2f-t500,$P#c2f-it1 \
-    $(pin all-fine coarse_iterations=0) $(pin c2f coarse_iterations=8) \
-    $(pin c2f-a1 coarse_iterations=8 warm_strength=1.0) $(pin c2f-cons coarse_iterations=8 finish=consistency) \
-    $(pin c2f-none coarse_iterations=8 finish=none) $(pin c2f-t500 coarse_iterations=8 finish_t=500) \
-    $(pin c2f-it1 coarse_iterations=8 iterations=1) \
+    --methods pinv,ddrm,ddnm,$P#all-fine,$P#c2f,$P#c2f-a1,$P#c2f-cons,$P#c2f-none,$P#c2f-t500,$P#c2f-it1,$P#a1-cons,$P#a1-t200-fs30,$P#a1-fp3 \
+    $(pin all-fine $A08 coarse_iterations=0) $(pin c2f $A08 coarse_iterations=8) \
+    $(pin c2f-a1 coarse_iterations=8 warm_strength=1.0) $(pin c2f-cons $A08 coarse_iterations=8 finish=consistency) \
+    $(pin c2f-none $A08 coarse_iterations=8 finish=none) $(pin c2f-t500 $A08 coarse_iterations=8 finish_t=500) \
+    $(pin c2f-it1 $A08 coarse_iterations=8 iterations=1) \
+    $(pin a1-cons coarse_iterations=8 warm_strength=1.0 finish=consistency) \
+    $(pin a1-t200-fs30 coarse_iterations=8 warm_strength=1.0 finish_t=200 finish_steps=30) \
+    $(pin a1-fp3 coarse_iterations=8 warm_strength=1.0 invert_fixed_point=3 clip_x0=false) \
     --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/tune-coarse-to-fine} "$@"
 fi
 exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr4,inpaint \
