@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 P=shred@plus
 pin() { local label=$1; shift; for kv in "$@"; do echo --set "$P#$label.$kv"; done; }
-C2F="coarse_iterations=8 finish_steps=15"
+C2F="coarse_iterations=8 finish_t=300 finish_steps=15"  # the CS entry has moved to t = 200 since
 if [ "${PART:-first}" = ill-posed ]; then
   # "#noise-all-fine": Algorithm 1's start from noise; "#fp3-a0.2": less of the warm start;
   # "#c2f-t100": DDNM's finish from t = 100 in 5 steps; "#c2f-fs30": a 30-step finish (170 calls,
@@ -29,17 +29,21 @@ if [ "${PART:-first}" = ill-posed ]; then
   # test comparison's most realistic peers there, with its settings) on the same training images; "#c2f-t500" and
   # "#c2f-t700": the 15-step finish from t = 500 / 700 (more of the image is re-sampled);
   # "#c2f-cons": the consistency finish instead of DDNM's (140 calls); "#noise-none": Algorithm 1
-  # from noise, 15 iterations at 10 steps, no finish (150 calls).
+  # from noise, 15 iterations at 10 steps, no finish (150 calls). These two ran on CS with the CS
+  # entry's finish_steps of that time (30), which they do not use; the entry's 45 since give their
+  # CS rows new keys, so a rerun recomputes them (to the same images). Third round: "#t200-fs45", the CS
+  # entry's finish (from t = 200 in 45 steps, 185 calls), on x8 SR.
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr8,cs5 \
-    --methods pinv,ddrm,$P#all-fine,$P#fp3,$P#noise-all-fine,$P#fp3-a0.2,$P#c2f,$P#c2f-t100,$P#c2f-fs30,$P#c2f-it19,$P#c2f-t500,$P#c2f-t700,$P#c2f-cons,$P#noise-none,dps,repaint \
-    $(pin all-fine coarse_iterations=0 finish_steps=15) $(pin c2f $C2F) \
+    --methods pinv,ddrm,$P#all-fine,$P#fp3,$P#noise-all-fine,$P#fp3-a0.2,$P#c2f,$P#c2f-t100,$P#c2f-fs30,$P#c2f-it19,$P#c2f-t500,$P#c2f-t700,$P#c2f-cons,$P#noise-none,dps,repaint,$P#t200-fs45 \
+    $(pin all-fine coarse_iterations=0 finish_t=300 finish_steps=15) $(pin c2f $C2F) \
     $(pin fp3 $C2F invert_fixed_point=3 clip_x0=false) \
     $(pin fp3-a0.2 $C2F invert_fixed_point=3 clip_x0=false warm_strength=0.2) \
-    $(pin noise-all-fine coarse_iterations=0 finish_steps=15 init=noise) \
+    $(pin noise-all-fine coarse_iterations=0 finish_t=300 finish_steps=15 init=noise) \
     $(pin c2f-t100 coarse_iterations=8 finish_t=100 finish_steps=5) \
-    $(pin c2f-fs30 coarse_iterations=8 finish_steps=30) $(pin c2f-it19 $C2F iterations=19) \
-    $(pin c2f-t500 $C2F finish_t=500) $(pin c2f-t700 $C2F finish_t=700) $(pin c2f-cons coarse_iterations=8 finish=consistency) \
-    $(pin noise-none coarse_iterations=0 init=noise finish=none) \
+    $(pin c2f-fs30 coarse_iterations=8 finish_t=300 finish_steps=30) $(pin c2f-it19 $C2F iterations=19) \
+    $(pin c2f-t500 $C2F finish_t=500) $(pin c2f-t700 $C2F finish_t=700) $(pin c2f-cons coarse_iterations=8 finish_t=300 finish=consistency) \
+    $(pin noise-none coarse_iterations=0 finish_t=300 init=noise finish=none) \
+    $(pin t200-fs45 coarse_iterations=8 finish_t=200 finish_steps=45) \
     --set dps.steps=100 --set repaint.steps=100 --set repaint.jump_n_sample=5 \
     --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/tune-ill-posed} "$@"
 fi
@@ -53,16 +57,17 @@ if [ "${PART:-first}" = cs-finish ]; then
   [ -e "$OUT" ] || cp -al runs/tune-ill-posed "$OUT"
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks cs5 \
     --methods ddrm,$P#c2f,$P#c2f-fs30,$P#t150-fs30,$P#t200-fs30,$P#fs45,$P#t200-fs45,$P#t250-fs45,dps,repaint \
-    $(pin c2f $C2F) $(pin c2f-fs30 coarse_iterations=8 finish_steps=30) \
+    $(pin c2f $C2F) $(pin c2f-fs30 coarse_iterations=8 finish_t=300 finish_steps=30) \
     $(pin t150-fs30 coarse_iterations=8 finish_t=150 finish_steps=30) \
-    $(pin t200-fs30 coarse_iterations=8 finish_t=200 finish_steps=30) $(pin fs45 coarse_iterations=8 finish_steps=45) \
+    $(pin t200-fs30 coarse_iterations=8 finish_t=200 finish_steps=30) $(pin fs45 coarse_iterations=8 finish_t=300 finish_steps=45) \
     $(pin t200-fs45 coarse_iterations=8 finish_t=200 finish_steps=45) \
     $(pin t250-fs45 coarse_iterations=8 finish_t=250 finish_steps=45) \
     --set dps.steps=100 --set repaint.steps=100 --set repaint.jump_n_sample=5 \
     --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
 fi
 if [ "${PART:-first}" = coarse-to-fine ]; then
-  # Its colorization rows ran at the colorize entry of that time (a = 0.8; PART=colorize pins it).
+  # Its colorization rows ran at the colorize entry of that time (a = 0.8, DDNM's finish;
+  # PART=colorize pins it; the entry since is a = 1 with the consistency finish).
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks deblur,colorize \
     --methods pinv,ddrm,$P#all-fine,$P#c2f $(pin all-fine coarse_iterations=0) $(pin c2f coarse_iterations=8) \
     --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/tune-coarse-to-fine} "$@"
@@ -75,16 +80,16 @@ if [ "${PART:-first}" = colorize ]; then
   # calls, close to DDRM's image with DDNM's finish. Second round, from "#c2f-a1": "#a1-cons" the
   # consistency finish, "#a1-t200-fs30" DDNM's finish from t = 200 in 30 steps (170 calls), "#a1-fp3"
   # the start inverted by 3 fixed-point iterations per step, x0 clipping off (175 calls).
-  A08="warm_strength=0.8"  # the colorize entry of the first rounds
+  A08="warm_strength=0.8 finish=ddnm"  # the colorize entry of the first rounds
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks colorize \
     --methods pinv,ddrm,ddnm,$P#all-fine,$P#c2f,$P#c2f-a1,$P#c2f-cons,$P#c2f-none,$P#c2f-t500,$P#c2f-it1,$P#a1-cons,$P#a1-t200-fs30,$P#a1-fp3 \
     $(pin all-fine $A08 coarse_iterations=0) $(pin c2f $A08 coarse_iterations=8) \
-    $(pin c2f-a1 coarse_iterations=8 warm_strength=1.0) $(pin c2f-cons $A08 coarse_iterations=8 finish=consistency) \
+    $(pin c2f-a1 coarse_iterations=8 warm_strength=1.0 finish=ddnm) $(pin c2f-cons $A08 coarse_iterations=8 finish=consistency) \
     $(pin c2f-none $A08 coarse_iterations=8 finish=none) $(pin c2f-t500 $A08 coarse_iterations=8 finish_t=500) \
     $(pin c2f-it1 $A08 coarse_iterations=8 iterations=1) \
     $(pin a1-cons coarse_iterations=8 warm_strength=1.0 finish=consistency) \
-    $(pin a1-t200-fs30 coarse_iterations=8 warm_strength=1.0 finish_t=200 finish_steps=30) \
-    $(pin a1-fp3 coarse_iterations=8 warm_strength=1.0 invert_fixed_point=3 clip_x0=false) \
+    $(pin a1-t200-fs30 coarse_iterations=8 warm_strength=1.0 finish=ddnm finish_t=200 finish_steps=30) \
+    $(pin a1-fp3 coarse_iterations=8 warm_strength=1.0 finish=ddnm invert_fixed_point=3 clip_x0=false) \
     --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/tune-coarse-to-fine} "$@"
 fi
 exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr4,inpaint \
