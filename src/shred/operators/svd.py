@@ -19,7 +19,7 @@ Then ``A x = U(s * Vt(x)[:, :k])``, ``A^T y = V([s * Ut(y), 0])`` and ``A^+ y = 
 over the non-zero s. U has orthonormal columns; entries of y that are not measurements (the zeros
 a :class:`Mask` keeps in its image-sized y) have no column in U.
 
-Two structures cover the operators:
+Three structures cover the operators:
 
 * :class:`SeparableSVD`: A acts on each axis separately, ``A x = x x_c M_c x_h M_h x_w M_w``
   (mode products; identity, average pooling, bicubic down-sampling, colorization, blur by a
@@ -29,7 +29,8 @@ Two structures cover the operators:
 
 * :class:`DenseSVD`: a blur by a kernel that is not separable, on an image of at most
   :data:`DENSE_MAX_PIXELS` pixels: the SVD of its dense H*W x H*W convolution matrix, shared by
-  the channels (the blind SHRED+ finish with an estimated kernel; DDRM on a random kernel).
+  the channels (DDRM and the SVD-based DDNM+ on a random kernel; blind SHRED's ``"ddnm"`` finish
+  under an estimated kernel).
 
 Other operators (a larger non-separable blur, a mask composed with anything) raise
 :class:`ShredError`.
@@ -51,7 +52,7 @@ SUPPORTED = ("identity", "mask", "sr-avg", "sr-bicubic", "colorize", "blur with 
              "blur with any kernel on images of at most 1024 pixels",
              "compositions of the separable ones, also on a larger canvas (crop)")
 # The largest image (H * W) whose non-separable blur gets a dense SVD: one float64 SVD of a
-# 1024 x 1024 matrix takes well under a second on a CPU core; its cost grows as (H * W)^3.
+# 1024 x 1024 matrix took about 2 s on one CPU core here; its cost grows as (H * W)^3.
 DENSE_MAX_PIXELS = 1024
 
 
