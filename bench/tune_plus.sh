@@ -31,7 +31,7 @@ if [ "${PART:-first}" = ill-posed ]; then
   # "#c2f-cons": the consistency finish instead of DDNM's (140 calls); "#noise-none": Algorithm 1
   # from noise, 15 iterations at 10 steps, no finish (150 calls). These two ran on CS with the CS
   # entry's finish_steps of that time (30), which they do not use; the entry's 45 since give their
-  # CS rows new keys, so a rerun recomputes them (to the same images). Third round: "#t200-fs45", the CS
+  # CS rows new keys; the rerun recomputed them to the same numbers. Third round: "#t200-fs45", the CS
   # entry's finish (from t = 200 in 45 steps, 185 calls), on x8 SR.
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr8,cs5 \
     --methods pinv,ddrm,$P#all-fine,$P#fp3,$P#noise-all-fine,$P#fp3-a0.2,$P#c2f,$P#c2f-t100,$P#c2f-fs30,$P#c2f-it19,$P#c2f-t500,$P#c2f-t700,$P#c2f-cons,$P#noise-none,dps,repaint,$P#t200-fs45 \
