@@ -25,7 +25,7 @@ C2F="coarse_iterations=8 finish_t=300 finish_steps=15"  # the CS entry has moved
 if [ "${PART:-first}" = ill-posed ]; then
   # "#noise-all-fine": Algorithm 1's start from noise; "#fp3-a0.2": less of the warm start;
   # "#c2f-t100": DDNM's finish from t = 100 in 5 steps; "#c2f-fs30": a 30-step finish (170 calls,
-  # the CS entry since); "#c2f-it19": 19 iterations (195 calls). Second round: DPS and RePaint (the
+  # the CS entry of the second round); "#c2f-it19": 19 iterations (195 calls). Second round: DPS and RePaint (the
   # test comparison's most realistic peers there, with its settings) on the same training images; "#c2f-t500" and
   # "#c2f-t700": the 15-step finish from t = 500 / 700 (more of the image is re-sampled);
   # "#c2f-cons": the consistency finish instead of DDNM's (140 calls); "#noise-none": Algorithm 1
