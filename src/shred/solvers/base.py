@@ -26,7 +26,9 @@ class Result:
     """A solver's output.
 
     Attributes:
-        x0: [B, C, H, W] restored images in [0, 1].
+        x0: [B, C, H, W] restored images in [0, 1] units. Not every solver clamps them: the peers
+            (DDRM, DDNM, DPS, RePaint, as in their official code) and SHRED with ``clip_x0`` off
+            and no finish may stray slightly outside [0, 1]; image writers and the benchmark clamp.
         x_T: [B, C, H, W] the optimised starting latents (None for solvers without one).
         loss_history: [N, B] the measurement loss at each iteration (float32, CPU).
         iterations: [B] iterations run per image (early stopping may end some sooner).
