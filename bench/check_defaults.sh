@@ -27,8 +27,8 @@ if [ "${PART:-all}" = blind ]; then
   # "#ddnm-it15" ends that entry, in 15 iterations, with DDNM's finish under each image's estimated
   # kernel (dense SVD, singular values below 3e-2 cut): 30 + 150 + 15 = 195 calls. It failed
   # (8.4 dB): the estimated kernel leaves about 15 % of y unexplained (residual 0.146 without the
-  # finish), and the range-null space step
-  # divides that misfit by singular values down to the cut (bench/results/check-blind-train.md).
+  # finish), and the range-null space step divides that misfit by singular values down to the
+  # cut (bench/results/check-blind-train.md).
   # KID-C10 at n = 10 is for orientation only (its spread is large at that n).
   B=shred-blind@plus
   A09="iterations=19 warm_strength=0.9 invert_fixed_point=1 clip_x0=true"
