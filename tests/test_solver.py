@@ -299,3 +299,21 @@ def test_the_ddnm_finish_explains_noiseless_measurements_in_its_calls(gaussian_p
     again = build_solver("shred", gaussian_prior, iterations=2, finish="ddnm", finish_t=300, finish_steps=6)(
         y, op, seeds=[0, 1])
     assert torch.equal(res.x0, again.x0)  # its noise comes from the seeds
+
+
+def test_the_ddnm_finish_travels_back_in_time_at_its_cost(gaussian_prior):
+    from shred.models.counting import CountingDenoiser
+    from shred.solvers import build_solver
+    from shred.solvers.ancestral import jump_schedule
+
+    _, op, y = _problem("sr", gaussian_prior, scale=4)
+    fin = dict(iterations=2, finish="ddnm", finish_t=300, finish_steps=6)
+    plain = build_solver("shred", gaussian_prior, **fin)(y, op, seeds=[0, 1])
+    # Hand-written chain of the plain finish: 6 steps down, nothing else (travel 1 / 1 = none).
+    assert jump_schedule(6, 1, 1) == [5, 4, 3, 2, 1, 0, -1]
+    counter = CountingDenoiser(gaussian_prior)
+    res = build_solver("shred", counter, **fin, finish_travel_length=2, finish_travel_repeat=2)(y, op, seeds=[0, 1])
+    # Jumps of 2 at step indices 0 and 2, once each: 6 + 2 x 2 = 10 finish calls per image.
+    assert counter.image_calls == 2 * (2 * 10 + 10)
+    assert (res.measurement_error(op, y) < 1e-3).all()  # still ends on DDNM's exact step
+    assert not torch.equal(res.x0, plain.x0)

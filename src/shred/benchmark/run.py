@@ -110,7 +110,7 @@ class Job:
 
 # Method settings added after runs were stored, with the default that reproduces what ran before
 # they existed: left out of a result's key at that default, so adding one recomputes nothing.
-LATER_SETTINGS = {"invert_fixed_point": 1}
+LATER_SETTINGS = {"invert_fixed_point": 1, "finish_travel_length": 1, "finish_travel_repeat": 1}
 
 
 def key_config(config: dict | None) -> dict | None:

@@ -221,12 +221,13 @@ class Shred(Solver):
     def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
         """SHRED+'s ``"ddnm"`` finish: x0 ([B, C, H, W] in [0, 1]) diffused to t = ``finish_t`` and
         taken back to t = 0 by ``finish_steps`` DDNM steps (the official eta 0.85; DDNM+'s simplified
-        noise scaling when sigma_y > 0), so A x0 = y holds as in DDNM. The noise of image i comes
-        from its seed, drawn after everything SHRED drew."""
+        noise scaling when sigma_y > 0), so A x0 = y holds as in DDNM, with DDNM's time travel when
+        ``finish_travel_repeat`` > 1 (its ``svd_ddnm.py`` loop: a jump re-noises the last x0|t).
+        The noise of image i comes from its seed, drawn after everything SHRED drew."""
         if not operator.linear:
             return x0
         from ..diffusion import predict_x0
-        from .ancestral import image_generators
+        from .ancestral import image_generators, jump_schedule
         from .base import randn
         from .ddnm import Ddnm
         from .peer import model_space_measurement
@@ -235,17 +236,23 @@ class Shred(Solver):
         T = self.denoiser.schedule.T
         t_s = min(c.finish_t, T - 1)
         steps = min(c.finish_steps, t_s + 1)
-        ts = sorted({round(t_s * (1 - k / steps)) for k in range(steps)}, reverse=True)
-        pairs = list(zip(ts, ts[1:] + [-1]))
+        ts = sorted({round(t_s * (1 - k / steps)) for k in range(steps)})       # ascending; ts[-1] = t_s
+        schedule = jump_schedule(len(ts), c.finish_travel_length, c.finish_travel_repeat)
         ddnm = Ddnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0, simplified=True)
         correct = ddnm._corrector(operator, model_space_measurement(y, operator), 2 * operator.sigma_y)
         gens = image_generators([None if s is None else (s + 1) % 2 ** 63 for s in seeds])
         abar = self.denoiser.schedule.abar_at
         x = math.sqrt(abar(t_s)) * to_model_space(x0) + math.sqrt(1 - abar(t_s)) * randn(gens, x0.shape[1:], self.device, self.dtype)
-        for t, t_next in pairs:
-            eps = self.denoiser(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
-            x = correct(predict_x0(x, eps, abar(t)), eps, randn(gens, x0.shape[1:], self.device, self.dtype),
-                        abar(t_next))
+        x0_t = None
+        for k, k_next in zip(schedule[:-1], schedule[1:]):
+            a_next = abar(ts[k_next] if k_next >= 0 else -1)
+            z = randn(gens, x0.shape[1:], self.device, self.dtype)
+            if k_next < k:                                                   # a DDNM step down
+                eps = self.denoiser(x, torch.full((x.shape[0],), ts[k], dtype=torch.long, device=x.device))
+                x0_t = predict_x0(x, eps, abar(ts[k]))
+                x = correct(x0_t, eps, z, a_next)
+            else:                                                            # time travel back up
+                x = math.sqrt(a_next) * x0_t + math.sqrt(1 - a_next) * z
         return to_image_space(x).clamp(0, 1)
 
     def extra_parameters(self, operator: Operator) -> list[dict]:

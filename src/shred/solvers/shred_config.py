@@ -62,6 +62,11 @@ class ShredConfig(FrozenConfig):
             and a stochastic sampler's last steps, for ``finish_steps`` more network calls; blind
             SHRED uses each image's estimated kernel, and ``"consistency"`` does nothing there).
         finish_t / finish_steps: where the ``"ddnm"`` finish starts and how many steps it takes.
+        finish_travel_length / finish_travel_repeat: DDNM's time travel (paper section 3.3, its
+            ``travel_length`` / ``travel_repeat``; RePaint's jump schedule) inside the ``"ddnm"``
+            finish: at every ``finish_travel_length``-th step the last x0|t is re-noised that many
+            steps back up, ``finish_travel_repeat - 1`` times. 1 / 1 (default): no time travel.
+            Each jump costs ``finish_travel_length`` more network calls.
         check_every: read the loss back from the device every k iterations (early stopping and the
             progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
             None (default): 10 on a GPU, 1 on a CPU (where reading the loss costs nothing).
@@ -93,6 +98,8 @@ class ShredConfig(FrozenConfig):
     finish: str = setting("none", one_of(*FINISHES))
     finish_t: int = setting(300, positive_int)
     finish_steps: int = setting(15, positive_int)
+    finish_travel_length: int = setting(1, at_most(1000, positive_int))
+    finish_travel_repeat: int = setting(1, at_most(100, positive_int))
     check_every: int | None = setting(None, optional(positive_int))
     stop: str = setting("none", one_of(*STOPS))
     tau: float = setting(1.0, positive)
