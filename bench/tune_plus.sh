@@ -5,6 +5,8 @@
 #   PART=coarse-to-fine bench/tune_plus.sh # deblurring and colorization with coarse-to-fine
 #   PART=colorize bench/tune_plus.sh       # colorization, where DDRM is the more realistic
 #   PART=cs-finish bench/tune_plus.sh      # CS 5 %: DDNM's finish with smaller steps
+#   PART=cs-speed bench/tune_plus.sh       # CS 5 %: fewer calls (more coarse iterations)
+#   PART=travel bench/tune_plus.sh         # x8 SR: DDNM's time travel inside the finish
 # The first round's report is bench/results/tune-plus-train.{json,md}. Its labelled variants'
 # settings were relative to the provisional preset of that time (warm start from A^+ y, a = 0.5,
 # cosine lr 0.05, consistency finish): "#ddrm" is the warm start from DDRM with 17 iterations and
@@ -64,6 +66,38 @@ if [ "${PART:-first}" = cs-finish ]; then
     $(pin t250-fs45 coarse_iterations=8 finish_t=250 finish_steps=45) \
     --set dps.steps=100 --set repaint.steps=100 --set repaint.jump_n_sample=5 \
     --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
+fi
+if [ "${PART:-first}" = cs-speed ]; then
+  # CS 5 %: the CS entry (DDNM's finish from t = 200 in 45 steps, 185 calls) missed 8 s per image
+  # by 0.09 s. More of its 15 iterations through 5 DDIM steps instead of 10: "#c10" (10 coarse, 175
+  # calls), "#c12" (165), "#c15" (all coarse, 150), "#c15-fs60" (all coarse, a 60-step finish,
+  # 165). The run folder starts as a copy of runs/tune-cs-finish (cp -al).
+  OUT=${RUN:-runs/tune-cs-speed}
+  [ -e "$OUT" ] || cp -al runs/tune-cs-finish "$OUT"
+  T200="finish_t=200 finish_steps=45"
+  exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks cs5 \
+    --methods ddrm,$P#t200-fs45,$P#c10,$P#c12,$P#c15,$P#c15-fs60,dps,repaint \
+    $(pin t200-fs45 coarse_iterations=8 $T200) $(pin c10 coarse_iterations=10 $T200) \
+    $(pin c12 coarse_iterations=12 $T200) $(pin c15 coarse_iterations=15 $T200) \
+    $(pin c15-fs60 coarse_iterations=15 finish_t=200 finish_steps=60) \
+    --set dps.steps=100 --set repaint.steps=100 --set repaint.jump_n_sample=5 \
+    --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
+fi
+if [ "${PART:-first}" = travel ]; then
+  # x8 SR, where DPS is the more realistic: DDNM's time travel inside the finish (DDNM section 3.3,
+  # its remedy on hard SR). From "#c2f" (the 155-call preset: finish from t = 300 in 15 steps):
+  # "#tt3-2" jumps of 3 steps, twice at 4 places (27 finish calls, 167 in all); "#tt5-3" jumps of
+  # 5, three times at 2 places (35, 175); "#t500-tt5-2" from t = 500, jumps of 5 twice at 2 places
+  # (25, 165). The run folder starts as a copy of runs/tune-ill-posed (cp -al).
+  OUT=${RUN:-runs/tune-travel}
+  [ -e "$OUT" ] || cp -al runs/tune-ill-posed "$OUT"
+  exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr8 \
+    --methods ddrm,$P#c2f,$P#c2f-t500,$P#tt3-2,$P#tt5-3,$P#t500-tt5-2,dps \
+    $(pin c2f $C2F) $(pin c2f-t500 $C2F finish_t=500) \
+    $(pin tt3-2 $C2F finish_travel_length=3 finish_travel_repeat=2) \
+    $(pin tt5-3 $C2F finish_travel_length=5 finish_travel_repeat=3) \
+    $(pin t500-tt5-2 $C2F finish_t=500 finish_travel_length=5 finish_travel_repeat=2) \
+    --set dps.steps=100 --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
 fi
 if [ "${PART:-first}" = coarse-to-fine ]; then
   # Its colorization rows ran at the colorize entry of that time (a = 0.8, DDNM's finish;
