@@ -7,6 +7,7 @@
 #   PART=cs-finish bench/tune_plus.sh      # CS 5 %: DDNM's finish with smaller steps
 #   PART=cs-speed bench/tune_plus.sh       # CS 5 %: fewer calls (more coarse iterations)
 #   PART=travel bench/tune_plus.sh         # x8 SR: DDNM's time travel inside the finish
+#   PART=c12 bench/tune_plus.sh            # 12 coarse iterations on the other tasks (135 calls)
 # The first round's report is bench/results/tune-plus-train.{json,md}. Its labelled variants'
 # settings were relative to the provisional preset of that time (warm start from A^+ y, a = 0.5,
 # cosine lr 0.05, consistency finish): "#ddrm" is the warm start from DDRM with 17 iterations and
@@ -98,6 +99,16 @@ if [ "${PART:-first}" = travel ]; then
     $(pin tt5-3 $C2F finish_travel_length=5 finish_travel_repeat=3) \
     $(pin t500-tt5-2 $C2F finish_t=500 finish_travel_length=5 finish_travel_repeat=2) \
     --set dps.steps=100 --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
+fi
+if [ "${PART:-first}" = c12 ]; then
+  # 8 s per image: 12 of the 15 iterations through 5 DDIM steps (the CS entry's since PART=cs-speed)
+  # on the other tasks: 20 + 10 + 12 x 5 + 3 x 10 + 15 = 135 calls, against "#c2f" (8 of 15, 155).
+  # The run folder starts as a copy of runs/tune-ill-posed (cp -al: its x8 SR "#c2f" rows).
+  OUT=${RUN:-runs/tune-c12}
+  [ -e "$OUT" ] || cp -al runs/tune-ill-posed "$OUT"
+  exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr4,inpaint,sr8,deblur \
+    --methods $P#c2f,$P#c12 $(pin c2f $C2F) $(pin c12 coarse_iterations=12 finish_t=300 finish_steps=15) \
+    --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
 fi
 if [ "${PART:-first}" = coarse-to-fine ]; then
   # Its colorization rows ran at the colorize entry of that time (a = 0.8, DDNM's finish;
