@@ -317,3 +317,38 @@ def test_the_ddnm_finish_travels_back_in_time_at_its_cost(gaussian_prior):
     assert counter.image_calls == 2 * (2 * 10 + 10)
     assert (res.measurement_error(op, y) < 1e-3).all()  # still ends on DDNM's exact step
     assert not torch.equal(res.x0, plain.x0)
+
+
+@pytest.mark.parametrize("settings,why", [
+    (dict(finish="consistency", finish_travel_length=3, finish_travel_repeat=2), "finish is 'consistency'"),
+    (dict(finish="ddnm", finish_travel_length=3, finish_travel_repeat=1), "makes no jump"),
+    (dict(finish="ddnm", finish_steps=6, finish_travel_length=6, finish_travel_repeat=2), "this one takes 6"),
+    # t = 3, 2, 1: finish_t caps the steps (15 asked) at 3 distinct timesteps.
+    (dict(finish="ddnm", finish_t=3, finish_steps=15, finish_travel_length=4, finish_travel_repeat=2), "takes 3"),
+])
+def test_time_travel_that_cannot_jump_is_called_out(gaussian_prior, settings, why):
+    from shred.models.counting import CountingDenoiser
+    from shred.solvers import build_solver
+
+    _, op, y = _problem("sr", gaussian_prior, scale=4)
+    counter = CountingDenoiser(gaussian_prior)
+    with pytest.warns(UserWarning, match=why):
+        solver = build_solver("shred", counter, iterations=1, **settings)
+    solver(y, op, seeds=[0, 1])
+    calls = counter.image_calls
+    counter = CountingDenoiser(gaussian_prior)
+    plain = {**settings, "finish_travel_length": 1, "finish_travel_repeat": 1}
+    build_solver("shred", counter, iterations=1, **plain)(y, op, seeds=[0, 1])
+    assert calls == counter.image_calls  # indeed no jump
+
+
+def test_time_travel_that_jumps_is_not_called_out(gaussian_prior):
+    import warnings
+
+    from shred.solvers import build_solver
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solver = build_solver("shred", gaussian_prior, finish="ddnm", finish_steps=6, finish_travel_length=5,
+                              finish_travel_repeat=2)
+    assert len(solver.finish_schedule) == 6 + 5 + 5 + 1  # down 6, up 5 at index 0, down 5 again, then -1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -25,6 +26,7 @@ from ..diffusion import ddim_invert, ddim_sample, time_pairs
 from ..errors import ShredError
 from ..models.base import Denoiser, check_image_shape, module_device
 from ..operators import Operator
+from .ancestral import jump_schedule
 from .base import Result, Solver, measurement_loss, seeded_noise, to_image_space, to_model_space
 from .registry import register_solver
 from .shred_config import FINISHES, INITS, LOSSES, LR_DECAYS, WARM_FROM, ShredConfig
@@ -152,6 +154,30 @@ class Shred(Solver):
             self.render_pairs = list(zip(ts, ts[1:] + [-1]))
         self.device = torch.device(device) if device is not None else module_device(denoiser)
         self.dtype = dtype
+        c, T = self.config, denoiser.schedule.T
+        t_s = min(c.finish_t, T - 1)
+        steps = min(c.finish_steps, t_s + 1)
+        # The "ddnm" finish's timesteps (ascending, the last is t_s) and its walk over their indices.
+        self.finish_timesteps = sorted({round(t_s * (1 - k / steps)) for k in range(steps)})
+        self.finish_schedule = jump_schedule(len(self.finish_timesteps), c.finish_travel_length, c.finish_travel_repeat)
+        if (note := self.travel_note()) is not None:
+            warnings.warn(note, stacklevel=2)
+
+    def travel_note(self) -> str | None:
+        """Why the configured time travel changes nothing (a one-line warning), or None: it is off
+        (1 / 1) or it jumps."""
+        c = self.config
+        if (c.finish_travel_length, c.finish_travel_repeat) == (1, 1):
+            return None
+        what = f"finish_travel_length={c.finish_travel_length}, finish_travel_repeat={c.finish_travel_repeat}"
+        if c.finish != "ddnm":
+            return f"{what} do nothing: time travel is part of the 'ddnm' finish, and this run's finish is {c.finish!r}"
+        if c.finish_travel_repeat == 1:
+            return f"{what} do nothing: finish_travel_repeat=1 makes no jump (set 2 or more)"
+        if len(self.finish_schedule) == len(self.finish_timesteps) + 1:
+            return (f"{what} do nothing: a jump of {c.finish_travel_length} steps needs a finish of more steps, "
+                    f"and this one takes {len(self.finish_timesteps)} (finish_steps, at most finish_t + 1)")
+        return None
 
     # -- the pieces of Algorithm 1 -----------------------------------------------------------------
     def f(self, x_T: torch.Tensor, grad: str | None = None, pairs=None) -> torch.Tensor:
@@ -222,22 +248,20 @@ class Shred(Solver):
         """SHRED+'s ``"ddnm"`` finish: x0 ([B, C, H, W] in [0, 1]) diffused to t = ``finish_t`` and
         taken back to t = 0 by ``finish_steps`` DDNM steps (the official eta 0.85; DDNM+'s simplified
         noise scaling when sigma_y > 0), so A x0 = y holds as in DDNM, with DDNM's time travel when
-        ``finish_travel_repeat`` > 1 (its ``svd_ddnm.py`` loop: a jump re-noises the last x0|t).
+        ``finish_travel_repeat`` > 1 and ``finish_travel_length`` is below the number of steps (its
+        ``svd_ddnm.py`` loop: a jump re-noises the last x0|t; the cost is in
+        :class:`ShredConfig`'s docstring).
         The noise of image i comes from its seed, drawn after everything SHRED drew."""
         if not operator.linear:
             return x0
         from ..diffusion import predict_x0
-        from .ancestral import image_generators, jump_schedule
+        from .ancestral import image_generators
         from .base import randn
         from .ddnm import Ddnm
         from .peer import model_space_measurement
 
-        c = self.config
-        T = self.denoiser.schedule.T
-        t_s = min(c.finish_t, T - 1)
-        steps = min(c.finish_steps, t_s + 1)
-        ts = sorted({round(t_s * (1 - k / steps)) for k in range(steps)})       # ascending; ts[-1] = t_s
-        schedule = jump_schedule(len(ts), c.finish_travel_length, c.finish_travel_repeat)
+        ts, schedule = self.finish_timesteps, self.finish_schedule           # ascending; ts[-1] = t_s
+        t_s = ts[-1]
         ddnm = Ddnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0, simplified=True)
         correct = ddnm._corrector(operator, model_space_measurement(y, operator), 2 * operator.sigma_y)
         gens = image_generators([None if s is None else (s + 1) % 2 ** 63 for s in seeds])

@@ -63,10 +63,14 @@ class ShredConfig(FrozenConfig):
             SHRED uses each image's estimated kernel, and ``"consistency"`` does nothing there).
         finish_t / finish_steps: where the ``"ddnm"`` finish starts and how many steps it takes.
         finish_travel_length / finish_travel_repeat: DDNM's time travel (paper section 3.3, its
-            ``travel_length`` / ``travel_repeat``; RePaint's jump schedule) inside the ``"ddnm"``
-            finish: at every ``finish_travel_length``-th step the last x0|t is re-noised that many
-            steps back up, ``finish_travel_repeat - 1`` times. 1 / 1 (default): no time travel.
-            Each jump costs ``finish_travel_length`` more network calls.
+            ``travel_length`` / ``travel_repeat``; RePaint's jump schedule, DDNM's
+            ``get_schedule_jump``) inside the ``"ddnm"`` finish. With S finish steps, L = length
+            (1..1000) and R = repeat (1..100): at step indices 0, L, 2L, ... below S - L (counted
+            from the end, t near 0) the walk re-noises the last x0|t L steps back up and comes down
+            again, R - 1 times at each place; every jump costs L network calls, (R - 1) x L x
+            ceil((S - L) / L) in all (15 steps, L = 3, R = 2: 4 places, 12 calls). 1 / 1
+            (default), R = 1, L >= S or a finish other than ``"ddnm"``: no time travel (the
+            solver warns when the settings ask for it but cannot jump).
         check_every: read the loss back from the device every k iterations (early stopping and the
             progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
             None (default): 10 on a GPU, 1 on a CPU (where reading the loss costs nothing).
