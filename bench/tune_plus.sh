@@ -102,11 +102,12 @@ if [ "${PART:-first}" = travel ]; then
 fi
 if [ "${PART:-first}" = c12 ]; then
   # 8 s per image: 12 of the 15 iterations through 5 DDIM steps (the CS entry's since PART=cs-speed)
-  # on the other tasks: 20 + 10 + 12 x 5 + 3 x 10 + 15 = 135 calls, against "#c2f" (8 of 15, 155).
+  # on the other tasks: 20 + 10 + 12 x 5 + 3 x 10 + 15 = 135 calls, against "#c2f" (8 of 15, 155;
+  # colorization, with its consistency finish: 120 against 140).
   # The run folder starts as a copy of runs/tune-ill-posed (cp -al: its x8 SR "#c2f" rows).
   OUT=${RUN:-runs/tune-c12}
   [ -e "$OUT" ] || cp -al runs/tune-ill-posed "$OUT"
-  exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr4,inpaint,sr8,deblur \
+  exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr4,inpaint,sr8,deblur,colorize \
     --methods $P#c2f,$P#c12 $(pin c2f $C2F) $(pin c12 coarse_iterations=12 finish_t=300 finish_steps=15) \
     --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
 fi

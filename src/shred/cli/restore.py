@@ -87,7 +87,7 @@ def add_parser(sub) -> None:
     s = p.add_argument_group("SHRED settings (defaults come from --preset and the task)")
     s.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *PRESETS],
                    help="settings of the paper, of the authors' code, the authors' method tuned for the bundled "
-                   "models (bundled), or SHRED+ (plus: 155 network calls per image); default auto: plus for "
+                   "models (bundled), or SHRED+ (plus: 135 network calls per image); default auto: plus for "
                    "the bundled models, authors-code for others")
     s.add_argument("--iterations", type=checked_by(ShredConfig, "iterations", int), help="Adam iterations N (at most 100000)")
     s.add_argument("--lr", type=checked_by(ShredConfig, "lr"), help="Adam learning rate alpha (at most 10)")
@@ -103,7 +103,7 @@ def add_parser(sub) -> None:
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
     s.add_argument("--coarse-iterations", type=checked_by(ShredConfig, "coarse_iterations", int),
                    help="coarse-to-fine: run the first N iterations through every --coarse-stride-th DDIM step "
-                   "(fewer network calls; 0: off; preset plus: 8)")
+                   "(fewer network calls; 0: off; preset plus: 12 of its 15 on most tasks)")
     s.add_argument("--coarse-stride", type=checked_by(ShredConfig, "coarse_stride", int),
                    help="coarse-to-fine: the coarse iterations keep every k-th DDIM step (default 2: half the network "
                    "calls; needs coarse iterations: --coarse-iterations, or preset plus)")

@@ -1,6 +1,6 @@
 """Named SHRED settings: the paper's (Appendix A, eqs. 13-16), the authors' released code's, and
 ``bundled`` (the authors' method with learning rates tuned for the bundled 32x32 models) and
-``plus`` (SHRED+: warm start, annealed lr, coarse-to-fine, DDNM's finish; 155 network calls per
+``plus`` (SHRED+: warm start, annealed lr, coarse-to-fine, DDNM's finish; 135 network calls per
 image).
 ``auto``, the default, is ``plus`` for the bundled models and ``authors-code`` otherwise.
 
@@ -79,26 +79,27 @@ PRESETS["bundled"] = {
 }
 # SHRED+ (issue #13), tuned on cifar10-train (runs: bench/tune_plus.sh): x_T warm-started from the
 # DDIM inversion of DDRM's 20-step restoration (a = 0.5), 15 Adam iterations with a cosine-annealed
-# lr, the first 8 through every other DDIM step (coarse-to-fine), then DDNM's finish from t = 300
-# (15 steps): 20 + 10 + 8 x 5 + 7 x 10 + 15 = 155 network calls per image against the authors'
+# lr, the first 12 through every other DDIM step (coarse-to-fine), then DDNM's finish from t = 300
+# (15 steps): 20 + 10 + 12 x 5 + 3 x 10 + 15 = 135 network calls per image against the authors'
 # code's 1,000. Coarse-to-fine against all 15 iterations at 10 steps (195 calls), 20 training images
-# per task: KID-C10 x1e3 31.4 / 31.9 (x4 SR), -9.8 / -8.6 (inpainting), 83.8 / 84.9 (x8 SR),
-# 21.1 / 26.3 (CS 5 %), -7.4 / -7.4 (deblurring), 3.9 / 2.8 (colorization), PSNR within 0.1 dB.
+# per task, with 8 coarse iterations (155 calls): KID-C10 x1e3 31.4 / 31.9 (x4 SR), -9.8 / -8.6
+# (inpainting), 83.8 / 84.9 (x8 SR), 21.1 / 26.3 (CS 5 %), -7.4 / -7.4 (deblurring), 3.9 / 2.8
+# (colorization), PSNR within 0.1 dB. 12 coarse iterations against 8 (PART=c12 and cs-speed): 30.9
+# / 31.4 (x4 SR), -10.0 / -9.8 (inpainting), 82.1 / 83.8 (x8 SR), -7.3 / -7.4 (deblurring), -10.9
+# / -12.2 (colorization, its entry), 2.5 / 2.3 (CS, its entry), PSNR within 0.05 dB, 20 fewer calls.
 # Blind deblurring starts from the blurred y itself (the kernel is unknown), without finish or
 # coarse iterations; nonlinear operators start from A^+ y.
 _PLUS_COMMON = dict(_CODE_COMMON, init="warm", warm_from="ddrm", warm_strength=0.5, lr_decay="cosine",
-                    finish="ddnm", coarse_iterations=8)
+                    finish="ddnm", coarse_iterations=12)
 PRESETS["plus"] = {
     "default": dict(lr=0.05, iterations=15),
-    # Compressed sensing: DDNM's finish from t = 200 in 45 steps instead of t = 300 in 15, and 12 of
-    # the 15 iterations through 5 DDIM steps (20 + 10 + 12 x 5 + 3 x 10 + 45 = 165 calls). On 20
-    # cifar10-train images at 5 % (bench/tune_plus.sh, PART=cs-finish): 14.69 dB and KID-C10 x1e3
-    # 2.3, against 13.99 dB and 21.1 (t = 300 in 30 steps: 14.67 dB, 14.1; t = 200 in 30: 14.33
+    # Compressed sensing: DDNM's finish from t = 200 in 45 steps instead of t = 300 in 15 (20 + 10 +
+    # 12 x 5 + 3 x 10 + 45 = 165 calls). On 20 cifar10-train images at 5 % (bench/tune_plus.sh,
+    # PART=cs-finish): 14.69 dB and KID-C10 x1e3 2.3, against 13.99 dB and 21.1 (t = 300 in 30 steps: 14.67 dB, 14.1; t = 200 in 30: 14.33
     # dB, -2.0; DPS 13.75 dB, 4.1; RePaint 13.74 dB, 9.0). Smaller finish steps help CS; on x8 SR a
-    # 30-step finish cost realism (KID 119.8 against 83.8), so SR keeps 15 (PART=ill-posed). 12
-    # coarse iterations instead of 8 (PART=cs-speed): 14.68 dB and 2.5 for 20 fewer calls; all 15
-    # coarse: 14.99 dB and 8.4 (150 calls).
-    "cs": dict(lr=0.05, iterations=15, finish_t=200, finish_steps=45, coarse_iterations=12),
+    # 30-step finish cost realism (KID 119.8 against 83.8), so SR keeps 15 (PART=ill-posed). (These
+    # with 8 coarse iterations; 12, PART=cs-speed: 14.68 dB and 2.5; all 15: 14.99 dB and 8.4.)
+    "cs": dict(lr=0.05, iterations=15, finish_t=200, finish_steps=45),
     # Blind: the start inverts the blurred image itself, exactly: the DDIM inversion solved by 3
     # fixed-point iterations per step, with x0 clipping off (the one-pass inversion, as first set,
     # gave back an image 10 dB from y: bench/blind_probe.py). a = 1 (no noise), 17 iterations,
@@ -107,10 +108,11 @@ PRESETS["plus"] = {
     # below the blurred input (25.73 dB): bench/check_defaults.sh, PART=blind.
     "blind-deblur": dict(lr=0.003, iterations=17, warm_from="pinv", warm_strength=1.0, finish="none",
                          coarse_iterations=0, invert_fixed_point=3, clip_x0=False),
-    # Colorization: the whole inverted DDRM image (a = 1) and the consistency finish (140 calls).
+    # Colorization: the whole inverted DDRM image (a = 1) and the consistency finish (120 calls).
     # On 20 cifar10-train images (bench/tune_plus.sh, PART=colorize): 24.35 dB and KID-C10 x1e3
     # -12.2, against 23.28 dB and 3.9 for the entry before (a = 0.8, DDNM's finish); DDRM 23.79 dB
-    # and -12.0; the grey input A^+ y 23.68 dB. a = 1 with DDNM's finish: 24.23 dB, -5.9.
+    # and -12.0; the grey input A^+ y 23.68 dB. a = 1 with DDNM's finish: 24.23 dB, -5.9. (These
+    # with 8 coarse iterations; 12, PART=c12: 24.39 dB, -10.9.)
     "colorize": dict(lr=0.05, iterations=15, warm_strength=1.0, finish="consistency"),
     # Not measured with coarse-to-fine: all iterations at 10 steps.
     "denoise": dict(lr=0.03, iterations=15, coarse_iterations=0),
