@@ -95,10 +95,11 @@ PRESETS["plus"] = {
     "default": dict(lr=0.05, iterations=15),
     # Compressed sensing: DDNM's finish from t = 200 in 45 steps instead of t = 300 in 15 (20 + 10 +
     # 12 x 5 + 3 x 10 + 45 = 165 calls). On 20 cifar10-train images at 5 % (bench/tune_plus.sh,
-    # PART=cs-finish): 14.69 dB and KID-C10 x1e3 2.3, against 13.99 dB and 21.1 (t = 300 in 30 steps: 14.67 dB, 14.1; t = 200 in 30: 14.33
-    # dB, -2.0; DPS 13.75 dB, 4.1; RePaint 13.74 dB, 9.0). Smaller finish steps help CS; on x8 SR a
-    # 30-step finish cost realism (KID 119.8 against 83.8), so SR keeps 15 (PART=ill-posed). (These
-    # with 8 coarse iterations; 12, PART=cs-speed: 14.68 dB and 2.5; all 15: 14.99 dB and 8.4.)
+    # PART=cs-finish): 14.69 dB and KID-C10 x1e3 2.3, against 13.99 dB and 21.1 (t = 300 in 30
+    # steps: 14.67 dB, 14.1; t = 200 in 30: 14.33 dB, -2.0; DPS 13.75 dB, 4.1; RePaint 13.74 dB,
+    # 9.0). Smaller finish steps help CS; on x8 SR a 30-step finish cost realism (KID 119.8 against
+    # 83.8), so SR keeps 15 (PART=ill-posed). (These with 8 coarse iterations; 12, PART=cs-speed:
+    # 14.68 dB and 2.5; all 15: 14.99 dB and 8.4.)
     "cs": dict(lr=0.05, iterations=15, finish_t=200, finish_steps=45),
     # Blind: the start inverts the blurred image itself, exactly: the DDIM inversion solved by 3
     # fixed-point iterations per step, with x0 clipping off (the one-pass inversion, as first set,

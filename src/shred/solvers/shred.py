@@ -159,7 +159,8 @@ class Shred(Solver):
         steps = min(c.finish_steps, t_s + 1)
         # The "ddnm" finish's timesteps (ascending, the last is t_s) and its walk over their indices.
         self.finish_timesteps = sorted({round(t_s * (1 - k / steps)) for k in range(steps)})
-        self.finish_schedule = jump_schedule(len(self.finish_timesteps), c.finish_travel_length, c.finish_travel_repeat)
+        self.finish_schedule = jump_schedule(len(self.finish_timesteps), c.finish_travel_length,
+                                             c.finish_travel_repeat)
         if (note := self.travel_note()) is not None:
             warnings.warn(note, stacklevel=2)
 
