@@ -5,6 +5,7 @@
 #   PART=denoise bench/check_defaults.sh    # the bundled preset's denoising entry and candidates
 #   PART=colorize bench/check_defaults.sh   # candidates for SHRED+'s colorization entry
 #   PART=blind bench/check_defaults.sh      # candidates for SHRED+'s blind entry
+#   PART=blind-ks bench/check_defaults.sh   # kernel-only steps for it, on 20 other images
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -29,18 +30,31 @@ if [ "${PART:-all}" = blind ]; then
   # (8.4 dB): the estimated kernel leaves about 15 % of y unexplained (residual 0.146 without the
   # finish), and the range-null space step divides that misfit by singular values down to the
   # cut (bench/results/check-blind-train.md).
+  # "#ks20" adds 20 kernel-only Adam steps per iteration to the preset (BlindConfig.kernel_steps:
+  # H_theta fitted to each x0, no network call); "#ks20-a07" and "#ks20-noise-lr01" also start
+  # from a = 0.7 and from noise at lr 0.01. PART=blind-ks checks "#ks20" on 20 other images.
   # KID-C10 at n = 10 is for orientation only (its spread is large at that n).
   B=shred-blind@plus
   A09="iterations=19 warm_strength=0.9 invert_fixed_point=1 clip_x0=true"
   FP3A1="warm_strength=1.0 invert_fixed_point=3 clip_x0=false coarse_iterations=0"
   pin() { local label=$1; shift; for kv in "$@"; do echo --set "$B#$label.$kv"; done; }
   exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} --tasks blind \
-    --methods $B#a05,$B#a09,$B#lr01,shred-blind@bundled,$B#noise,$B#noise-lr01,$B#fp3,$B#fp3-a1,$B,$B#ddnm-it15 \
+    --methods $B#a05,$B#a09,$B#lr01,shred-blind@bundled,$B#noise,$B#noise-lr01,$B#fp3,$B#fp3-a1,$B,$B#ddnm-it15,$B#ks20,$B#ks20-a07,$B#ks20-noise-lr01 \
     $(pin a09 $A09) $(pin a05 $A09 warm_strength=0.5 kernel_lr=0.0002) $(pin lr01 $A09 lr=0.01) \
     $(pin noise $A09 init=noise) $(pin noise-lr01 $A09 init=noise lr=0.01) \
     $(pin fp3 $A09 invert_fixed_point=3 clip_x0=false) $(pin fp3-a1 $A09 invert_fixed_point=3 clip_x0=false warm_strength=1.0) \
     $(pin ddnm-it15 $FP3A1 iterations=15 finish=ddnm finish_t=300 finish_steps=15) \
+    $(pin ks20 kernel_steps=20) $(pin ks20-a07 kernel_steps=20 warm_strength=0.7) \
+    $(pin ks20-noise-lr01 kernel_steps=20 init=noise lr=0.01) \
     --min-realism-images 10 --batch 25 --device cpu --out ${RUN:-runs/check-blind9-train} "$@"
+fi
+if [ "${PART:-all}" = blind-ks ]; then
+  # kernel_steps=20 ("#ks20") against the preset ("#ks0") on 20 other training images (seed 2),
+  # whose blur is closer to the test split's than PART=blind's 10.
+  B=shred-blind@plus
+  exec shred-ir bench --data cifar10-train --seed 2 --n ${N:-20} --tasks blind \
+    --methods $B#ks0,$B#ks20 --set $B#ks0.kernel_steps=0 --set $B#ks20.kernel_steps=20 \
+    --min-realism-images 10 --batch 25 --device cpu --out ${RUN:-runs/check-blind-train-s2} "$@"
 fi
 if [ "${PART:-all}" = denoise ]; then
   # "#authors": the authors' lr 0.002 x 25 iterations (the bundled entry before); "#lr03-25":

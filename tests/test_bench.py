@@ -133,6 +133,10 @@ def test_a_setting_added_later_at_its_default_recomputes_nothing(tmp_path, data,
     stored = {k: v for k, v in ShredConfig().to_dict().items() if k not in LATER_SETTINGS}
     assert key_config(ShredConfig().to_dict()) == stored
     assert key_config(ShredConfig(invert_fixed_point=3).to_dict()) == {**stored, "invert_fixed_point": 3}
+    from shred.solvers import BlindConfig   # the blind variant's settings enter the key the same way
+    blind = {k: v for k, v in BlindConfig().to_dict().items() if k != "kernel_steps"}
+    assert key_config(BlindConfig().to_dict()) == blind
+    assert key_config(BlindConfig(kernel_steps=20).to_dict()) == {**blind, "kernel_steps": 20}
     out = tmp_path / "run"
     argv = _argv(out, data, tiny_model_dir, "--tasks", "sr4", "--methods", "shred@bundled", "--features", "none",
                  *TINY_SETTINGS[:2])

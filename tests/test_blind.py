@@ -285,3 +285,60 @@ def test_blind_restore_through_the_api(gaussian_prior, clean):
     res = shred.restore(y, op, gaussian_prior, task="blind-deblur", seeds=[0], iterations=2)
     assert res.extras["kernel"].shape == (1, 5, 5)
     assert psnr(res.x0, clean).isfinite().all()
+
+
+def test_kernel_steps_fit_the_kernel_to_each_x0_at_no_network_cost(gaussian_prior, clean):
+    # kernel_steps alternates: before each joint step, H_theta alone is fitted to that iteration's
+    # x0. In 10 iterations that recovers the kernel far better than the joint steps alone, with the
+    # same number of network calls; 0 (the default) leaves the joint steps untouched.
+    op = Blur((3, 16, 16), TRUE_KERNEL)
+    y = op.A(clean)
+    cfg = ShredConfig(**{**FAST, "iterations": 10})
+    calls = []
+
+    def run_with(steps):
+        solver = BlindShred(gaussian_prior, cfg, BlindConfig(kernel_lr=3e-3, kernel_steps=steps))
+        forward = solver.denoiser.forward
+        count = [0]
+
+        def counted(*a, **k):
+            count[0] += 1
+            return forward(*a, **k)
+
+        solver.denoiser.forward = counted
+        try:
+            res = solver(y, op, seeds=[0, 1])
+        finally:
+            del solver.denoiser.forward
+        calls.append(count[0])
+        return res
+
+    joint, alternating = run_with(0), run_with(30)
+    assert calls[0] == calls[1] > 0
+    ncc_joint, ncc_alt = kernel_ncc(joint.extras["kernel"], TRUE_KERNEL), kernel_ncc(alternating.extras["kernel"], TRUE_KERNEL)
+    # Measured NCC 0.997 / 0.996 against 0.957 / 0.950 with the joint steps alone.
+    assert (ncc_alt > 0.99).all() and (ncc_alt > ncc_joint + 0.03).all(), (ncc_alt, ncc_joint)
+    assert (alternating.loss_history[-1] < 0.5 * joint.loss_history[-1]).all()
+    for i in range(2):   # the kept kernel is still the one that made the kept x0
+        est = alternating.extras["operators"][i]
+        mse = (y[0] - est.A(alternating.x0[i:i + 1].double())[0].float()).square().mean()
+        assert torch.allclose(mse, alternating.loss_history[-1, i], rtol=1e-3)
+    with pytest.raises(ShredError):
+        BlindConfig(kernel_steps=-1)
+
+
+def test_kernel_settings_need_a_blind_task_and_kernel_steps_default_to_none(gaussian_prior, clean, tmp_path,
+                                                                             clean_png, tiny_model_dir, capsys):
+    from shred.api import make_restorer
+    for name in ("kernel_lr", "kernel_steps"):
+        with pytest.raises(ShredError, match="a blind task"):
+            make_restorer(gaussian_prior, "deblur", **{name: 1 if name == "kernel_steps" else 1e-3})
+    assert BlindShred(gaussian_prior, preset="plus", kernel_steps=5).blind.kernel_steps == 5
+    assert BlindShred(gaussian_prior, preset="plus").blind.kernel_steps == 0
+    with pytest.raises(SystemExit) as e:   # argparse's own check
+        main([str(a) for a in ["restore", clean_png, "--task", "blind-deblur", "--model", tiny_model_dir,
+                               "--kernel-steps", "-2", "--out", tmp_path / "o.png"]])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("usage")]
+    assert e.value.code == 2 and "--kernel-steps" in lines[-1] and "integer >= 0" in lines[-1], err
+    assert not (tmp_path / "o.png").exists()

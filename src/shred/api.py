@@ -155,9 +155,10 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
 
     method = shred_method(task)
     settings = {k: v for k, v in settings.items() if v is not None}
-    if method != "shred-blind" and "kernel_lr" in settings:
-        raise ShredError("a kernel learning rate needs a blind task (blind-deblur or blind-deblur-sv): "
-                         "other tasks know their kernel")
+    for name, what in (("kernel_lr", "a kernel learning rate"), ("kernel_steps", "kernel steps")):
+        if method != "shred-blind" and name in settings:
+            raise ShredError(f"{what} need{'s' if name == 'kernel_lr' else ''} a blind task (blind-deblur or "
+                             "blind-deblur-sv): other tasks know their kernel")
     if device is not None:
         from .models.fast import resolve_device
 

@@ -110,7 +110,7 @@ class Job:
 
 # Method settings added after runs were stored, with the default that reproduces what ran before
 # they existed: left out of a result's key at that default, so adding one recomputes nothing.
-LATER_SETTINGS = {"invert_fixed_point": 1, "finish_travel_length": 1, "finish_travel_repeat": 1}
+LATER_SETTINGS = {"invert_fixed_point": 1, "finish_travel_length": 1, "finish_travel_repeat": 1, "kernel_steps": 0}
 
 
 def key_config(config: dict | None) -> dict | None:
@@ -282,7 +282,7 @@ class Benchmark:
         if skipped is None and "coarse_stride" in settings and config is not None:
             self._check_coarse(method, task, solver, settings["coarse_stride"])
         resolved = {"method": base, "config": key_config(config.to_dict()) if config else None,
-                    "blind": solver.blind.to_dict() if hasattr(solver, "blind") and hasattr(solver.blind, "to_dict") else None,
+                    "blind": key_config(solver.blind.to_dict()) if hasattr(solver, "blind") and hasattr(solver.blind, "to_dict") else None,
                     "preset": getattr(solver, "preset", None)}
         key = _hash({"format": FORMAT, "resolved": resolved, "model": cfg.model, "data": cfg.data, "seed": cfg.seed,
                      "task": asdict(task), "operator": op.spec()})

@@ -117,6 +117,9 @@ def add_parser(sub) -> None:
     s.add_argument("--tau", type=checked_by(ShredConfig, "tau"), help="discrepancy principle factor (default 1)")
     s.add_argument("--kernel-lr", type=checked_by(BlindConfig, "kernel_lr"), help="blind tasks: learning rate of the "
                    "kernel network (default: the preset's, 2e-4 in authors-code)")
+    s.add_argument("--kernel-steps", type=checked_by(BlindConfig, "kernel_steps"), help="blind tasks: Adam steps "
+                   "on the kernel network alone at every iteration, fitting it to that x0 (no network call; "
+                   "default 0; docs/BLIND.md)")
     s.add_argument("--seed", type=seed, default=0, help="seed of the starting noise, 0 .. 2^63-1 (default 0)")
     s.add_argument("--seeds", type=seeds, help="several seeds, e.g. 0-7: one restoration each, in one batch; also "
                    "writes their mean image (<out>_mean) and per-pixel uncertainty map (<out>_uncertainty.png)")
@@ -143,7 +146,7 @@ def _spec_path(args, y_path: Path) -> Path | None:
     return spec_path
 
 
-SETTINGS = ("kernel_lr", "iterations", "lr", "delta_t", "grad", "loss", "init", "clip_x0", "sphere", "epsilon",
+SETTINGS = ("kernel_lr", "kernel_steps", "iterations", "lr", "delta_t", "grad", "loss", "init", "clip_x0", "sphere", "epsilon",
             "spacing", "stop", "tau", "coarse_iterations", "coarse_stride")
 
 

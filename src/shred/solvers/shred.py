@@ -284,6 +284,10 @@ class Shred(Solver):
         """Adam parameter groups optimised jointly with x_T (the blind variant adds H_theta)."""
         return []
 
+    def refit(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator) -> None:
+        """Fit whatever else is unknown to this iteration's x0 ([B, C, H, W] in [0, 1], detached)
+        before the loss is taken; no network call. Nothing here (the blind variant fits its kernel)."""
+
     def callbacks(self) -> list[Callable[[Progress], None]]:
         """Bookkeeping of subclasses, called with every iteration's :class:`Progress` after
         x0 was kept (the blind variant keeps the kernel that made the kept x0)."""
@@ -317,6 +321,7 @@ class Shred(Solver):
         try:
             for k in range(c.iterations):                                    # for N iterations  line 2
                 x0 = to_image_space(self.f(x_T, pairs=self.trajectory(k)))   # x_0 = f(x_T)      eqs. (13)-(14)
+                self.refit(x0.detach(), y, operator)                         # (blind: fit H to x_0)
                 residual = y - operator.A(x0)                                # y - H(x_0)
                 if weight is not None:
                     residual = residual * weight.to(residual)                # measured entries only
