@@ -275,3 +275,26 @@ def test_restore_runs_coarse_to_fine_from_the_command_line(tmp_path, clean_png, 
     err = capsys.readouterr().err
     assert e.value.code == 2 and "coarse_iterations must be an integer >= 0, got -1" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_restore_takes_the_warm_start_and_finish_settings(tmp_path, clean_png, tiny_model_dir, capsys):
+    y = tmp_path / "y.png"
+    run(["degrade", clean_png, "--task", "sr", "--scale", "2", "--out", y], capsys)
+    outs = {}
+    for finish in ("none", "ddnm"):
+        r = tmp_path / f"{finish}.json"
+        code, _, err = run(["restore", y, "--model", tiny_model_dir, "--preset", "plus", "--iterations", "2",
+                            "--warm-from", "pinv", "--warm-strength", "0.7", "--finish", finish, "--finish-t", "200",
+                            "--finish-steps", "3", "--report", r, "--out", tmp_path / f"{finish}.png"], capsys)
+        assert code == 0, err
+        config = json.loads(r.read_text())["config"]
+        assert (config["warm_from"], config["warm_strength"], config["finish"]) == ("pinv", 0.7, finish)
+        assert (config["finish_t"], config["finish_steps"]) == (200, 3)
+        outs[finish] = np.asarray(Image.open(tmp_path / f"{finish}.png"))
+    assert not np.array_equal(outs["none"], outs["ddnm"])
+    for bad, message in ((["--finish-t", "0"], "finish_t must be"), (["--warm-strength", "1.5"], "warm_strength must be"),
+                         (["--finish", "dps"], "invalid choice: 'dps'")):
+        with pytest.raises(SystemExit) as e:  # argparse's own check
+            main(["restore", str(y), "--model", str(tiny_model_dir), *bad])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err, err

@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
     from ..models.fast import COMPILE_MODES, PRECISIONS
     from ..solvers import DEFAULT_PRESET, PRESETS, ShredConfig
     from ..solvers.blind import BlindConfig
-    from ..solvers.shred import INITS, LOSSES
+    from ..solvers.shred import FINISHES, INITS, LOSSES, WARM_FROM
     from ..solvers.stopping import STOPS
 
     p = sub.add_parser("restore", help="restore a degraded image with SHRED",
@@ -99,6 +99,16 @@ def add_parser(sub) -> None:
     s.add_argument("--loss", choices=LOSSES, help="mean squared error or the norm of eq. 15")
     s.add_argument("--init", choices=INITS, help="start from noise, from DDIM inversion of A^+ y, or warm "
                    "(SHRED+: the inversion of a cheap estimate blended with noise)")
+    s.add_argument("--warm-from", choices=WARM_FROM, help="--init warm: the estimate inverted, A^+ y (pinv) or "
+                   "DDRM's 20-step restoration (ddrm: preset plus; 20 more network calls)")
+    s.add_argument("--warm-strength", type=checked_by(ShredConfig, "warm_strength"),
+                   help="--init warm: a in sqrt(a) x_inv + sqrt(1 - a) noise, 0 to 1 (preset plus: 0.5 on most tasks)")
+    s.add_argument("--finish", choices=FINISHES, help="SHRED+'s last step: none, consistency (x + A^+(y - A x), no "
+                   "network call) or ddnm (DDNM's steps from --finish-t; preset plus on most tasks)")
+    s.add_argument("--finish-t", type=checked_by(ShredConfig, "finish_t", int),
+                   help="--finish ddnm: the timestep it starts from (preset plus: 300; CS 200)")
+    s.add_argument("--finish-steps", type=checked_by(ShredConfig, "finish_steps", int),
+                   help="--finish ddnm: its steps, one network call each (preset plus: 15; CS 45)")
     bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
     s.add_argument("--coarse-iterations", type=checked_by(ShredConfig, "coarse_iterations", int),
@@ -146,8 +156,9 @@ def _spec_path(args, y_path: Path) -> Path | None:
     return spec_path
 
 
-SETTINGS = ("kernel_lr", "kernel_steps", "iterations", "lr", "delta_t", "grad", "loss", "init", "clip_x0", "sphere", "epsilon",
-            "spacing", "stop", "tau", "coarse_iterations", "coarse_stride")
+SETTINGS = ("kernel_lr", "kernel_steps", "iterations", "lr", "delta_t", "grad", "loss", "init", "warm_from",
+            "warm_strength", "finish", "finish_t", "finish_steps", "clip_x0", "sphere", "epsilon", "spacing", "stop",
+            "tau", "coarse_iterations", "coarse_stride")
 
 
 def coarse_note(restorer) -> str:
