@@ -270,3 +270,39 @@ def test_methods_run_on_fewer_images_are_also_compared_on_the_same_images(tmp_pa
     assert main(_argv(out2, data, tiny_model_dir, "--n", "2", "--tasks", "sr4", "--methods", "pinv,ddrm",
                       "--set", "ddrm.steps=2")) == 0
     assert "same_images" not in json.loads((out2 / "results.json").read_text())["tasks"]["sr4"]
+
+
+def test_a_piped_bench_log_has_one_bar_and_no_cursor_movements(tmp_path, data, tiny_model_dir):
+    # Piped into a log, the solvers' nested bars left "\x1b[A" (cursor up) escapes in it: off the terminal
+    # only the bench's own bar is drawn, and each chunk's line still is.
+    import os
+    import subprocess
+    import sys
+
+    argv = [a for a in _argv(tmp_path / "run", data, tiny_model_dir, "--tasks", "sr4", "--methods", "shred@bundled",
+                             "--features", "none", *TINY_SETTINGS[:2]) if a != "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "shred", *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = done.stdout + done.stderr
+    assert "\x1b[A" not in log and "bench:" in log and "shred:" not in log, log[-2000:]
+    assert "shred@bundled" in log and "images 0-1" in log, log[-2000:]
+
+
+def test_one_image_gets_a_report_without_realism_and_one_is_refused_as_a_minimum(tmp_path, data, tiny_model_dir,
+                                                                                 capsys):
+    # KID and FID of one image used to crash the report (scipy's sqrtm) after numpy's warnings.
+    argv = _argv(tmp_path / "run", data, tiny_model_dir, "--tasks", "sr4", "--methods", "pinv")
+    argv[argv.index("--n") + 1] = "1"
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err and "error" not in err, err
+    sr4 = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["sr4"]
+    assert sr4["reference_rows"]["clean images"] == {"n": 1} and "kid" not in sr4["rows"]["pinv"]
+    for flag in ("--min-realism-images", "--reference-n"):
+        argv = _argv(tmp_path / "run2", data, tiny_model_dir, "--tasks", "sr4", "--methods", "pinv", flag, "1")
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "KID and FID need at least 2 images, got 1" in err, err
+    assert not (tmp_path / "run2").exists()

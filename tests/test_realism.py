@@ -109,3 +109,15 @@ def test_a_larger_reference_draw_lowers_the_spread_and_stays_unbiased():
     assert large["kid_std"] < 1e-12 < equal["kid_std"]
     # Unbiased: a sample of the reference distribution sits near 0, far below a real shift.
     assert abs(large["kid"]) < moved["kid"] / 10
+
+
+def test_one_image_is_refused_in_one_sentence():
+    from shred.errors import ShredError
+
+    g = torch.Generator().manual_seed(0)
+    feats, ref = torch.randn(1, 8, generator=g), torch.randn(30, 8, generator=g)
+    with pytest.raises(ShredError, match="at least 2 images on each side, got 1 restorations and 30"):
+        realism(feats, ref)
+    with pytest.raises(ShredError, match="got 30 restorations and 1 reference"):
+        realism(ref, feats)
+    assert realism(ref[:2], ref)["n"] == 2

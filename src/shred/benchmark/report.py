@@ -103,7 +103,7 @@ def report(bench, log=print) -> dict:
         shown_as = "input y" if task.blind else "A^+ y"
         reference_rows[shown_as] = {"n": n, "psnr": _mean(psnr(shown, x).tolist()),
                                     "ssim": _mean(ssim(shown, x).tolist())}
-        if realism is not None:
+        if realism is not None and n >= cfg.min_realism_images:
             reference_rows["clean images"].update(realism(x))
             reference_rows[shown_as].update(realism(shown))
         rows: dict[str, Any] = {}

@@ -19,6 +19,14 @@ EPILOG = """examples:
 """
 
 
+
+def at_least_two(text: str) -> int:
+    """An integer >= 2: KID and FID compare sets of images, and one image has no spread."""
+    v = positive_int(text)
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"KID and FID need at least 2 images, got {v}")
+    return v
+
 def _boolean_settings() -> set[str]:
     """Names of the settings that are booleans in some method's config (``clip_x0``, ``sphere``)."""
     from dataclasses import fields
@@ -98,9 +106,10 @@ def add_parser(sub) -> None:
                    "inception (KID / FID; needs torch-fidelity and its weights), a classifier folder, or none")
     p.add_argument("--reference", default="cifar10-train", help="real images the realism metrics compare with "
                    "(default cifar10-train)")
-    p.add_argument("--reference-n", type=positive_int, default=5000, help="reference images (default 5000)")
-    p.add_argument("--min-realism-images", type=positive_int, default=20,
-                   help="compute KID / FID for (task, method) pairs with at least this many images (default 20)")
+    p.add_argument("--reference-n", type=at_least_two, default=5000, help="reference images (default 5000)")
+    p.add_argument("--min-realism-images", type=at_least_two, default=20,
+                   help="compute KID / FID for (task, method) pairs with at least this many images, 2 or more "
+                   "(default 20); the clean-image and input rows too")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available; under torchrun cuda:LOCAL_RANK)")
     p.add_argument("--out", required=True, help="run folder (resumable)")
     p.add_argument("--report-only", action="store_true", help="write the report from the finished chunks in --out, "

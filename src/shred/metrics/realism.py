@@ -30,7 +30,12 @@ def realism(features: torch.Tensor, reference: torch.Tensor, *, subsets: int = 1
 
     KID: mean and std over ``subsets`` random draws of min(subset_size, n) restorations against
     min(reference_subset_size, N) real images (with n <= 1000 every draw holds all n restorations,
-    so the std is that of the reference draw). Returns ``{"kid", "kid_std", "fid", "n"}``."""
+    so the std is that of the reference draw). Returns ``{"kid", "kid_std", "fid", "n"}``.
+    Raises :class:`shred.errors.ShredError` when either set holds fewer than 2 images."""
+    if min(features.shape[0], reference.shape[0]) < 2:
+        from ..errors import ShredError
+        raise ShredError(f"KID and FID need at least 2 images on each side, got {features.shape[0]} "
+                         f"restorations and {reference.shape[0]} reference images")
     kid, kid_std = kernel_distance(features, reference, subsets=subsets, subset_size=subset_size, seed=seed,
                                    reference_subset_size=reference_subset_size)
     return {"kid": kid, "kid_std": kid_std, "fid": frechet_distance(features, reference), "n": int(features.shape[0])}
