@@ -455,10 +455,11 @@ class Benchmark:
         lpips_fn, _ = lpips_metric()
         mine = self.plan(share(self.cells(), rank, world))
         counters: dict[int, Any] = {}
-        bar = tqdm(total=sum(b - a for _, a, b in mine), desc="bench", unit="img", disable=not progress)
         # The solvers' own bars sit under this one by cursor movements, which a log file keeps as
-        # escape codes: only on a terminal.
-        inner = progress and sys.stderr.isatty()
+        # escape codes: off a terminal only theirs are drawn (one at a time, so never moved), and
+        # the line logged after each chunk says how far the run is.
+        bar = tqdm(total=sum(b - a for _, a, b in mine), desc="bench", unit="img",
+                   disable=not (progress and sys.stderr.isatty()))
         for job, start, stop in mine:
             bar.set_postfix_str(f"{job.task.name} / {job.method}")
             if id(job) not in counters:
@@ -469,7 +470,7 @@ class Benchmark:
                 if hasattr(job.solver, "denoiser"):
                     job.solver.denoiser = counters[id(job)]
             x, y, op = inputs[job.task.name]
-            rec = self.run_chunk(job, start, stop, x, y, op, counters[id(job)], inner, lpips_fn)
+            rec = self.run_chunk(job, start, stop, x, y, op, counters[id(job)], progress, lpips_fn)
             bar.update(stop - start)
             self.log(f"{job.task.name:9s} {job.method:20s} images {start}-{stop - 1}: "
                      f"PSNR {sum(rec['psnr']) / len(rec['psnr']):6.2f}  "
