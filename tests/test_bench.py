@@ -116,6 +116,8 @@ def test_batch_size_does_not_change_the_restorations(tmp_path, data, tiny_model_
     (["--methods", "ddrm", "--n", "7"], "holds 6 images, fewer than the 7 asked for"),
     (["--methods", "ddrm", "--tasks", "sr5"], "unknown tasks sr5"),
     (["--methods", "ddrm", "--set", "ddrm.eta=2"], "DDRM eta must be a number in [0, 1], got 2"),
+    # Checked before any method runs, not when the report needs the reference features.
+    (["--methods", "pinv", "--reference-n", "13"], "has 12 images, fewer than the 13 asked for; lower --reference-n"),
 ])
 def test_bad_runs_are_refused_before_anything_is_created(tmp_path, data, tiny_model_dir, capsys, extra, message):
     out = tmp_path / "run"
@@ -300,10 +302,10 @@ def test_one_image_gets_a_report_without_realism_and_one_is_refused_as_a_minimum
     assert "warning" not in err and "error" not in err, err
     sr4 = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["sr4"]
     assert sr4["reference_rows"]["clean images"] == {"n": 1} and "kid" not in sr4["rows"]["pinv"]
-    for flag in ("--min-realism-images", "--reference-n"):
-        argv = _argv(tmp_path / "run2", data, tiny_model_dir, "--tasks", "sr4", "--methods", "pinv", flag, "1")
+    for flag, value in (("--min-realism-images", "1"), ("--reference-n", "1"), ("--min-realism-images", "0")):
+        argv = _argv(tmp_path / "run2", data, tiny_model_dir, "--tasks", "sr4", "--methods", "pinv", flag, value)
         with pytest.raises(SystemExit) as e:
             main(argv)
         err = capsys.readouterr().err
-        assert e.value.code == 2 and "KID and FID need at least 2 images, got 1" in err, err
+        assert e.value.code == 2 and f"KID and FID need at least 2 images, got {value}" in err, err
     assert not (tmp_path / "run2").exists()

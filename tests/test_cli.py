@@ -292,9 +292,29 @@ def test_restore_takes_the_warm_start_and_finish_settings(tmp_path, clean_png, t
         assert (config["finish_t"], config["finish_steps"]) == (200, 3)
         outs[finish] = np.asarray(Image.open(tmp_path / f"{finish}.png"))
     assert not np.array_equal(outs["none"], outs["ddnm"])
-    for bad, message in ((["--finish-t", "0"], "finish_t must be"), (["--warm-strength", "1.5"], "warm_strength must be"),
+    for bad, message in ((["--finish-t", "0"], "finish_t must be"),
+                         (["--warm-strength", "1.5"], "warm_strength must be"),
                          (["--finish", "dps"], "invalid choice: 'dps'")):
         with pytest.raises(SystemExit) as e:  # argparse's own check
             main(["restore", str(y), "--model", str(tiny_model_dir), *bad])
         err = capsys.readouterr().err
         assert e.value.code == 2 and message in err, err
+
+
+def test_warm_start_and_finish_settings_that_do_nothing_are_said(tmp_path, clean_png, tiny_model_dir, capsys):
+    y = tmp_path / "y.png"
+    run(["degrade", clean_png, "--task", "sr", "--scale", "2", "--out", y], capsys)
+    base = ["restore", y, "--model", tiny_model_dir, "--iterations", "1", "--quiet"]
+    code, _, err = run([*base, "--preset", "bundled", "--warm-from", "ddrm", "--warm-strength", "0.3",
+                        "--finish-t", "200", "--out", tmp_path / "a.png"], capsys)
+    assert code == 0, err
+    assert "--warm-from and --warm-strength do nothing without --init warm (this run starts from noise)" in err
+    assert "--finish-t does nothing without --finish ddnm (this run's finish: none)" in err
+    # Asked-for values the finish cannot take are said, with what it takes instead.
+    ddnm = [*base, "--finish", "ddnm"]
+    code, _, err = run([*ddnm, "--finish-t", "5000", "--finish-steps", "4", "--out", tmp_path / "b.png"], capsys)
+    assert code == 0 and "finish_t=5000 is past the model's last timestep: the finish starts from t = " in err, err
+    code, _, err = run([*ddnm, "--finish-t", "5", "--finish-steps", "20", "--out", tmp_path / "c.png"], capsys)
+    assert code == 0 and "finish_steps=20: a finish from t = 5 has 5 distinct steps, and takes 5" in err, err
+    code, _, err = run([*base, "--out", tmp_path / "d.png"], capsys)   # the preset's own settings: nothing said
+    assert code == 0 and "warning" not in err, err

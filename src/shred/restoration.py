@@ -274,7 +274,9 @@ def run_report(result, m: Measurement, measurement_path: str | Path, clean: torc
             summary["mean_image_psnr"] = float(psnr(mean, clean.float()).item())
     record = {"measurement": str(measurement_path), "task": m.task, "model": m.denoiser.name,
               "image_size": list(m.operator.in_shape[1:]), "canvas": result.extras.get("canvas"),
-              "resized": m.resized, "config": result.extras.get("config"), "summary": summary, "seeds": rows}
+              "resized": m.resized, "config": result.extras.get("config"),
+              **({"blind": result.extras["blind"]} if "blind" in result.extras else {}),
+              "summary": summary, "seeds": rows}
     return RunReport(rows, summary, record)
 
 

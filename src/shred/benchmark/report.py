@@ -46,7 +46,7 @@ def collect(bench, job) -> dict[str, Any] | None:
         "grad_calls_per_image": sum(c["grad_image_calls"] for c in chunks) / images,
         "seconds_per_image": sum(c["seconds"] for c in chunks) / images,
         "peak_memory_gb": max(c["peak_memory_gb"] for c in chunks),
-        "config": chunks[0].get("config"), "hardware": chunks[0].get("hardware"),
+        "config": chunks[0].get("config"), "blind": chunks[0].get("blind"), "hardware": chunks[0].get("hardware"),
     }
 
 
@@ -82,6 +82,13 @@ class _Realism:
         return realism(extract_features(self.extractor, images), self.reference())
 
 
+def realism_of(bench) -> _Realism:
+    """The realism metrics of ``bench``'s run, made once (its feature network, its reference features)."""
+    if getattr(bench, "_realism", None) is None:
+        bench._realism = _Realism(bench)
+    return bench._realism
+
+
 def report(bench, log=print) -> dict:
     """Write results.json, results.md and grids/ for everything in the run folder of ``bench`` (a
     :class:`shred.benchmark.Benchmark`)."""
@@ -90,7 +97,7 @@ def report(bench, log=print) -> dict:
     from ..metrics.perceptual import lpips_metric
 
     cfg = bench.cfg
-    realism = _Realism(bench) if cfg.features else None
+    realism = realism_of(bench) if cfg.features else None
     tasks_out: dict[str, Any] = {}
     for t in cfg.tasks:
         task = bench.tasks[t]
@@ -123,6 +130,7 @@ def report(bench, log=print) -> dict:
                      "measurement_error": _mean(got["measurement_error"]),
                      **{k: got[k] for k in ("calls_per_image", "grad_calls_per_image", "seconds_per_image",
                                             "peak_memory_gb", "config", "hardware")},
+                     **({"blind": got["blind"]} if got.get("blind") else {}),
                      "settings": job.settings, "key": job.key}
             if realism is not None and entry["n"] >= cfg.min_realism_images:
                 entry.update(realism(got["x0"]))

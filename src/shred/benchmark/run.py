@@ -427,7 +427,8 @@ class Benchmark:
             "peak_memory_gb": (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
                                else mem.peak - mem.base) / 2 ** 30,
             "settings": job.settings,
-            "config": res.extras.get("config"), "hardware": hardware(), "batch": self.cfg.batch,
+            "config": res.extras.get("config"), "blind": res.extras.get("blind"), "hardware": hardware(),
+            "batch": self.cfg.batch,
         }
         d = self.job_dir(job)
         d.mkdir(parents=True, exist_ok=True)
@@ -448,6 +449,12 @@ class Benchmark:
 
         cfg = self.cfg
         rank, world = distributed()
+        if rank == 0 and cfg.features:
+            from .report import realism_of
+
+            # The reference set's features first: a reference too small for --reference-n stops
+            # the run before any method has run, not after all of them.
+            realism_of(self).reference()
         self.out.mkdir(parents=True, exist_ok=True)
         if rank == 0:
             write_json(self.out / "config.json", {"format": FORMAT, "config": asdict(cfg)})

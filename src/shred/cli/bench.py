@@ -22,7 +22,10 @@ EPILOG = """examples:
 
 def at_least_two(text: str) -> int:
     """An integer >= 2: KID and FID compare sets of images, and one image has no spread."""
-    v = positive_int(text)
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if v < 2:
         raise argparse.ArgumentTypeError(f"KID and FID need at least 2 images, got {v}")
     return v

@@ -63,7 +63,8 @@ def reference_features(extractor: Callable, label: str, data: str, n: int, *, se
     images = load_images(data).float01()
     if n > images.shape[0]:
         from ..errors import ShredError
-        raise ShredError(f"the reference set {data} has {images.shape[0]} images, fewer than the {n} asked for")
+        raise ShredError(f"the reference set {data} has {images.shape[0]} images, fewer than the {n} asked for; "
+                         "lower --reference-n")
     g = torch.Generator().manual_seed(seed)
     chosen = images[torch.randperm(images.shape[0], generator=g)[:n]]
     feats = extract_features(extractor, chosen).contiguous()

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from ..config import FrozenConfig, at_most, non_negative_int, odd_positive_int, optional, positive, positive_int, setting, tuple_of
+from ..config import (FrozenConfig, at_most, non_negative_int, odd_positive_int, optional, positive, positive_int,
+                      setting, tuple_of)
 from ..errors import ShredError
 from ..models.base import Denoiser
 from ..operators import Blur, Operator, unwrap

@@ -161,8 +161,25 @@ class Shred(Solver):
         self.finish_timesteps = sorted({round(t_s * (1 - k / steps)) for k in range(steps)})
         self.finish_schedule = jump_schedule(len(self.finish_timesteps), c.finish_travel_length,
                                              c.finish_travel_repeat)
-        if (note := self.travel_note()) is not None:
-            warnings.warn(note, stacklevel=2)
+        for note in (self.finish_note(), self.travel_note()):
+            if note is not None:
+                warnings.warn(note, stacklevel=2)
+
+    def finish_note(self) -> str | None:
+        """What the ``"ddnm"`` finish takes instead of what was asked (a one-line warning), or None:
+        a ``finish_t`` past the model's last timestep starts from T - 1, and a finish from t_s has
+        at most t_s + 1 distinct steps."""
+        c, T = self.config, self.denoiser.schedule.T
+        if c.finish != "ddnm":
+            return None
+        took = len(self.finish_timesteps)
+        notes = []
+        if c.finish_t > T - 1:
+            notes.append(f"finish_t={c.finish_t} is past the model's last timestep: the finish starts from t = {T - 1}")
+        if took < c.finish_steps:
+            notes.append(f"finish_steps={c.finish_steps}: a finish from t = {self.finish_timesteps[-1]} has "
+                         f"{took} distinct steps, and takes {took} (one network call each)")
+        return "; ".join(notes) or None
 
     def travel_note(self) -> str | None:
         """Why the configured time travel changes nothing (a one-line warning), or None: it is off

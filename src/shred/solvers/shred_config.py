@@ -61,7 +61,9 @@ class ShredConfig(FrozenConfig):
             DDNM steps back to t = 0, each with the range-null space correction: exact consistency
             and a stochastic sampler's last steps, for ``finish_steps`` more network calls; blind
             SHRED uses each image's estimated kernel, and ``"consistency"`` does nothing there).
-        finish_t / finish_steps: where the ``"ddnm"`` finish starts and how many steps it takes.
+        finish_t / finish_steps: where the ``"ddnm"`` finish starts and how many steps it takes
+            (each at most 100000; a finish_t past the model's T - 1 starts from T - 1, and a finish
+            from t_s takes at most t_s + 1 steps: both said in a warning when asked for).
         finish_travel_length / finish_travel_repeat: DDNM's time travel (paper section 3.3, its
             ``travel_length`` / ``travel_repeat``; RePaint's jump schedule, DDNM's
             ``get_schedule_jump``) inside the ``"ddnm"`` finish. With S finish steps, L = length
@@ -100,8 +102,8 @@ class ShredConfig(FrozenConfig):
     coarse_stride: int = setting(2, at_most(1000, positive_int))
     render_delta_t: int | None = setting(None, optional(positive_int))
     finish: str = setting("none", one_of(*FINISHES))
-    finish_t: int = setting(300, positive_int)
-    finish_steps: int = setting(15, positive_int)
+    finish_t: int = setting(300, at_most(100_000, positive_int))
+    finish_steps: int = setting(15, at_most(100_000, positive_int))
     finish_travel_length: int = setting(1, at_most(1000, positive_int))
     finish_travel_repeat: int = setting(1, at_most(100, positive_int))
     check_every: int | None = setting(None, optional(positive_int))
