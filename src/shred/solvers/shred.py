@@ -175,7 +175,8 @@ class Shred(Solver):
         took = len(self.finish_timesteps)
         notes = []
         if c.finish_t > T - 1:
-            notes.append(f"finish_t={c.finish_t} is past the model's last timestep: the finish starts from t = {T - 1}")
+            notes.append(f"finish_t={c.finish_t} is past the model's last timestep: the finish starts from "
+                         f"t = {T - 1}")
         if took < c.finish_steps:
             notes.append(f"finish_steps={c.finish_steps}: a finish from t = {self.finish_timesteps[-1]} has "
                          f"{took} distinct steps, and takes {took} (one network call each)")
