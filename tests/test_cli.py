@@ -308,8 +308,15 @@ def test_warm_start_and_finish_settings_that_do_nothing_are_said(tmp_path, clean
     code, _, err = run([*base, "--preset", "bundled", "--warm-from", "ddrm", "--warm-strength", "0.3",
                         "--finish-t", "200", "--out", tmp_path / "a.png"], capsys)
     assert code == 0, err
-    assert "--warm-from and --warm-strength do nothing without --init warm (this run starts from noise)" in err
-    assert "--finish-t does nothing without --finish ddnm (this run's finish: none)" in err
+    assert "warm_from and warm_strength do nothing without init='warm' (this run starts from noise)" in err
+    assert "finish_t does nothing without finish='ddnm' (this run's finish: none)" in err
+    # A folder says the same (the notes come from shred.api.make_restorer, which both use).
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    run(["degrade", clean_png, "--task", "sr", "--scale", "2", "--out", folder / "y.png"], capsys)
+    code, _, err = run(["restore", folder, "--model", tiny_model_dir, "--iterations", "1", "--quiet", "--preset",
+                        "bundled", "--finish-steps", "4", "--out", tmp_path / "restored"], capsys)
+    assert code == 0 and "finish_steps does nothing without finish='ddnm'" in err, err
     # Asked-for values the finish cannot take are said, with what it takes instead.
     ddnm = [*base, "--finish", "ddnm"]
     code, _, err = run([*ddnm, "--finish-t", "5000", "--finish-steps", "4", "--out", tmp_path / "b.png"], capsys)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -128,6 +129,31 @@ class Restorer:
         return isinstance(self.solver, BlindShred)
 
 
+def unused_settings(solver, given: dict) -> list[str]:
+    """One-line notes on the warm-start and finish settings in ``given`` (those the caller passed)
+    that ``solver`` does not use: a warm start's settings without ``init="warm"``, the ``"ddnm"``
+    finish's without that finish, and on a blind task ``warm_from`` (its warm start inverts y) and
+    the ``"consistency"`` finish (it needs the blur, which is estimated)."""
+    from .solvers import BlindShred
+
+    c, blind, notes = solver.config, isinstance(solver, BlindShred), []
+    warm = [k for k in ("warm_from", "warm_strength") if k in given and not (blind and k == "warm_from")]
+    if warm and c.init != "warm":
+        notes.append(f"{' and '.join(warm)} do{'es' if len(warm) == 1 else ''} nothing without init='warm' "
+                     f"(this run starts from {c.init})")
+    finish = [k for k in ("finish_t", "finish_steps") if k in given]
+    if finish and c.finish != "ddnm":
+        notes.append(f"{' and '.join(finish)} do{'es' if len(finish) == 1 else ''} nothing without "
+                     f"finish='ddnm' (this run's finish: {c.finish})")
+    if blind and "warm_from" in given:
+        notes.append("warm_from does nothing on a blind task: its warm start inverts the blurred image itself "
+                     "(the blur is unknown)")
+    if blind and given.get("finish") == "consistency":
+        notes.append("finish='consistency' does nothing on a blind task: it needs the blur, which is estimated "
+                     "(finish='ddnm' uses the estimate)")
+    return notes
+
+
 def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = DEFAULT_PRESET,
                   device: str | torch.device | None = None, run: Any = "auto", images: int = 1,
                   tile: int | str | None = "auto", tile_overlap: int | None = None, **settings) -> Restorer:
@@ -165,6 +191,8 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
         device = resolve_device(str(device))  # cuda without a GPU, or a typo: one line, before any work
         denoiser = denoiser.to(device)
     solver = build_solver(method, denoiser, preset=preset, task=task, device=device, **settings)
+    for note in unused_settings(solver, settings):
+        warnings.warn(note, stacklevel=2)
     options = run_options(run, solver.device, grad=solver.config.grad, images=images,
                           iterations=solver.config.iterations)
     check_memory(denoiser, images, solver.device, precision=options.precision, grad=solver.config.grad,

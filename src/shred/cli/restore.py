@@ -108,8 +108,8 @@ def add_parser(sub) -> None:
     s.add_argument("--finish-t", type=checked_by(ShredConfig, "finish_t", int),
                    help="--finish ddnm: the timestep it starts from (preset plus: 300; CS 200)")
     s.add_argument("--finish-steps", type=checked_by(ShredConfig, "finish_steps", int),
-                   help="--finish ddnm: its steps, one network call each, at most --finish-t + 1 (preset plus: "
-                   "15; CS 45)")
+                   help="--finish ddnm: its steps, one network call each (preset plus: 15; CS 45); as many as "
+                   "--finish-t allows, said in a warning when fewer")
     bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
     s.add_argument("--coarse-iterations", type=checked_by(ShredConfig, "coarse_iterations", int),
@@ -195,36 +195,11 @@ def check_coarse(args, restorer=None) -> None:
                       f"{len(restorer.solver.pairs)}-step trajectory: the coarse iterations are ordinary ones")
 
 
-def check_ignored(args, restorer=None) -> None:
-    """Warn about warm-start and finish settings that the run (``restorer``; for a folder, None:
-    then only what the command line itself says) does not use."""
-    import warnings
-
-    warm = [f for f, v in (("--warm-from", args.warm_from), ("--warm-strength", args.warm_strength)) if v is not None]
-    finish = [f for f, v in (("--finish-t", args.finish_t), ("--finish-steps", args.finish_steps)) if v is not None]
-    init = restorer.config.init if restorer is not None else args.init
-    last = restorer.config.finish if restorer is not None else args.finish
-    if warm and init is not None and init != "warm":
-        warnings.warn(f"{' and '.join(warm)} do{'es' if len(warm) == 1 else ''} nothing without --init warm "
-                      f"(this run starts from {init})")
-    if finish and last is not None and last != "ddnm":
-        warnings.warn(f"{' and '.join(finish)} do{'es' if len(finish) == 1 else ''} nothing without --finish ddnm "
-                      f"(this run's finish: {last})")
-    if restorer is not None and restorer.blind:
-        if args.warm_from is not None:
-            warnings.warn("--warm-from does nothing on a blind task: its warm start inverts the blurred image "
-                          "itself (the blur is unknown)")
-        if args.finish == "consistency":
-            warnings.warn("--finish consistency does nothing on a blind task: it needs the blur, which is "
-                          "estimated (--finish ddnm uses the estimate)")
-
-
 def run(args) -> int:
     from ..folders import is_many
 
     if is_many(args.measurement):
         check_coarse(args)
-        check_ignored(args)
         return run_folder(args)
     return run_one(args)
 
@@ -239,8 +214,8 @@ def run_folder(args) -> int:
     single = [name for name, given in [("--grid", args.grid), ("--clean", args.clean), ("--report", args.report),
                                        ("--kernel-out", args.kernel_out), ("--seeds", args.seeds)] if given]
     if single:
-        raise ShredError(f"{', '.join(single)} work with one image; a folder gets a report per image "
-                         "(and one seed each: --seed)")
+        raise ShredError(f"{', '.join(single)} work{'s' if len(single) == 1 else ''} with one image; a folder gets "
+                         "a report per image (and one seed each: --seed)")
     if not args.task and (given_task_options(args) or args.degrade_seed is not None):
         name = sorted(given_task_options(args) | ({"degrade_seed"} if args.degrade_seed is not None else set()))[0]
         raise ShredError(f"--{name.replace('_', '-')} is used with --task only (the specs fix the operators)")
@@ -293,7 +268,6 @@ def run_one(args) -> int:
                              run={"precision": args.precision, "compile": args.compile}, images=len(run_seeds),
                              tile=args.tile, tile_overlap=args.tile_overlap, **{k: getattr(args, k) for k in SETTINGS})
     check_coarse(args, restorer)
-    check_ignored(args, restorer)
     if kernel_out is not None and not restorer.blind:
         raise ShredError("--kernel-out needs a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
     clean = load_clean(args.clean, m.denoiser, size=m.operator.in_shape[1:], allow_resize=args.resize) \

@@ -167,8 +167,8 @@ class Shred(Solver):
 
     def finish_note(self) -> str | None:
         """What the ``"ddnm"`` finish takes instead of what was asked (a one-line warning), or None:
-        a ``finish_t`` past the model's last timestep starts from T - 1, and a finish from t_s has
-        at most t_s + 1 distinct steps."""
+        a ``finish_t`` past the model's last timestep starts from T - 1, and steps that round to
+        the same timestep are taken once (a finish from t_s has about t_s of them at most)."""
         c, T = self.config, self.denoiser.schedule.T
         if c.finish != "ddnm":
             return None

@@ -62,8 +62,9 @@ class ShredConfig(FrozenConfig):
             and a stochastic sampler's last steps, for ``finish_steps`` more network calls; blind
             SHRED uses each image's estimated kernel, and ``"consistency"`` does nothing there).
         finish_t / finish_steps: where the ``"ddnm"`` finish starts and how many steps it takes
-            (each at most 100000; a finish_t past the model's T - 1 starts from T - 1, and a finish
-            from t_s takes at most t_s + 1 steps: both said in a warning when asked for).
+            (each at most 100000; a finish_t past the model's T - 1 starts from T - 1, and steps
+            that would round to the same timestep are taken once, so a finish from t_s has about
+            t_s steps at most: both said in a warning when asked for).
         finish_travel_length / finish_travel_repeat: DDNM's time travel (paper section 3.3, its
             ``travel_length`` / ``travel_repeat``; RePaint's jump schedule, DDNM's
             ``get_schedule_jump``) inside the ``"ddnm"`` finish. With S finish steps, L = length
