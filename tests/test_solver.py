@@ -1,5 +1,6 @@
 import json
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -338,7 +339,12 @@ def test_time_travel_that_cannot_jump_is_called_out(gaussian_prior, settings, wh
     calls = counter.image_calls
     counter = CountingDenoiser(gaussian_prior)
     plain = {**settings, "finish_travel_length": 1, "finish_travel_repeat": 1}
-    build_solver("shred", counter, iterations=1, **plain)(y, op, seeds=[0, 1])
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        build_solver("shred", counter, iterations=1, **plain)(y, op, seeds=[0, 1])
+    # Without time travel only the finish's own note is left: 15 steps asked from t = 3.
+    assert [str(w.message) for w in said] == (["finish_steps=15: a finish from t = 3 has 3 distinct steps, and "
+                                               "takes 3 (one network call each)"] if "finish_t" in settings else [])
     assert calls == counter.image_calls  # indeed no jump
 
 
