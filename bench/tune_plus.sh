@@ -8,6 +8,7 @@
 #   PART=cs-speed bench/tune_plus.sh       # CS 5 %: fewer calls (more coarse iterations)
 #   PART=travel bench/tune_plus.sh         # x8 SR: DDNM's time travel inside the finish
 #   PART=c12 bench/tune_plus.sh            # 12 coarse iterations on the other tasks (135 calls)
+#   PART=colorize-lr bench/tune_plus.sh    # colorization: a smaller lr, fewer iterations
 # The first round's report is bench/results/tune-plus-train.{json,md}. Its labelled variants'
 # settings were relative to the provisional preset of that time (warm start from A^+ y, a = 0.5,
 # cosine lr 0.05, consistency finish): "#ddrm" is the warm start from DDRM with 17 iterations and
@@ -110,6 +111,17 @@ if [ "${PART:-first}" = c12 ]; then
   exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks sr4,inpaint,sr8,deblur,colorize \
     --methods $P#c2f,$P#c12 $(pin c2f $C2F) $(pin c12 coarse_iterations=12 finish_t=300 finish_steps=15) \
     --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
+fi
+if [ "${PART:-first}" = colorize-lr ]; then
+  # Colorization, where DDRM stays the more realistic on the test split: does SHRED+ gain realism by
+  # moving less from DDRM's image? "#lr02" / "#lr01": lr 0.02 / 0.01 instead of 0.05; "#it5": 5
+  # iterations (all coarse, 55 calls); "#fp2": the warm start's inversion solved by 2 fixed-point
+  # iterations per step. The run folder starts as a copy of runs/tune-c12 (cp -al).
+  OUT=${RUN:-runs/tune-colorize3}
+  [ -e "$OUT" ] || cp -al runs/tune-c12 "$OUT"
+  exec shred-ir bench --data cifar10-train --seed 1 --n 20 --tasks colorize \
+    --methods ddrm,$P,$P#lr02,$P#lr01,$P#it5,$P#fp2 $(pin lr02 lr=0.02) $(pin lr01 lr=0.01) $(pin it5 iterations=5) \
+    $(pin fp2 invert_fixed_point=2) --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
 fi
 if [ "${PART:-first}" = coarse-to-fine ]; then
   # Its colorization rows ran at the colorize entry of that time (a = 0.8, DDNM's finish;
