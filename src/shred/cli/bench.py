@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import ShredError
-from .options import positive_int, seed
+from .options import int_at_least, positive_int, seed
 
 EPILOG = """examples:
   shred-ir bench --data cifar10-test --n 10 --out runs/cifar                    # all tasks, default methods
@@ -20,15 +20,8 @@ EPILOG = """examples:
 
 
 
-def at_least_two(text: str) -> int:
-    """An integer >= 2: KID and FID compare sets of images, and one image has no spread."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"KID and FID need at least 2 images, got {v}")
-    return v
+# KID and FID compare sets of images, and one image has no spread.
+at_least_two = int_at_least(2, "an integer", "KID and FID need at least 2 images, got {v}")
 
 def _boolean_settings() -> set[str]:
     """Names of the settings that are booleans in some method's config (``clip_x0``, ``sphere``)."""

@@ -37,15 +37,23 @@ def seed(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+def int_at_least(minimum: int, what: str, too_small: str | None = None):
+    """An argument type for an integer >= ``minimum``: "expected WHAT, got TEXT" when the text is no
+    integer; ``too_small`` (formatted with ``v``; default the same words) when it is below."""
+    def convert(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError((too_small or f"expected {what}, got {{v}}").format(v=v))
+        return v
+
+    return convert
+
+
+positive_int = int_at_least(1, "a positive integer")
+positive_int.__name__ = "positive_int"
 
 
 def positive_float(text: str) -> float:
