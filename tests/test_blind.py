@@ -222,6 +222,7 @@ def test_cli_blind_deblur_end_to_end(tmp_path, clean_png, tiny_model_dir, capsys
     assert "kernel NCC" in err and Image.open(grid).size[0] >= 4 * 128
     rep = json.loads(report.read_text())
     assert rep["task"] == "blind-deblur" and rep["blind"]["kernel_steps"] == 0
+    assert (rep["blind"]["kernel_size"], rep["blind"]["grid"]) == (5, [1, 1])   # as run, from the spec
     # The kernel settings are taken from the command line and recorded; blind runs say which warm
     # start and finish settings they cannot use.
     code, _, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "2", "--kernel-steps", "3",

@@ -216,4 +216,7 @@ class BlindShred(Shred):
         k = self._kernel_keep.float().cpu()
         if k.shape[1:3] == (1, 1):
             k = k[:, 0, 0]
-        return {**super().extras(operator), "blind": self.blind.to_dict(), "kernel": k}
+        # The settings as run: the kernel size and grid taken from the operator when not given.
+        kh, kw = self._h.kernel_size
+        used = {**self.blind.to_dict(), "kernel_size": kh if kh == kw else [kh, kw], "grid": list(self._h.grid)}
+        return {**super().extras(operator), "blind": used, "kernel": k}
