@@ -136,15 +136,16 @@ def unused_settings(solver, given: dict) -> list[str]:
     the ``"consistency"`` finish (it needs the blur, which is estimated)."""
     from .solvers import BlindShred
 
+    def nothing_without(keys, needed, instead):
+        return f"{' and '.join(keys)} do{'es' if len(keys) == 1 else ''} nothing without {needed} ({instead})"
+
     c, blind, notes = solver.config, isinstance(solver, BlindShred), []
     warm = [k for k in ("warm_from", "warm_strength") if k in given and not (blind and k == "warm_from")]
     if warm and c.init != "warm":
-        notes.append(f"{' and '.join(warm)} do{'es' if len(warm) == 1 else ''} nothing without init='warm' "
-                     f"(this run starts from {c.init})")
+        notes.append(nothing_without(warm, "init='warm'", f"this run starts from {c.init}"))
     finish = [k for k in ("finish_t", "finish_steps") if k in given]
     if finish and c.finish != "ddnm":
-        notes.append(f"{' and '.join(finish)} do{'es' if len(finish) == 1 else ''} nothing without "
-                     f"finish='ddnm' (this run's finish: {c.finish})")
+        notes.append(nothing_without(finish, "finish='ddnm'", f"this run's finish: {c.finish}"))
     if blind and "warm_from" in given:
         notes.append("warm_from does nothing on a blind task: its warm start inverts the blurred image itself "
                      "(the blur is unknown)")
@@ -163,11 +164,12 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
     The settings are the preset's for the task's group (``"auto"``: ``plus`` for the bundled
     models, ``authors-code`` otherwise) with ``settings`` (:class:`shred.solvers.ShredConfig`
     fields, and for blind tasks :class:`shred.solvers.BlindConfig` fields such as ``kernel_lr``
-    and ``kernel_steps``; None keeps the preset's) on top. The denoiser moves to ``device`` when one is given; ``run``
-    (see :func:`restore`) is resolved for a batch of ``images`` restorations. Unknown presets or
-    settings and out-of-range values raise :class:`ShredError`, and so does a batch of ``images``
-    that clearly does not fit in the device's free memory at the network's training size
-    (:func:`shred.models.memory.check_memory`).
+    and ``kernel_steps``; None keeps the preset's) on top. The denoiser moves to ``device`` when
+    one is given; ``run`` (see :func:`restore`) is resolved for a batch of ``images`` restorations.
+    Unknown presets or settings and out-of-range values raise :class:`ShredError`, and so does a
+    batch of ``images`` that clearly does not fit in the device's free memory at the network's
+    training size (:func:`shred.models.memory.check_memory`). Warm-start and finish settings the
+    run does not use are said in one warning line each (:func:`unused_settings`).
 
     ``tile`` says when the network runs on overlapping tiles (:class:`shred.models.tiles.TiledDenoiser`):
     ``"auto"`` for images larger than the free memory of the device allows for ``images`` images
