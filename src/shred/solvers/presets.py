@@ -101,6 +101,11 @@ PRESETS["plus"] = {
     # 83.8), so SR keeps 15 (PART=ill-posed). (These with 8 coarse iterations; 12, PART=cs-speed:
     # 14.68 dB and 2.5; all 15: 14.99 dB and 8.4.)
     "cs": dict(lr=0.05, iterations=15, finish_t=200, finish_steps=45),
+    # Not taken for x8 SR (PART=noise-cons): a start from noise, 25 iterations of which 22 coarse
+    # and the consistency finish (140 calls) is more realistic than DPS with y explained (KID-C10
+    # x1e3 20.5 against 29.9 on 20 cifar10-train images, 35.1 against 58.2 on the test split), but
+    # below the input's PSNR (15.03 against 15.99 dB on the training images), which a default
+    # must not be; on x4 SR it costs 1.2-1.5 dB against the entry. docs/RESULTS.md, the fifth tuning round.
     # Blind: the start inverts the blurred image itself, exactly: the DDIM inversion solved by 3
     # fixed-point iterations per step, with x0 clipping off (the one-pass inversion, as first set,
     # gave back an image 10 dB from y: bench/blind_probe.py). a = 1 (no noise), 17 iterations,
