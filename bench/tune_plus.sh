@@ -9,7 +9,7 @@
 #   PART=travel bench/tune_plus.sh         # x8 SR: DDNM's time travel inside the finish
 #   PART=c12 bench/tune_plus.sh            # 12 coarse iterations on the other tasks (135 calls)
 #   PART=colorize-lr bench/tune_plus.sh    # colorization: a smaller lr, fewer iterations
-#   PART=noise-cons bench/tune_plus.sh     # x8 SR, colorization: from noise, consistency finish
+#   PART=noise-cons bench/tune_plus.sh     # x8 SR, colorization, x4 SR: from noise, consistency finish
 # The first round's report is bench/results/tune-plus-train.{json,md}. Its labelled variants'
 # settings were relative to the provisional preset of that time (warm start from A^+ y, a = 0.5,
 # cosine lr 0.05, consistency finish): "#ddrm" is the warm start from DDRM with 17 iterations and
@@ -131,8 +131,8 @@ if [ "${PART:-first}" = noise-cons ]; then
   # same start to 83.8; the consistency finish x + A^+(y - A x) explains y instead. "#nc" starts from noise,
   # 15 iterations at 10 steps, consistency finish (150 calls); "#nc-c12" the same with 12 coarse
   # iterations (90 calls); "#nc-it25" 25 iterations of which 12 coarse (190 calls). DDNM gives the
-  # PSNR target's reference. Second round, within 8 s per image (all of these iterations
-  # backpropagate): "#nc-c22" 25 iterations of which 22 coarse (140 calls), "#nc-c27" 30 of which 27
+  # PSNR target's reference. Second round, more of the iterations coarse (5 calls instead of 10):
+  # "#nc-c22" 25 iterations of which 22 coarse (140 calls), "#nc-c27" 30 of which 27
   # coarse (165 calls); and x4 SR (whose entry x8 SR shares). None became the x8 entry: below the
   # input's PSNR (docs/RESULTS.md, the fifth round). The run folder starts as a copy of
   # runs/tune-c12 (cp -al), with the colorization peers of runs/tune-coarse-to-fine and the x4 ones

@@ -85,7 +85,7 @@ PRESETS["bundled"] = {
 # per task, with 8 coarse iterations (155 calls): KID-C10 x1e3 31.4 / 31.9 (x4 SR), -9.8 / -8.6
 # (inpainting), 83.8 / 84.9 (x8 SR), 21.1 / 26.3 (CS 5 %), -7.4 / -7.4 (deblurring), 3.9 / 2.8
 # (colorization), PSNR within 0.1 dB. 12 coarse iterations against 8 (PART=c12 and cs-speed): 30.9
-# / 31.4 (x4 SR), -10.0 / -9.8 (inpainting), 82.1 / 83.8 (x8 SR), -7.3 / -7.4 (deblurring), -10.9
+# / 31.4 (x4 SR), -10.0 / -9.8 (inpainting), 82.1 / 83.8 (x8 SR), -7.3 / -7.4 (deblurring), -10.8
 # / -12.2 (colorization, its entry), 2.5 / 2.3 (CS, its entry), PSNR within 0.05 dB, 20 fewer calls.
 # Blind deblurring starts from the blurred y itself (the kernel is unknown), without finish or
 # coarse iterations; nonlinear operators start from A^+ y.
@@ -105,7 +105,7 @@ PRESETS["plus"] = {
     # and the consistency finish (140 calls) is more realistic than DPS with y explained (KID-C10
     # x1e3 20.5 against 29.9 on 20 cifar10-train images, 35.1 against 58.2 on the test split), but
     # below the input's PSNR (15.03 against 15.99 dB on the training images), which a default
-    # must not be; on x4 SR it costs 1.2-1.5 dB against the entry. docs/RESULTS.md, the fifth tuning round.
+    # must not be; on x4 SR it costs 1.5 dB against the entry (18.18 against 19.66). docs/RESULTS.md, the fifth tuning round.
     # Blind: the start inverts the blurred image itself, exactly: the DDIM inversion solved by 3
     # fixed-point iterations per step, with x0 clipping off (the one-pass inversion, as first set,
     # gave back an image 10 dB from y: bench/blind_probe.py). a = 1 (no noise), 17 iterations,
@@ -118,7 +118,7 @@ PRESETS["plus"] = {
     # On 20 cifar10-train images (bench/tune_plus.sh, PART=colorize): 24.35 dB and KID-C10 x1e3
     # -12.2, against 23.28 dB and 3.9 for the entry before (a = 0.8, DDNM's finish); DDRM 23.79 dB
     # and -12.0; the grey input A^+ y 23.68 dB. a = 1 with DDNM's finish: 24.23 dB, -5.9. (These
-    # with 8 coarse iterations; 12, PART=c12: 24.39 dB, -10.9.)
+    # with 8 coarse iterations; 12, PART=c12: 24.39 dB, -10.8.)
     "colorize": dict(lr=0.05, iterations=15, warm_strength=1.0, finish="consistency"),
     # Not measured with coarse-to-fine: all iterations at 10 steps.
     "denoise": dict(lr=0.03, iterations=15, coarse_iterations=0),
