@@ -128,13 +128,13 @@ if [ "${PART:-first}" = noise-cons ]; then
   # x8 SR and colorization, where a peer stays the more realistic. PART=ill-posed's "#noise-none"
   # (Algorithm 1 from noise, 15 iterations, no finish) was about as realistic as DPS on x8 SR
   # (KID-C10 x1e3 36.5 against 29.9) but left 14 % of y unexplained, and DDNM's finish took the
-  # same start to 83.8; the consistency finish x + A^+(y - A x) explains y instead. "#nc" starts from noise,
-  # 15 iterations at 10 steps, consistency finish (150 calls); "#nc-c12" the same with 12 coarse
-  # iterations (90 calls); "#nc-it25" 25 iterations of which 12 coarse (190 calls). DDNM gives the
-  # PSNR target's reference. Second round, more of the iterations coarse (5 calls instead of 10):
-  # "#nc-c22" 25 iterations of which 22 coarse (140 calls), "#nc-c27" 30 of which 27
-  # coarse (165 calls); and x4 SR (whose entry x8 SR shares). None became the x8 entry: below the
-  # input's PSNR (docs/RESULTS.md, the fifth round). The run folder starts as a copy of
+  # same start to 83.8; the consistency finish x + A^+(y - A x) explains y instead. "#nc" starts
+  # from noise, 15 iterations at 10 steps, consistency finish (150 calls); "#nc-c12" the same with
+  # 12 coarse iterations (90 calls); "#nc-it25" 25 iterations of which 12 coarse (190 calls). DDNM
+  # gives the PSNR target's reference. Second round, more of the iterations coarse (5 calls instead
+  # of 10): "#nc-c22" 25 iterations of which 22 coarse (140 calls), "#nc-c27" 30 of which 27 coarse
+  # (165 calls); and x4 SR (whose entry x8 SR shares). None became the x8 entry: below the input's
+  # PSNR (docs/RESULTS.md, the fifth round). The run folder starts as a copy of
   # runs/tune-c12 (cp -al), with the colorization peers of runs/tune-coarse-to-fine and the x4 ones
   # of runs/tune-train.
   OUT=${RUN:-runs/tune-noise-cons}

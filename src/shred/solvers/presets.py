@@ -105,7 +105,8 @@ PRESETS["plus"] = {
     # and the consistency finish (140 calls) is more realistic than DPS with y explained (KID-C10
     # x1e3 20.5 against 29.9 on 20 cifar10-train images, 35.1 against 58.2 on the test split), but
     # below the input's PSNR (15.03 against 15.99 dB on the training images), which a default
-    # must not be; on x4 SR it costs 1.5 dB against the entry (18.18 against 19.66). docs/RESULTS.md, the fifth tuning round.
+    # must not be; on x4 SR it costs 1.5 dB against the entry (18.18 against 19.66).
+    # docs/RESULTS.md, the fifth tuning round.
     # Blind: the start inverts the blurred image itself, exactly: the DDIM inversion solved by 3
     # fixed-point iterations per step, with x0 clipping off (the one-pass inversion, as first set,
     # gave back an image 10 dB from y: bench/blind_probe.py). a = 1 (no noise), 17 iterations,
