@@ -10,6 +10,14 @@ seeds in one batch. Reported per task: DDNM's mean PSNR, the mean PSNR of SHRED+
 and the mean PSNR of SHRED+'s seed-mean images (Result.spread), with network calls and seconds per
 image. PSNR is the mean over images of the per-image PSNR (images in [0, 1]). Nothing is selected
 by its distance to the ground truth: every seed and every image counts.
+
+``--set shred@plus.NAME=VALUE`` (or ``ddnm.NAME=VALUE``, repeatable) changes one setting of that
+method, as ``shred-ir bench --set`` does; the JSON records them under ``settings``:
+
+    python bench/seed_mean.py --data cifar10-test --n 8 --seeds 4 --tasks sr8 \
+        --set shred@plus.init=noise --set shred@plus.finish=consistency \
+        --set shred@plus.iterations=25 --set shred@plus.coarse_iterations=22 \
+        --out bench/results/seed-mean-sr8-noise-start-test.json
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from shred.benchmark.tasks import bench_tasks  # noqa: E402
+from shred.cli.bench import setting  # noqa: E402
 from shred.data import load_images  # noqa: E402
 from shred.io import write_json  # noqa: E402
 from shred.metrics import psnr  # noqa: E402
@@ -41,8 +50,15 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=4, help="SHRED+ samples per image (K)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image choice and the operators")
     p.add_argument("--tasks", default="sr4,inpaint")
+    p.add_argument("--set", type=setting, action="append", metavar="METHOD.NAME=VALUE",
+                   help="a setting of shred@plus or ddnm (repeatable)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    settings: dict[str, dict] = {"shred@plus": {}, "ddnm": {}}
+    for method, name, value in args.set or []:
+        if method not in settings:
+            p.error(f"--set takes shred@plus.NAME=VALUE or ddnm.NAME=VALUE, got {method}.{name}")
+        settings[method][name] = value
 
     den = CountingDenoiser(load_model(args.model))
     images = load_images(args.data)
@@ -51,7 +67,7 @@ def main(argv=None) -> int:
     tasks = bench_tasks(den.image_size[0])
     out = {"data": args.data, "model": args.model, "n": args.n, "seeds": args.seeds, "seed": args.seed,
            "device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-           "torch": torch.__version__, "tasks": {}}
+           "torch": torch.__version__, "settings": settings, "tasks": {}}
     for name in args.tasks.split(","):
         t = tasks[name]
         op = build_task(t.task, tuple(x.shape[1:]), t.options, torch.Generator().manual_seed(args.seed))
@@ -59,10 +75,10 @@ def main(argv=None) -> int:
         row = {"label": t.label}
         den.reset()
         t0 = time.perf_counter()
-        r = build_solver("ddnm", den)(y, op, seeds=list(range(args.n)))
+        r = build_solver("ddnm", den, **settings["ddnm"])(y, op, seeds=list(range(args.n)))
         row["ddnm"] = {"psnr": float(psnr(r.x0.float(), x).mean()), "calls_per_image": den.image_calls / args.n,
                        "seconds_per_image": (time.perf_counter() - t0) / args.n}
-        plus = build_solver("shred@plus", den, task=t.task)
+        plus = build_solver("shred@plus", den, task=t.task, **settings["shred@plus"])
         single, mean_img, secs, calls = [], [], 0.0, 0.0
         for i in range(args.n):
             seeds = [i * 1000 + k for k in range(args.seeds)]
