@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from shred.benchmark.tasks import bench_tasks  # noqa: E402
 from shred.cli.bench import setting  # noqa: E402
 from shred.data import load_images  # noqa: E402
+from shred.errors import ShredError  # noqa: E402
 from shred.io import write_json  # noqa: E402
 from shred.metrics import psnr  # noqa: E402
 from shred.models import load_model  # noqa: E402
@@ -61,10 +62,18 @@ def main(argv=None) -> int:
         settings[method][name] = value
 
     den = CountingDenoiser(load_model(args.model))
+    tasks = {k: t for k, t in bench_tasks(den.image_size[0]).items() if not t.blind}  # DDNM needs the blur
+    unknown = [name for name in args.tasks.split(",") if name not in tasks]
+    if unknown:
+        p.error(f"unknown task {', '.join(unknown)}; choose from {', '.join(tasks)}")
+    try:  # every setting checked before any work
+        build_solver("ddnm", den, **settings["ddnm"])
+        build_solver("shred@plus", den, **settings["shred@plus"])
+    except ShredError as exc:
+        p.error(str(exc))
     images = load_images(args.data)
     idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[: args.n]
     x = images.float01(idx)
-    tasks = bench_tasks(den.image_size[0])
     out = {"data": args.data, "model": args.model, "n": args.n, "seeds": args.seeds, "seed": args.seed,
            "device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
            "torch": torch.__version__, "settings": settings, "tasks": {}}
