@@ -258,11 +258,13 @@ def test_restore_runs_coarse_to_fine_from_the_command_line(tmp_path, clean_png, 
                         "--out", tmp_path / "c.png"], capsys)
     assert code == 0 and "warning: --coarse-stride does nothing without --coarse-iterations" in err
     assert "(the first" not in err
-    # SHRED+ runs coarse iterations of its own (8): a stride alone changes them, without a warning.
+    # SHRED+ runs coarse iterations of its own (12): a stride alone changes them, without a warning
+    # about the stride; 2 iterations leave no fine one, which is said.
     code, _, err = run(["restore", y, "--model", tiny_model_dir, "--preset", "plus", "--iterations", "2",
                         "--coarse-stride", "5", "--out", tmp_path / "d.png"], capsys)
     assert code == 0 and "2 iterations x 10 steps (all at 2 steps: no fine iteration)" in err, err
-    assert "warning" not in err
+    assert "warning: --coarse-stride" not in err
+    assert "warning: coarse_iterations=12 covers all 2 iterations: every one, and the answer, goes through 2" in err
     # A one-step trajectory has nothing for a stride to skip: said, and the counts read as counts.
     code, out, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "1", "--coarse-iterations", "1",
                         "--delta-t", "1000", "--spacing", "trailing", "--coarse-stride", "3",

@@ -242,6 +242,23 @@ def test_early_stopping_waits_for_the_first_fine_iteration(gaussian_prior):
     assert torch.allclose(res.x0, fine, atol=1e-5)
 
 
+def test_all_iterations_coarse_is_called_out(gaussian_prior):
+    from shred.solvers import build_solver
+
+    _, op, y = _problem("sr", gaussian_prior, scale=2)
+    with pytest.warns(UserWarning, match=r"coarse_iterations=3 covers all 3 iterations: every one, and the answer, "
+                                         r"goes through 5 DDIM steps instead of 10"):
+        solver = build_solver("shred", gaussian_prior, iterations=3, coarse_iterations=3)
+    res = solver(y, op, seeds=[0, 1])
+    with torch.no_grad():  # the answer is indeed an x0 of the coarse trajectory
+        coarse = to_image_space(solver.f(res.x_T.to(torch.float32), pairs=solver.coarse_pairs))
+    assert torch.allclose(res.x0, coarse, atol=1e-5)
+    with warnings.catch_warnings():  # one fine iteration, or a stride that keeps every step: nothing to say
+        warnings.simplefilter("error")
+        build_solver("shred", gaussian_prior, iterations=4, coarse_iterations=3)
+        build_solver("shred", gaussian_prior, iterations=3, coarse_iterations=3, coarse_stride=1)
+
+
 @pytest.mark.parametrize("task,opts", [("sr", dict(scale=4)), ("inpaint", dict(box_size=6)),
                                        ("colorize", {}), ("deblur", dict(kernel_sigma=2.0, kernel_size=9))])
 def test_the_consistency_finish_explains_noiseless_measurements(gaussian_prior, task, opts):

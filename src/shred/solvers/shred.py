@@ -161,7 +161,7 @@ class Shred(Solver):
         self.finish_timesteps = sorted({round(t_s * (1 - k / steps)) for k in range(steps)})
         self.finish_schedule = jump_schedule(len(self.finish_timesteps), c.finish_travel_length,
                                              c.finish_travel_repeat)
-        for note in (self.finish_note(), self.travel_note()):
+        for note in (self.finish_note(), self.travel_note(), self.coarse_note()):
             if note is not None:
                 warnings.warn(note, stacklevel=2)
 
@@ -197,6 +197,17 @@ class Shred(Solver):
             return (f"{what} do nothing: a jump of {c.finish_travel_length} steps needs a finish of more steps, "
                     f"and this one takes {len(self.finish_timesteps)} (finish_steps, at most finish_t + 1)")
         return None
+
+    def coarse_note(self) -> str | None:
+        """A one-line warning when every iteration is coarse (``coarse_iterations`` >= ``iterations``
+        with a coarse trajectory shorter than the fine one): the answer is then an x0 of the coarse
+        trajectory, not of the fine one; else None."""
+        c = self.config
+        if c.coarse_iterations < c.iterations or len(self.coarse_pairs) == len(self.pairs):
+            return None
+        return (f"coarse_iterations={c.coarse_iterations} covers all {c.iterations} iterations: every one, and the "
+                f"answer, goes through {len(self.coarse_pairs)} DDIM steps instead of {len(self.pairs)} (set "
+                f"coarse_iterations below iterations to end on a fine one)")
 
     # -- the pieces of Algorithm 1 -----------------------------------------------------------------
     def f(self, x_T: torch.Tensor, grad: str | None = None, pairs=None) -> torch.Tensor:

@@ -50,7 +50,8 @@ class ShredConfig(FrozenConfig):
             ``coarse_iterations`` iterations run f through every ``coarse_stride``-th timestep of
             the trajectory (stride 2: 5 network calls instead of 10, from the same t of x_T).
             Early stopping (``epsilon``, ``stop``) waits for the first fine iteration, so the
-            answer is always an x0 of the fine trajectory.
+            answer is an x0 of the fine trajectory whenever ``coarse_iterations`` < ``iterations``
+            (otherwise every iteration is coarse, and the solver warns).
         render_delta_t: SHRED+: after the last iteration, x0 = f(x_T) again through a finer
             trajectory from the same t of x_T (skip ``render_delta_t`` < delta_t: more network calls,
             a more accurate ODE solve); None keeps the optimised trajectory's x0.
