@@ -31,11 +31,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from shred.api import unused_settings  # noqa: E402
 from shred.benchmark.tasks import bench_tasks  # noqa: E402
 from shred.cli.bench import setting  # noqa: E402
+from shred.cli.options import int_at_least  # noqa: E402
 from shred.data import load_images  # noqa: E402
 from shred.errors import ShredError  # noqa: E402
-from shred.io import write_json  # noqa: E402
+from shred.io import check_writable, write_json  # noqa: E402
 from shred.metrics import psnr  # noqa: E402
 from shred.models import load_model  # noqa: E402
 from shred.models.counting import CountingDenoiser  # noqa: E402
@@ -47,8 +49,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="cifar10-test")
     p.add_argument("--model", default="cifar10-32")
-    p.add_argument("--n", type=int, default=10)
-    p.add_argument("--seeds", type=int, default=4, help="SHRED+ samples per image (K)")
+    p.add_argument("--n", type=int_at_least(1, "a number of images >= 1"), default=10)
+    p.add_argument("--seeds", type=int_at_least(2, "a number of seeds >= 2 (a mean needs two)"), default=4,
+                   help="SHRED+ samples per image (K >= 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image choice and the operators")
     p.add_argument("--tasks", default="sr4,inpaint")
     p.add_argument("--set", type=setting, action="append", metavar="METHOD.NAME=VALUE",
@@ -59,25 +62,37 @@ def main(argv=None) -> int:
     for method, name, value in args.set or []:
         if method not in settings:
             p.error(f"--set takes shred@plus.NAME=VALUE or ddnm.NAME=VALUE, got {method}.{name}")
+        if name in ("task", "preset"):
+            p.error(f"--set {method}.{name}: this script sets the {name} itself")
         settings[method][name] = value
 
-    den = CountingDenoiser(load_model(args.model))
-    tasks = {k: t for k, t in bench_tasks(den.image_size[0]).items() if not t.blind}  # DDNM needs the blur
-    unknown = [name for name in args.tasks.split(",") if name not in tasks]
-    if unknown:
-        p.error(f"unknown task {', '.join(unknown)}; choose from {', '.join(tasks)}")
-    try:  # every setting checked before any work
-        build_solver("ddnm", den, **settings["ddnm"])
-        build_solver("shred@plus", den, **settings["shred@plus"])
+    names = args.tasks.split(",")
+    try:  # every input checked before any work
+        check_writable(args.out, (".json",))
+        den = CountingDenoiser(load_model(args.model))
+        tasks = bench_tasks(den.image_size[0])
+        unknown = [name for name in names if name not in tasks]
+        if unknown:
+            raise ShredError(f"unknown task {', '.join(unknown)}; choose from {', '.join(tasks)}")
+        blind = [name for name in names if tasks[name].blind]
+        if blind:
+            raise ShredError(f"{', '.join(blind)}: a blind task, where DDNM (the reference) would need the blur")
+        for name in names:
+            build_solver("ddnm", den, **settings["ddnm"])
+            for note in unused_settings(build_solver("shred@plus", den, task=tasks[name].task,
+                                                     **settings["shred@plus"]), settings["shred@plus"]):
+                print(f"seed_mean.py: warning: {name}: {note}", file=sys.stderr)
+        images = load_images(args.data)
+        if args.n > len(images):
+            raise ShredError(f"{args.data} has {len(images)} images, fewer than --n {args.n}")
     except ShredError as exc:
         p.error(str(exc))
-    images = load_images(args.data)
     idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[: args.n]
     x = images.float01(idx)
     out = {"data": args.data, "model": args.model, "n": args.n, "seeds": args.seeds, "seed": args.seed,
            "device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
            "torch": torch.__version__, "settings": settings, "tasks": {}}
-    for name in args.tasks.split(","):
+    for name in names:
         t = tasks[name]
         op = build_task(t.task, tuple(x.shape[1:]), t.options, torch.Generator().manual_seed(args.seed))
         y = op.A(x.double()).float()
@@ -99,7 +114,8 @@ def main(argv=None) -> int:
             single += psnr(res.x0.float(), x[i:i + 1].expand_as(res.x0)).tolist()
             mean_img.append(float(psnr(res.spread()[0].float(), x[i:i + 1])))
         row["plus"] = {"sample_psnr": sum(single) / len(single), "seed_mean_psnr": sum(mean_img) / len(mean_img),
-                       "calls_per_sample": calls / args.n, "seconds_per_sample": secs / (args.n * args.seeds)}
+                       "calls_per_sample": calls / args.n, "seconds_per_sample": secs / (args.n * args.seeds),
+                       "config": plus.config.to_dict()}
         row["seed_mean_at_least_ddnm"] = row["plus"]["seed_mean_psnr"] >= row["ddnm"]["psnr"]
         out["tasks"][name] = row
         print(f"{name:9s} DDNM {row['ddnm']['psnr']:.2f} dB | SHRED+ samples {row['plus']['sample_psnr']:.2f} dB, "

@@ -85,3 +85,27 @@ def test_fill_results_tables_carries_the_same_images_table_and_replaces_it_next_
     report.write_text(section.format("2.00"))  # a later report: replaced, not appended
     assert fill.main([str(report), str(page)]) == 0
     assert page.read_text() == expected.format("2.00")
+
+
+def test_seed_mean_refuses_bad_inputs_in_one_line_before_any_work(tmp_path, capsys):
+    import pytest
+
+    seed_mean = _module("seed_mean")
+    out = str(tmp_path / "s.json")
+    cases = [(["--n", "0"], "--n: expected a number of images >= 1, got 0"),
+             (["--seeds", "1"], "a number of seeds >= 2 (a mean needs two), got 1"),
+             (["--set", "dps.steps=10"], "--set takes shred@plus.NAME=VALUE or ddnm.NAME=VALUE, got dps.steps"),
+             (["--set", "shred@plus.task=cs"], "--set shred@plus.task: this script sets the task itself"),
+             (["--set", "shred@plus.lr=abc"], "SHRED lr must be a positive finite number, got 'abc'"),
+             (["--tasks", "sr9"], "unknown task sr9; choose from inpaint"),
+             (["--tasks", "blind"], "blind: a blind task, where DDNM (the reference) would need the blur"),
+             (["--data", str(tmp_path / "none")], "no such file or folder")]
+    for args, said in cases:
+        with pytest.raises(SystemExit) as e:
+            seed_mean.main([*args, "--out", out])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and said in err and "Traceback" not in err, (args, err)
+    with pytest.raises(SystemExit):
+        seed_mean.main(["--out", str(tmp_path)])  # a folder: refused before the model loads
+    assert "unsupported output type; use one of .json" in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists()
