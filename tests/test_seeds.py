@@ -34,3 +34,19 @@ def test_restore_with_several_seeds_writes_their_mean_and_uncertainty(tmp_path, 
     unc = np.asarray(Image.open(tmp_path / "r_uncertainty.png"), dtype=np.float64)
     assert unc.shape == (16, 16) and unc.max() == 255  # scaled so that the largest spread is white
     assert "the seeds' mean image:" in capsys.readouterr().err
+
+
+def test_restore_refuses_seed_and_seeds_together(tmp_path, tiny_model_dir, capsys):
+    rng = np.random.default_rng(0)
+    clean = tmp_path / "clean.png"
+    Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(clean)
+    y = tmp_path / "y.png"
+    assert main(["degrade", str(clean), "--task", "sr", "--scale", "4", "--out", str(y), "--quiet"]) == 0
+    capsys.readouterr()
+    code = main(["restore", str(y), "--model", str(tiny_model_dir), "--seeds", "0-3", "--seed", "5",
+                 "--iterations", "1", "--out", str(tmp_path / "r.png"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--seed and --seeds both given: give one" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("r*.png"))  # refused before any work
+    assert main(["restore", str(y), "--model", str(tiny_model_dir), "--seed", "5", "--iterations", "1",
+                 "--out", str(tmp_path / "one.png"), "--quiet"]) == 0

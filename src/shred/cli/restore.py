@@ -131,8 +131,9 @@ def add_parser(sub) -> None:
     s.add_argument("--kernel-steps", type=checked_by(BlindConfig, "kernel_steps", int), help="blind tasks: Adam steps "
                    "on the kernel network alone at every iteration, fitting it to that x0 (no network call; "
                    "default 0; docs/BLIND.md)")
-    s.add_argument("--seed", type=seed, default=0, help="seed of the starting noise, 0 .. 2^63-1 (default 0)")
-    s.add_argument("--seeds", type=seeds, help="several seeds, e.g. 0-7: one restoration each, in one batch; also "
+    s.add_argument("--seed", type=seed, help="seed of the starting noise, 0 .. 2^63-1 (default 0)")
+    s.add_argument("--seeds", type=seeds, help="several seeds instead of --seed, e.g. 0-7: one restoration each, "
+                   "in one batch; also "
                    "writes their mean image (<out>_mean) and per-pixel uncertainty map (<out>_uncertainty.png)")
     add_task_options(p, restoring=True)
     p.set_defaults(func=run)
@@ -198,6 +199,10 @@ def check_coarse(args, restorer=None) -> None:
 def run(args) -> int:
     from ..folders import is_many
 
+    if args.seed is not None and args.seeds is not None:
+        raise ShredError("--seed and --seeds both given: give one (--seeds 0-3 runs seeds 0, 1, 2 and 3)")
+    if args.seed is None:
+        args.seed = 0
     if is_many(args.measurement):
         check_coarse(args)
         return run_folder(args)
