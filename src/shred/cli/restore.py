@@ -133,8 +133,8 @@ def add_parser(sub) -> None:
                    "default 0; docs/BLIND.md)")
     s.add_argument("--seed", type=seed, help="seed of the starting noise, 0 .. 2^63-1 (default 0)")
     s.add_argument("--seeds", type=seeds, help="several seeds instead of --seed, e.g. 0-7: one restoration each, "
-                   "in one batch; also "
-                   "writes their mean image (<out>_mean) and per-pixel uncertainty map (<out>_uncertainty.png)")
+                   "in one batch; also writes their mean image (<out>_mean) and per-pixel uncertainty map "
+                   "(<out>_uncertainty.png)")
     add_task_options(p, restoring=True)
     p.set_defaults(func=run)
 
