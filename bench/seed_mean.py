@@ -77,8 +77,8 @@ def main(argv=None) -> int:
         blind = [name for name in names if tasks[name].blind]
         if blind:
             raise ShredError(f"{', '.join(blind)}: a blind task, where DDNM (the reference) would need the blur")
+        build_solver("ddnm", den, **settings["ddnm"])
         for name in names:
-            build_solver("ddnm", den, **settings["ddnm"])
             for note in unused_settings(build_solver("shred@plus", den, task=tasks[name].task,
                                                      **settings["shred@plus"]), settings["shred@plus"]):
                 print(f"seed_mean.py: warning: {name}: {note}", file=sys.stderr)
