@@ -18,12 +18,18 @@ def test_result_spread_is_the_seed_mean_and_per_pixel_std():
     assert mean.shape == (1, 3, 8, 8) and std.shape == (1, 1, 8, 8) and torch.allclose(std[0, 0], want, atol=1e-6)
 
 
-def test_restore_with_several_seeds_writes_their_mean_and_uncertainty(tmp_path, tiny_model_dir, capsys):
+def _x4_measurement(tmp_path):
+    """(clean, y): a random 16x16 image and its x4 measurement, written by `shred-ir degrade`."""
     rng = np.random.default_rng(0)
     clean = tmp_path / "clean.png"
     Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(clean)
     y = tmp_path / "y.png"
     assert main(["degrade", str(clean), "--task", "sr", "--scale", "4", "--out", str(y), "--quiet"]) == 0
+    return clean, y
+
+
+def test_restore_with_several_seeds_writes_their_mean_and_uncertainty(tmp_path, tiny_model_dir, capsys):
+    clean, y = _x4_measurement(tmp_path)
     out = tmp_path / "r.png"
     assert main(["restore", str(y), "--model", str(tiny_model_dir), "--seeds", "0-2", "--iterations", "1",
                  "--out", str(out), "--clean", str(clean), "--quiet", "--device", "cpu"]) == 0
@@ -37,11 +43,7 @@ def test_restore_with_several_seeds_writes_their_mean_and_uncertainty(tmp_path, 
 
 
 def test_restore_refuses_seed_and_seeds_together(tmp_path, tiny_model_dir, capsys):
-    rng = np.random.default_rng(0)
-    clean = tmp_path / "clean.png"
-    Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(clean)
-    y = tmp_path / "y.png"
-    assert main(["degrade", str(clean), "--task", "sr", "--scale", "4", "--out", str(y), "--quiet"]) == 0
+    _, y = _x4_measurement(tmp_path)
     capsys.readouterr()
     code = main(["restore", str(y), "--model", str(tiny_model_dir), "--seeds", "0-3", "--seed", "5",
                  "--iterations", "1", "--out", str(tmp_path / "r.png"), "--quiet"])
