@@ -2,8 +2,9 @@
 
 Usage: python bench/fill_results_tables.py bench/results/comparison-cifar10-test.md docs/RESULTS.md
 
-Each "### <task> (n = N)" table of the report (with its same-images table, when the report has one)
-replaces the table (and same-images table) under the heading of the same task in the page, matched
+Each "### <task> (n = N)" table of the report (with its same-images table and its larger-shared-sets
+table, when the report has them) replaces the table (and those tables) under the heading of the same
+task in the page, matched
 by the heading's text before " (n = " (the report's "Blind deconv" is the page's "Blind deblurring
 ..."). Rows of methods that do not apply to a task (the report says why) are left
 out; every other row is copied unchanged, so a row that is still running says "k of n images done".
@@ -22,18 +23,20 @@ NOT_APPLICABLE = ("run on the blind task only", "supports masking operators only
 
 
 SAME = "The same "  # the report's second table per task: every method on the images all restored
+LARGER = "On larger shared image sets"  # its third: KID on larger sets, fewer methods
+FOLLOWING = (SAME, LARGER)
 
 
 def report_tables(text: str) -> dict[str, list[str]]:
-    """{task label: the section's lines (its table, and the same-images paragraph and table when
-    there is one)} from a bench results.md."""
+    """{task label: the section's lines (its table, and the same-images and larger-sets paragraphs
+    and tables when there are some)} from a bench results.md."""
     tables, label = {}, None
     for line in text.splitlines():
         m = re.match(r"### (.+?) \(n = \d+\)", line)
         if m:
             label = ALIASES.get(m.group(1), m.group(1))
             tables[label] = []
-        elif label is not None and (line.startswith("|") or line.startswith(SAME) or not line):
+        elif label is not None and (line.startswith("|") or line.startswith(FOLLOWING) or not line):
             tables[label].append(line)
         elif label is not None:
             label = None
@@ -67,14 +70,16 @@ def fill(page: str, tables: dict[str, list[str]]) -> tuple[str, list[str]]:
         while i < len(lines) and not lines[i].startswith("|"):  # blank lines before the table
             out.append(lines[i])
             i += 1
-        # The old section: its table, and a same-images paragraph and table if there is one.
+        # The old section: its table, then any same-images or larger-sets paragraph with its table.
         end = i
         while end < len(lines) and lines[end].startswith("|"):
             end += 1
-        j = end
-        while j < len(lines) and not lines[j]:
-            j += 1
-        if j < len(lines) and lines[j].startswith(SAME):
+        while True:
+            j = end
+            while j < len(lines) and not lines[j]:
+                j += 1
+            if not (j < len(lines) and lines[j].startswith(FOLLOWING)):
+                break
             j += 1
             while j < len(lines) and not lines[j]:
                 j += 1

@@ -10,7 +10,9 @@ task; the peers are every other method of the run except SHRED's other presets):
 * KID-C10 lower than every peer's on at least 5 of the 7 tasks (only tasks where SHRED+ and at
   least one peer have a realism figure count; a peer without one is listed as missing). Where the
   methods ran on different numbers of images, KID is compared on the images all of them restored
-  (the report's ``same_images``), never across different image sets;
+  (the report's ``same_images``), never across different image sets. That table is the only one
+  with every peer; the report's larger shared sets (``larger_shared_sets``: fewer methods, more
+  images) are read too, as a check of whether each verdict holds on more images, not as the verdict;
 * PSNR at least DDNM's minus 1 dB on each task;
 * relative measurement error ||y - A x|| / ||y|| at most 1 % on the noiseless tasks;
 * one cifar10-32 image in at most 8 s (``bench/speed.py --plan presets``, batch 1, the slowest task).
@@ -35,6 +37,21 @@ def is_shred(method: str) -> bool:
 
 def complete(row: dict) -> bool:
     return row.get("n") is not None and row.get("n") == row.get("n_planned") and row.get("psnr") is not None
+
+
+def larger_sets(sets: list[dict], plus: str, peers: dict) -> list[dict]:
+    """SHRED+ against the peers of ``peers`` in each larger shared set holding SHRED+ and one of
+    them: ``{"n", "kid", "best_peer", "best_peer_kid", "wins", "peers_absent"}``."""
+    out = []
+    for s in sets:
+        rows = s["rows"]
+        present = {m: rows[m]["kid"] for m in peers if m in rows and rows[m].get("kid") is not None}
+        if plus not in rows or rows[plus].get("kid") is None or not present:
+            continue
+        best = min(present, key=present.get)
+        out.append({"n": s["n"], "kid": rows[plus]["kid"], "best_peer": best, "best_peer_kid": present[best],
+                    "wins": rows[plus]["kid"] < present[best], "peers_absent": sorted(set(peers) - set(present))})
+    return out
 
 
 def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
@@ -63,6 +80,7 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
             best = min(with_kid, key=with_kid.get)
             entry["kid_best_peer"] = best
             entry["kid_wins"] = plus_kid < with_kid[best]
+            entry["kid_on_larger_sets"] = larger_sets(block.get("larger_shared_sets") or [], plus, with_kid)
         if "ddnm" in peers:
             entry["ddnm_psnr"] = peers["ddnm"]["psnr"]
             entry["psnr_within_1db_of_ddnm"] = p["psnr"] >= peers["ddnm"]["psnr"] - 1
@@ -81,7 +99,15 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
                "psnr_within_1db_of_ddnm_everywhere": all(t.get("psnr_within_1db_of_ddnm", True) for t in done)
                if done else None,
                "residual_at_most_1pct_everywhere": all(t.get("residual_at_most_1pct", True) for t in done)
-               if done else None}}
+               if done else None},
+           # Not a target: of the tasks SHRED+ wins on the same-images table, those where it also wins
+           # on every larger shared set that holds a peer (fewer peers there: see each task's list).
+           "kid_wins_holding_on_larger_sets": sorted(
+               name for name, t in tasks.items()
+               if t.get("kid_wins") and all(s["wins"] for s in t.get("kid_on_larger_sets", []))),
+           "kid_wins_reversed_on_a_larger_set": sorted(
+               name for name, t in tasks.items()
+               if t.get("kid_wins") and not all(s["wins"] for s in t.get("kid_on_larger_sets", [])))}
     if speed is not None:
         rows = [r for r in speed["rows"] if r["method"] == "shred@plus" and r["batch"] == 1]
         if rows:
@@ -95,18 +121,21 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
 
 def table(out: dict, kid_scale: float = 1e3) -> str:
     lines = ["| task | n | calls/img | PSNR | DDNM PSNR | KID-C10 x1e3 (images) | best peer KID x1e3 | residual | "
-             "missing peers |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "missing peers | on larger shared sets: SHRED+ / best peer there (images) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, t in out["tasks"].items():
         if not t.get("plus"):
-            lines.append(f"| {name} | {t['note']} | | | | | | | |")
+            lines.append(f"| {name} | {t['note']} | | | | | | | | |")
             continue
         kid = "" if t.get("kid") is None else f"{t['kid'] * kid_scale:.2f} ({t['kid_images']})"
         best = t.get("kid_best_peer")
         peer = "" if best is None else f"{t['peers_with_kid'][best] * kid_scale:.2f} ({best})"
         ddnm = f"{t['ddnm_psnr']:.2f}" if "ddnm_psnr" in t else ""
         res = "" if t.get("measurement_error") is None else f"{t['measurement_error']:.4f}"
+        larger = "; ".join(f"{s['kid'] * kid_scale:.2f} / {s['best_peer_kid'] * kid_scale:.2f} {s['best_peer']} ({s['n']})"
+                           for s in t.get("kid_on_larger_sets", [])) or "-"
         lines.append(f"| {name} | {t['n']} | {t['calls_per_image']:.0f} | {t['psnr']:.2f} | {ddnm} | {kid} | {peer} | "
-                     f"{res} | {', '.join(t['missing_peers']) or '-'} |")
+                     f"{res} | {', '.join(t['missing_peers']) or '-'} | {larger} |")
     return "\n".join(lines)
 
 
@@ -125,6 +154,8 @@ def main(argv=None) -> int:
     print()
     for k, v in out["targets"].items():
         print(f"{k}: {v}")
+    print(f"KID wins that hold on every larger shared set (not a target): {out['kid_wins_holding_on_larger_sets']}; "
+          f"reversed on one: {out['kid_wins_reversed_on_a_larger_set']}")
     if "speed" in out:
         print(f"seconds per image (batch 1, slowest task {out['speed']['slowest_task']}): "
               f"{out['speed']['seconds_per_image']:.2f} on {out['speed']['device']}")

@@ -274,6 +274,28 @@ def test_methods_run_on_fewer_images_are_also_compared_on_the_same_images(tmp_pa
     assert "same_images" not in json.loads((out2 / "results.json").read_text())["tasks"]["sr4"]
 
 
+def test_larger_shared_sets_score_fewer_methods_on_more_images(tmp_path, data, tiny_model_dir):
+    # ddrm on 2 images, ddnm on 3, pinv on 4: the same-images table has all three on 2; the larger
+    # set has pinv and ddnm on 3 (pinv rescored on 3 of its 4, ddnm its own row); 4 holds pinv alone.
+    out = tmp_path / "run"
+    assert main(_argv(out, data, tiny_model_dir, "--n", "4", "--tasks", "sr4", "--methods", "pinv,ddrm,ddnm",
+                      "--max-images", "ddrm=2", "--max-images", "ddnm=3", "--set", "ddrm.steps=2",
+                      "--set", "ddnm.steps=2")) == 0
+    sr4 = json.loads((out / "results.json").read_text())["tasks"]["sr4"]
+    assert sr4["same_images"]["n"] == 2
+    (larger,) = sr4["larger_shared_sets"]
+    assert larger["n"] == 3 and larger["positions"] == [0, 1, 2] and larger["methods"] == ["ddnm", "pinv"]
+    rows = sr4["rows"]
+    assert larger["rows"]["ddnm"]["kid"] == pytest.approx(rows["ddnm"]["kid"], rel=1e-6, abs=1e-9)
+    assert larger["rows"]["pinv"]["kid"] != pytest.approx(rows["pinv"]["kid"])
+    assert larger["reference_rows"]["clean images"]["n"] == 3
+    md = (out / "results.md").read_text()
+    section = md.split("On larger shared image sets")[1]
+    assert "| method | n = 3 |" in section and "| ddnm | " in section and "| ddrm |" not in section
+    pinv_kid = 1e3 * larger["rows"]["pinv"]["kid"]
+    assert f"| pinv | {pinv_kid:.2f} ± " in section
+
+
 def test_a_piped_bench_log_has_one_bar_and_no_cursor_movements(tmp_path, data, tiny_model_dir):
     # Piped into a log, the solvers' bars nested under the bench's left "\x1b[A" (cursor up) escapes in
     # it: off a terminal only the solver's bar is drawn (its iterations are what a long run is

@@ -50,6 +50,28 @@ def test_plus_targets_compare_kid_on_the_same_images_when_the_report_has_them():
     assert "| 4.00 (20) |" in targets.table(out)
 
 
+def test_plus_targets_say_whether_a_kid_win_holds_on_larger_shared_sets():
+    targets = _module("plus_targets")
+    rows = {"shred@plus": _row(20.0, 0.050, n=100), "repaint": _row(19.0, 0.010, 460, n=25),
+            "ddnm": _row(20.5, 0.060, 100, n=100), "dip": _row(21.0, 0.2, 0, n=20)}
+    same = {"n": 20, "rows": {"shred@plus": {"kid": 0.004}, "repaint": {"kid": 0.008}, "ddnm": {"kid": 0.009},
+                              "dip": {"kid": 0.2}}}
+    larger = [{"n": 25, "rows": {"shred@plus": {"kid": 0.006}, "repaint": {"kid": 0.005}, "ddnm": {"kid": 0.03}}},
+              {"n": 100, "rows": {"shred@plus": {"kid": 0.050}, "ddnm": {"kid": 0.060}}}]
+    block = {"rows": rows, "same_images": same, "larger_shared_sets": larger}
+    out = targets.evaluate({"tasks": {"inpaint": block, "sr4": {**block, "larger_shared_sets": larger[1:]}}}, None)
+    inpaint, sr4 = out["tasks"]["inpaint"], out["tasks"]["sr4"]
+    # The verdict is the same-images table's (every peer there); the larger sets are reported beside it.
+    assert inpaint["kid_wins"] is True and sr4["kid_wins"] is True and out["targets"]["kid_wins"] == 2
+    first, second = inpaint["kid_on_larger_sets"]
+    assert (first["n"], first["best_peer"], first["wins"], first["peers_absent"]) == (25, "repaint", False, ["dip"])
+    assert (second["n"], second["best_peer"], second["wins"], second["peers_absent"]) == (
+        100, "ddnm", True, ["dip", "repaint"])
+    assert out["kid_wins_reversed_on_a_larger_set"] == ["inpaint"]
+    assert out["kid_wins_holding_on_larger_sets"] == ["sr4"]
+    assert "| 6.00 / 5.00 repaint (25); 50.00 / 60.00 ddnm (100) |" in targets.table(out)
+
+
 def test_fill_results_tables_replaces_each_task_table_and_drops_rows_that_do_not_apply(tmp_path):
     fill = _module("fill_results_tables")
     report = tmp_path / "results.md"
@@ -85,6 +107,24 @@ def test_fill_results_tables_carries_the_same_images_table_and_replaces_it_next_
     report.write_text(section.format("2.00"))  # a later report: replaced, not appended
     assert fill.main([str(report), str(page)]) == 0
     assert page.read_text() == expected.format("2.00")
+
+
+def test_fill_results_tables_carries_the_larger_sets_table_too(tmp_path):
+    fill = _module("fill_results_tables")
+    report, page = tmp_path / "results.md", tmp_path / "page.md"
+    section = ("### SR x4 (n = 100)\n\n| method | PSNR |\n| --- | --- |\n| ddnm | 21.35 |\n\n"
+               "The same 20 images for every method with 20 or more (...):\n\n| method | KID |\n| --- | --- |\n"
+               "| ddnm | 1.00 |\n\nOn larger shared image sets (...):\n\n| method | n = 50 |\n| --- | --- |\n"
+               "| ddnm | {} |\n\n")
+    # The page has the first two tables only: the third is added, and replaced on the next run.
+    page.write_text("# Results\n\n" + section.split("On larger")[0] + "prose\n")
+    report.write_text(section.format("3.00"))
+    assert fill.main([str(report), str(page)]) == 0
+    expected = "# Results\n\n" + section.format("{}").rstrip("\n") + "\n\nprose\n"
+    assert page.read_text() == expected.format("3.00")
+    report.write_text(section.format("4.00"))
+    assert fill.main([str(report), str(page)]) == 0
+    assert page.read_text() == expected.format("4.00")
 
 
 def test_seed_mean_refuses_bad_inputs_in_one_line_before_any_work(tmp_path, capsys):

@@ -145,6 +145,9 @@ def report(bench, log=print) -> dict:
         same = same_images(done, rows, x, shown, shown_as, realism, cfg.min_realism_images)
         if same is not None:
             tasks_out[t]["same_images"] = same
+            larger = larger_shared_sets(done, rows, x, realism, same["n"])
+            if larger:
+                tasks_out[t]["larger_shared_sets"] = larger
     results = {"format": FORMAT, "config": _plain(cfg), "hardware": hardware(),
                "fid_label": realism.fid_label if realism else None, "kid_label": realism.kid_label if realism else None,
                "reference": {"data": cfg.reference, "n": cfg.reference_n} if realism else None,
@@ -186,6 +189,41 @@ def same_images(done: dict[str, dict], rows: dict[str, dict], x: torch.Tensor, s
                       shown_as: {"n": len(shared), **realism(shown[shared])}}
     return {"n": len(shared), "positions": shared, "methods": sorted(big), "rows": out,
             "reference_rows": reference_rows}
+
+
+def larger_shared_sets(done: dict[str, dict], rows: dict[str, dict], x: torch.Tensor, realism,
+                       above: int) -> list[dict]:
+    """KID and FID on larger image sets than the same-images table's ``above`` images, one per size
+    N that some method ran on: every method with at least N images, scored on the images all of
+    them restored. Fewer methods take part as N grows (a method that ran on 20 images is in no
+    set above 20), so these sets do not decide a comparison with every method; they show whether
+    its ranking holds on more images (at n = 20 differences of a few KID units are noise).
+
+    Returns ``[{"n", "positions", "methods", "rows": {method: {kid, kid_std, fid}},
+    "reference_rows": {"clean images": {...}}}]``, smallest N first; [] without a feature network
+    or when fewer than two methods ran on more than ``above`` images."""
+    if realism is None:
+        return []
+    out = []
+    for size in sorted({len(g["indices"]) for g in done.values()}):
+        if size <= above:
+            continue
+        big = {m: g for m, g in done.items() if len(g["indices"]) >= size}
+        if len(big) < 2:  # one method alone is no comparison
+            break
+        shared = sorted(set.intersection(*(set(g["indices"]) for g in big.values())))
+        if len(shared) <= above or (out and out[-1]["positions"] == shared):
+            continue
+        scored = {}
+        for m, g in big.items():
+            if g["indices"] == shared and "kid" in rows[m]:  # ran on exactly these images: its own row
+                scored[m] = {k: rows[m][k] for k in ("kid", "kid_std", "fid")}
+                continue
+            at = {i: j for j, i in enumerate(g["indices"])}
+            scored[m] = realism(g["x0"][[at[i] for i in shared]])
+        out.append({"n": len(shared), "positions": shared, "methods": sorted(big), "rows": scored,
+                    "reference_rows": {"clean images": {"n": len(shared), **realism(x[shared])}}})
+    return out
 
 
 def _plain(cfg) -> dict:
@@ -246,7 +284,28 @@ def markdown(results: dict) -> str:
                 lines.append(f"| {m} | {e['psnr']:.2f} | {e['ssim']:.3f} | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | "
                              f"{e['measurement_error']:.4f} | {e['n']} |")
             lines.append("")
+        larger = block.get("larger_shared_sets")
+        if larger:
+            lines += larger_table(larger, kid or "KID", list(block["rows"]))
     return "\n".join(lines)
+
+
+LARGER = "On larger shared image sets"  # the report's third paragraph per task (bench/fill_results_tables.py)
+
+
+def larger_table(sets: list[dict], kid: str, order: list[str]) -> list[str]:
+    """The markdown of :func:`larger_shared_sets`: one KID column per set size, blank where a
+    method is not in that set. ``order``: the methods in the order of the task's first table."""
+    sizes = [s["n"] for s in sets]
+    lines = [f"{LARGER} ({kid} x1e3; every method that restored at least n images, on the images all of "
+             "them restored; a blank: the method ran on fewer):", "",
+             "| method | " + " | ".join(f"n = {n}" for n in sizes) + " |",
+             "| --- | " + " | ".join("---" for _ in sizes) + " |"]
+    lines.append("| *clean images* | " + " | ".join(_kid(s["reference_rows"]["clean images"]) for s in sets) + " |")
+    for m in [m for m in order if m in sets[0]["methods"]]:
+        lines.append(f"| {m} | " + " | ".join(_kid(s["rows"][m]) if m in s["rows"] else "" for s in sets) + " |")
+    lines.append("")
+    return lines
 
 
 def _kid(e: dict) -> str:
