@@ -6,7 +6,8 @@ per image as counted at the network (and the part that also backpropagates throu
 per image, peak memory and the number of images. Each task's table also has two reference rows at
 the same n: the clean test images themselves (the realism floor) and A^+ y (no prior; for blind
 deblurring, whose A is unknown, the blurred measurement y, labelled "input y"). Where methods ran on
-different numbers of images, a second table scores every method on the images all of them restored.
+different numbers of images, a second table scores every method on the images all of them restored,
+and a third scores KID and FID on larger sets with fewer methods (:func:`larger_shared_sets`).
 """
 from __future__ import annotations
 
