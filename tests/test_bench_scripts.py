@@ -149,3 +149,26 @@ def test_seed_mean_refuses_bad_inputs_in_one_line_before_any_work(tmp_path, caps
         seed_mean.main(["--out", str(tmp_path)])  # a folder: refused before the model loads
     assert "unsupported output type; use one of .json" in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()
+
+
+def test_quantized_y_rounds_as_a_file_does_and_refuses_bad_inputs_before_any_work(tmp_path, capsys):
+    import math
+
+    import pytest
+    import torch
+
+    q = _module("quantized_y")
+    y = torch.tensor([-0.1, 0.0, 0.5, 0.501, 1.0, 1.2])
+    assert torch.equal(q.quantise(y) * 255, torch.tensor([0.0, 0.0, 128.0, 128.0, 255.0, 255.0]))
+    # The rounding error of a uniform 8-bit grid: its standard deviation is the constant the script declares.
+    fine = torch.rand(200_000, generator=torch.Generator().manual_seed(0))
+    assert float((q.quantise(fine) - fine).std()) == pytest.approx(q.QUANTISATION_STD, rel=0.01)
+    assert q.QUANTISATION_STD == pytest.approx(1 / 255 / math.sqrt(12))
+    cases = [(["--n", "0"], "expected a number of images >= 1, got 0"),
+             (["--tasks", "sr9"], "unknown task sr9; choose from deblur, sr4, inpaint"),
+             (["--out", str(tmp_path / "q.txt")], "--out: a .json file")]
+    for args, said in cases:
+        with pytest.raises(SystemExit) as e:
+            q.main(["--out", str(tmp_path / "q.json"), *args])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and said in err and "Traceback" not in err, (args, err)

@@ -1,0 +1,105 @@
+"""What 8-bit measurements cost (issue #13): the comparison's tasks are noiseless, so y is kept in
+float32. An image a person restores comes from an 8-bit file, whose rounding is noise of standard
+deviation 1 / (255 sqrt 12) = 0.00113. This measures the difference on N ``cifar10-train`` images:
+y in float32, y rounded to 8 bits, and y rounded with that noise level declared (``sigma_y``, which
+makes DDNM's finish noise-aware). Rows: the input, the pseudo-inverse A^+ y (``pinv``), DDNM,
+SHRED+ (``shred@plus``) and, on deblurring, SHRED+ started from the whole inverted A^+ y with the
+consistency finish (``#pinv-a1-cons``, the sixth tuning round of docs/RESULTS.md); PSNR (dB).
+
+    python bench/quantized_y.py --n 16 --out bench/results/quantized-y-train.json
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from shred.data import load_images  # noqa: E402
+from shred.io import write_json  # noqa: E402
+from shred.metrics import psnr  # noqa: E402
+from shred.models import load_model  # noqa: E402
+from shred.operators import TaskOptions, build_task  # noqa: E402
+from shred.solvers import build_solver  # noqa: E402
+
+QUANTISATION_STD = 1 / (255 * math.sqrt(12))  # uniform rounding error of an 8-bit value, in [0, 1] units
+TASKS = {"deblur": ("deblur", {"kernel": "gaussian", "kernel_sigma": 2.0}),  # the comparison's settings
+         "sr4": ("sr", {"scale": 4}), "inpaint": ("inpaint", {"box_size": 16})}
+PINV_START = {"warm_from": "pinv", "warm_strength": 1.0, "finish": "consistency"}
+
+
+def quantise(y: torch.Tensor) -> torch.Tensor:
+    """y rounded to the nearest of 256 levels in [0, 1], as an 8-bit file stores it."""
+    return (y.clamp(0, 1) * 255).round() / 255
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of images >= 1, got {text}")
+    return value
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=positive_int, default=16, help="images (a seeded choice, seed 5)")
+    p.add_argument("--tasks", default="deblur,sr4,inpaint", help=f"comma-separated, of {', '.join(TASKS)}")
+    p.add_argument("--data", default="cifar10-train")
+    p.add_argument("--model", default="cifar10-32")
+    p.add_argument("--out", required=True, help="a .json file")
+    args = p.parse_args(argv)
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        p.error(f"unknown task {', '.join(unknown) or '(none)'}; choose from {', '.join(TASKS)}")
+    if not args.out.endswith(".json"):
+        p.error(f"--out: a .json file, got {args.out}")
+
+    den = load_model(args.model)
+    imgs = load_images(args.data).float01()
+    if args.n > imgs.shape[0]:
+        p.error(f"--n {args.n}: {args.data} has {imgs.shape[0]} images")
+    x = imgs[torch.randperm(imgs.shape[0], generator=torch.Generator().manual_seed(5))[:args.n]]
+    seeds = list(range(args.n))
+    rows = []
+    for name in tasks:
+        task, opts = TASKS[name]
+        clean = build_task(task, tuple(x.shape[1:]), TaskOptions(**opts), torch.Generator().manual_seed(0))
+        y32 = clean.A(x.double()).float()
+        for label, y, sigma in [("float32", y32, 0.0), ("8-bit", quantise(y32), 0.0),
+                                ("8-bit, sigma_y declared", quantise(y32), QUANTISATION_STD)]:
+            op = build_task(task, tuple(x.shape[1:]), TaskOptions(**opts, sigma_y=sigma),
+                            torch.Generator().manual_seed(0))
+            a_pinv_y = op.pinv(y.double()).float().clamp(0, 1)
+            # The input as a method starts from it: A^+ y; for deblurring the blurred image itself.
+            row = {"task": name, "y": label, "sigma_y": sigma,
+                   "input": float(psnr(y if name == "deblur" else a_pinv_y, x).mean())}
+            if name == "deblur":
+                row["pinv"] = float(psnr(a_pinv_y, x).mean())
+            methods = {"ddnm": ("ddnm", {}), "shred@plus": ("shred", {"preset": "plus", "task": task})}
+            if name == "deblur":
+                methods["shred@plus#pinv-a1-cons"] = ("shred", {"preset": "plus", "task": task, **PINV_START})
+            for method, (solver, settings) in methods.items():
+                started = time.perf_counter()
+                r = build_solver(solver, den, **settings)(y, op, seeds=seeds)
+                row[method] = float(psnr(r.x0.clamp(0, 1), x).mean())
+                row[method + " s/img"] = (time.perf_counter() - started) / args.n
+            rows.append(row)
+            print(" | ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
+                             if not k.endswith("s/img")), flush=True)
+    write_json(args.out, {"data": args.data, "n": args.n, "model": args.model, "choice_seed": 5,
+                          "quantisation_std": QUANTISATION_STD, "threads": torch.get_num_threads(),
+                          "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
