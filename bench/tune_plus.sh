@@ -154,10 +154,11 @@ if [ "${PART:-first}" = noise-cons ]; then
     --set dps.steps=100 --min-realism-images 20 --batch 25 --device cpu --out "$OUT" "$@"
 fi
 if [ "${PART:-first}" = deblur ]; then
-  # Deblurring, whose KID-C10 win on the test split's 20 images reverses on its 50 (the regularised
-  # A^+ y, pinv, is more realistic there: docs/RESULTS.md, the third tables). On 50 training images
-  # (the first 20 are the other rounds' 20), the finish and the start: "#c12" is the entry as it is
-  # (DDNM's finish from t = 300 in 15 steps, 135 calls); "#cons" the consistency finish (120 calls);
+  # Deblurring, whose KID-C10 win on the test split's 20 images reverses on its 50 (A^+ y, pinv,
+  # the blur's exact inverse, is more realistic there: docs/RESULTS.md, the third tables). On 50
+  # training images (the first 20 are the other rounds' 20), the finish and the start: "#c12" is
+  # the entry as it is (DDNM's finish from t = 300 in 15 steps, 135 calls); "#cons" the consistency
+  # finish (120 calls);
   # "#a1-cons" that with the whole inverted DDRM image, a = 1 (the colorization entry, 120 calls);
   # "#t200" DDNM's finish from t = 200 in 45 steps (the CS entry's, 165 calls); "#t100" from t = 100
   # in 15 steps (135 calls); "#nc" the start from noise with the consistency finish, 25 iterations of
