@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from shred.data import load_images  # noqa: E402
+from shred.errors import ShredError  # noqa: E402
 from shred.io import write_json  # noqa: E402
 from shred.metrics import psnr  # noqa: E402
 from shred.models import load_model  # noqa: E402
@@ -63,10 +64,13 @@ def main(argv=None) -> int:
     if not args.out.endswith(".json"):
         p.error(f"--out: a .json file, got {args.out}")
 
-    den = load_model(args.model)
-    imgs = load_images(args.data).float01()
-    if args.n > imgs.shape[0]:
-        p.error(f"--n {args.n}: {args.data} has {imgs.shape[0]} images")
+    try:
+        imgs = load_images(args.data).float01()
+        if args.n > imgs.shape[0]:
+            p.error(f"--n {args.n}: {args.data} has {imgs.shape[0]} images")
+        den = load_model(args.model)
+    except ShredError as exc:
+        p.error(str(exc))
     x = imgs[torch.randperm(imgs.shape[0], generator=torch.Generator().manual_seed(5))[:args.n]]
     seeds = list(range(args.n))
     rows = []

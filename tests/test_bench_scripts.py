@@ -166,7 +166,8 @@ def test_quantized_y_rounds_as_a_file_does_and_refuses_bad_inputs_before_any_wor
     assert q.QUANTISATION_STD == pytest.approx(1 / 255 / math.sqrt(12))
     cases = [(["--n", "0"], "expected a number of images >= 1, got 0"),
              (["--tasks", "sr9"], "unknown task sr9; choose from deblur, sr4, inpaint"),
-             (["--out", str(tmp_path / "q.txt")], "--out: a .json file")]
+             (["--out", str(tmp_path / "q.txt")], "--out: a .json file"),
+             (["--data", str(tmp_path / "none")], "no such file or folder")]
     for args, said in cases:
         with pytest.raises(SystemExit) as e:
             q.main(["--out", str(tmp_path / "q.json"), *args])
