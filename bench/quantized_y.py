@@ -97,8 +97,8 @@ def main(argv=None) -> int:
                 row[method] = float(psnr(r.x0.clamp(0, 1), x).mean())
                 row[method + " s/img"] = (time.perf_counter() - started) / args.n
             rows.append(row)
-            print(" | ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
-                             if not k.endswith("s/img")), flush=True)
+            print(" | ".join(f"{k} {v:.4f}" if k == "sigma_y" else f"{k} {v:.2f}" if isinstance(v, float)
+                             else f"{k} {v}" for k, v in row.items() if not k.endswith("s/img")), flush=True)
     write_json(args.out, {"data": args.data, "n": args.n, "model": args.model, "choice_seed": 5,
                           "quantisation_std": QUANTISATION_STD, "threads": torch.get_num_threads(),
                           "rows": rows})
