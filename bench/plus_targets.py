@@ -101,10 +101,12 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
                "residual_at_most_1pct_everywhere": all(t.get("residual_at_most_1pct", True) for t in done)
                if done else None},
            # Not a target: of the tasks SHRED+ wins on the same-images table, those where it also wins
-           # on every larger shared set that holds a peer (fewer peers there: see each task's list).
+           # on every larger shared set that holds a peer (fewer peers there: see each task's list);
+           # a task without such a set is in neither list.
            "kid_wins_holding_on_larger_sets": sorted(
                name for name, t in tasks.items()
-               if t.get("kid_wins") and all(s["wins"] for s in t.get("kid_on_larger_sets", []))),
+               if t.get("kid_wins") and t.get("kid_on_larger_sets")
+               and all(s["wins"] for s in t["kid_on_larger_sets"])),
            "kid_wins_reversed_on_a_larger_set": sorted(
                name for name, t in tasks.items()
                if t.get("kid_wins") and not all(s["wins"] for s in t.get("kid_on_larger_sets", [])))}

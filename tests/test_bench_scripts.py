@@ -59,16 +59,17 @@ def test_plus_targets_say_whether_a_kid_win_holds_on_larger_shared_sets():
     larger = [{"n": 25, "rows": {"shred@plus": {"kid": 0.006}, "repaint": {"kid": 0.005}, "ddnm": {"kid": 0.03}}},
               {"n": 100, "rows": {"shred@plus": {"kid": 0.050}, "ddnm": {"kid": 0.060}}}]
     block = {"rows": rows, "same_images": same, "larger_shared_sets": larger}
-    out = targets.evaluate({"tasks": {"inpaint": block, "sr4": {**block, "larger_shared_sets": larger[1:]}}}, None)
+    out = targets.evaluate({"tasks": {"inpaint": block, "sr4": {**block, "larger_shared_sets": larger[1:]},
+                                      "cs5": {**block, "larger_shared_sets": []}}}, None)
     inpaint, sr4 = out["tasks"]["inpaint"], out["tasks"]["sr4"]
     # The verdict is the same-images table's (every peer there); the larger sets are reported beside it.
-    assert inpaint["kid_wins"] is True and sr4["kid_wins"] is True and out["targets"]["kid_wins"] == 2
+    assert inpaint["kid_wins"] is True and sr4["kid_wins"] is True and out["targets"]["kid_wins"] == 3
     first, second = inpaint["kid_on_larger_sets"]
     assert (first["n"], first["best_peer"], first["wins"], first["peers_absent"]) == (25, "repaint", False, ["dip"])
     assert (second["n"], second["best_peer"], second["wins"], second["peers_absent"]) == (
         100, "ddnm", True, ["dip", "repaint"])
     assert out["kid_wins_reversed_on_a_larger_set"] == ["inpaint"]
-    assert out["kid_wins_holding_on_larger_sets"] == ["sr4"]
+    assert out["kid_wins_holding_on_larger_sets"] == ["sr4"]    # cs5 has no larger set: in neither list
     assert "| 6.00 / 5.00 repaint (25); 50.00 / 60.00 ddnm (100) |" in targets.table(out)
 
 
