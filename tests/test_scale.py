@@ -335,6 +335,21 @@ def test_folder_restore_skips_what_is_done_and_reports_bad_files(tmp_path, mixed
     assert "is the input folder" in capsys.readouterr().err
 
 
+def test_a_folder_that_every_image_would_refuse_is_refused_once(tmp_path, mixed, tiny_model_dir, capsys):
+    """A task that draws its operator at random, without --degrade-seed, refuses the whole folder
+    in one line before any work (not one line per image); a run that writes nothing says so."""
+    out = tmp_path / "r"
+    code = main(["restore", str(mixed), "--task", "cs", "--fraction", "0.2", "--out", str(out),
+                 "--model", str(tiny_model_dir), "--quiet"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "cs draws a random mask" in err[0], err
+    assert not out.exists()
+    assert main(["restore", str(mixed / "corrupt*.png"), "--task", "sr", "--out", str(out),
+                 "--model", str(tiny_model_dir), "--quiet"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "1 image: 0 restored, 0 already done, 1 unusable" in last and last.endswith("; nothing written"), last
+
+
 def test_folder_degrade_is_the_single_command_per_image_and_resumes(tmp_path, capsys):
     clean = tmp_path / "clean"
     for i in range(3):

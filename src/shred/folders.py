@@ -158,17 +158,18 @@ class Summary:
 
     def line(self, verb: str, out: Path) -> str:
         """The closing line: ``N images: D <verb>, S already done[, U unusable][, F failed] in T s
-        (R images/s)[; C of K usable images complete across all processes]; outputs in OUT``."""
+        (R images/s)[; C of K usable images complete across all processes]; outputs in OUT``
+        (``; nothing written`` instead when no image has its outputs in OUT)."""
         parts = [f"{len(self.done)} {verb}", f"{len(self.skipped)} already done"]
         if self.bad:
             parts.append(f"{len(self.bad)} unusable")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
         rate = f" ({len(self.done) / self.seconds:.3g} images/s)" if self.done and self.seconds > 0 else ""
-        text = f"{self.total} images: " + ", ".join(parts) + f" in {self.seconds:.1f} s{rate}"
+        text = f"{self.total} image{'' if self.total == 1 else 's'}: " + ", ".join(parts) + f" in {self.seconds:.1f} s{rate}"
         if self.complete is not None:
             text += f"; {self.complete} of {self.usable} usable images complete across all processes"
-        return text + f"; outputs in {out}"
+        return text + (f"; outputs in {out}" if self.done or self.skipped or self.complete else "; nothing written")
 
 
 def _reason(exc: Exception, path: Path) -> str:
@@ -271,6 +272,11 @@ class FolderRestore:
 
         if spec is not None and task:
             raise ShredError("give either --spec or --task, not both")
+        if task:  # what refuses every image refuses the folder, once
+            from .operators import TaskOptions
+            from .restoration import check_random_parts
+
+            check_random_parts(task, options or TaskOptions(), degrade_seed)
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise ShredError(f"--out {out} is a file; give a folder for the restored images")

@@ -69,6 +69,20 @@ def _warn(message: str) -> None:
     warnings.warn(message, ShredWarning, stacklevel=3)
 
 
+def check_random_parts(task: str, options: TaskOptions, degrade_seed: int | None) -> list[str]:
+    """What ``task`` draws at random with ``options`` (:func:`shred.operators.tasks.random_parts`);
+    raises :class:`ShredError` when it draws something and ``degrade_seed``, the seed ``degrade``
+    drew it with, is None: a random mask or kernel is never re-drawn from another seed."""
+    drawn = random_parts(task, options)
+    if drawn and degrade_seed is None:
+        what = " and ".join(dict.fromkeys(drawn))
+        raise ShredError(f"{task} draws a random {what} when it degrades, and restoring needs that very "
+                         f"{what}, which cannot be re-drawn from another seed: pass the spec written by "
+                         "`shred-ir degrade` (--spec), or --degrade-seed N with the --seed degrade was given"
+                         + (", or the kernel itself (--kernel FILE)" if "kernel" in drawn else ""))
+    return drawn
+
+
 def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: str | None = None,
                      options: TaskOptions | None = None, model: str | Path | None = None,
                      class_label: int | None = None, degrade_seed: int | None = None,
@@ -126,13 +140,7 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
         if not task:
             raise ShredError(f"say how {y_path.name} was degraded: a spec file or a task")
         options = options or TaskOptions()
-        drawn = random_parts(task, options)
-        if drawn and degrade_seed is None:
-            what = " and ".join(dict.fromkeys(drawn))
-            raise ShredError(f"{task} draws a random {what} when it degrades, and restoring needs that very "
-                             f"{what}, which cannot be re-drawn from another seed: pass the spec written by "
-                             "`shred-ir degrade` (--spec), or --degrade-seed N with the --seed degrade was given"
-                             + (", or the kernel itself (--kernel FILE)" if "kernel" in drawn else ""))
+        drawn = check_random_parts(task, options, degrade_seed)
         y = read_image(y_path)
         # Colorization takes a grey measurement but needs a colour model.
         den = model_for(3 if "colorize" in task else y.shape[1], None)
