@@ -333,3 +333,28 @@ def test_one_image_gets_a_report_without_realism_and_one_is_refused_as_a_minimum
         err = capsys.readouterr().err
         assert e.value.code == 2 and f"KID and FID need at least 2 images, got {value}" in err, err
     assert not (tmp_path / "run2").exists()
+
+
+def test_an_image_restored_exactly_is_counted_not_averaged_into_an_infinite_psnr(tmp_path, data, tiny_model_dir):
+    """Colorization of a grey image: A^+ y is exact, its PSNR infinite, and so is the mean. The
+    row says how many images are exact and the mean PSNR over the others."""
+    from shred.benchmark.report import _psnr, _psnr_cell
+
+    assert _psnr([20.0, 30.0]) == {"psnr": 25.0}
+    row = _psnr([20.0, float("inf"), 30.0])
+    assert row["psnr"] == float("inf") and row["psnr_exact"] == 1 and row["psnr_others"] == 25.0
+    assert _psnr_cell({**row, "n": 3}) == "inf (1 exact; 25.00 on 2)"
+    assert _psnr_cell({**_psnr([float("inf")] * 2), "n": 2}) == "inf (2 exact)"
+    test = tmp_path / "grey"
+    test.mkdir()
+    for i, name in enumerate(sorted(p.name for p in data[0].iterdir())[:3]):
+        img = Image.open(data[0] / name)
+        (img.convert("L").convert("RGB") if i == 1 else img).save(test / name)
+    out = tmp_path / "run"
+    assert main(_argv(out, (test, data[1]), tiny_model_dir, "--n", "3", "--tasks", "colorize",
+                      "--methods", "pinv")) == 0
+    rows = json.loads((out / "results.json").read_text())["tasks"]["colorize"]
+    pinv = rows["rows"]["pinv"]
+    assert pinv["psnr"] == float("inf") and pinv["psnr_exact"] == 1 and 10 < pinv["psnr_others"] < 60
+    assert rows["reference_rows"]["A^+ y"]["psnr_exact"] == 1
+    assert f"| pinv | inf (1 exact; {pinv['psnr_others']:.2f} on 2) |" in (out / "results.md").read_text()

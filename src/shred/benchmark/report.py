@@ -12,6 +12,7 @@ and a third scores KID and FID on larger sets with fewer methods (:func:`larger_
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import torch
@@ -53,6 +54,30 @@ def collect(bench, job) -> dict[str, Any] | None:
 
 def _mean(v) -> float:
     return float(sum(v) / len(v)) if v else float("nan")
+
+
+def _psnr(v) -> dict[str, Any]:
+    """The mean PSNR of per-image values ``{"psnr": mean}``. An image restored exactly has an
+    infinite PSNR, and so has the mean: then ``psnr_exact`` counts those images and
+    ``psnr_others`` is the mean over the rest (None when every image is exact), so that the table
+    still says something (:func:`_psnr_cell`)."""
+    out = {"psnr": _mean(v)}
+    exact = [p for p in v if math.isinf(p) and p > 0]
+    if exact:
+        others = [p for p in v if not (math.isinf(p) and p > 0)]
+        out.update(psnr_exact=len(exact), psnr_others=_mean(others) if others else None)
+    return out
+
+
+def _psnr_cell(e: dict[str, Any]) -> str:
+    """A row's PSNR for the table: ``24.49``, or ``inf (1 exact; 24.53 on 49)``."""
+    if e.get("psnr") is None:
+        return ""
+    if "psnr_exact" not in e:
+        return f"{e['psnr']:.2f}"
+    k, n = e["psnr_exact"], e["n"]
+    rest = f"; {e['psnr_others']:.2f} on {n - k}" if e.get("psnr_others") is not None else ""
+    return f"inf ({k} exact{rest})"
 
 
 class _Realism:
@@ -109,7 +134,7 @@ def report(bench, log=print) -> dict:
         # The input as a method would start from it: A^+ y; for blind deblurring, where A is
         # unknown, the blurred measurement y itself.
         shown_as = "input y" if task.blind else "A^+ y"
-        reference_rows[shown_as] = {"n": n, "psnr": _mean(psnr(shown, x).tolist()),
+        reference_rows[shown_as] = {"n": n, **_psnr(psnr(shown, x).tolist()),
                                     "ssim": _mean(ssim(shown, x).tolist())}
         if realism is not None and n >= cfg.min_realism_images:
             reference_rows["clean images"].update(realism(x))
@@ -126,7 +151,7 @@ def report(bench, log=print) -> dict:
                 rows[job.method] = {"missing": f"0 of {job.n} images done"}
                 continue
             entry = {"n": len(got["indices"]), "n_planned": job.n,
-                     "psnr": _mean(got["psnr"]), "ssim": _mean(got["ssim"]),
+                     **_psnr(got["psnr"]), "ssim": _mean(got["ssim"]),
                      "lpips": _mean(got["lpips"]) if got["lpips"] else None,
                      "measurement_error": _mean(got["measurement_error"]),
                      **{k: got[k] for k in ("calls_per_image", "grad_calls_per_image", "seconds_per_image",
@@ -179,11 +204,12 @@ def same_images(done: dict[str, dict], rows: dict[str, dict], x: torch.Tensor, s
     out = {}
     for m, g in big.items():
         if g["indices"] == shared and "kid" in rows[m]:  # ran on exactly these images: its own row
-            out[m] = {k: rows[m][k] for k in ("psnr", "ssim", "measurement_error", "n", "kid", "kid_std", "fid")}
+            out[m] = {k: rows[m][k] for k in ("psnr", "psnr_exact", "psnr_others", "ssim", "measurement_error", "n",
+                                              "kid", "kid_std", "fid") if k in rows[m]}
             continue
         at = {i: j for j, i in enumerate(g["indices"])}
         pick = [at[i] for i in shared]
-        out[m] = {"psnr": _mean([g["psnr"][j] for j in pick]), "ssim": _mean([g["ssim"][j] for j in pick]),
+        out[m] = {**_psnr([g["psnr"][j] for j in pick]), "ssim": _mean([g["ssim"][j] for j in pick]),
                   "measurement_error": _mean([g["measurement_error"][j] for j in pick]), "n": len(shared),
                   **realism(g["x0"][pick])}
     reference_rows = {"clean images": {"n": len(shared), **realism(x[shared])},
@@ -262,7 +288,7 @@ def markdown(results: dict) -> str:
                   f"| method | PSNR | SSIM | {kid or 'KID'} x1e3 | {fid or 'FID'} | residual | calls/img | s/img | n |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, e in block["reference_rows"].items():
-            lines.append(f"| *{name}* | {_fmt(e.get('psnr'), '.2f')} | {_fmt(e.get('ssim'), '.3f')} | "
+            lines.append(f"| *{name}* | {_psnr_cell(e)} | {_fmt(e.get('ssim'), '.3f')} | "
                          f"{_kid(e)} | {_fmt(e.get('fid'), '.2f')} | | | | {e['n']} |")
         for m, e in block["rows"].items():
             if "skipped" in e or "missing" in e:
@@ -270,7 +296,7 @@ def markdown(results: dict) -> str:
                 continue
             calls = f"{e['calls_per_image']:.0f}" + (f" ({e['grad_calls_per_image']:.0f})" if e["grad_calls_per_image"] else "")
             n = f"{e['n']}" if e["n"] == e["n_planned"] else f"{e['n']} of {e['n_planned']}"
-            lines.append(f"| {m} | {e['psnr']:.2f} | {e['ssim']:.3f} | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | "
+            lines.append(f"| {m} | {_psnr_cell(e)} | {e['ssim']:.3f} | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | "
                          f"{e['measurement_error']:.4f} | {calls} | {e['seconds_per_image']:.2f} | {n} |")
         lines.append("")
         same = block.get("same_images")
@@ -282,7 +308,7 @@ def markdown(results: dict) -> str:
             for name, e in same["reference_rows"].items():
                 lines.append(f"| *{name}* | | | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | | {e['n']} |")
             for m, e in same["rows"].items():
-                lines.append(f"| {m} | {e['psnr']:.2f} | {e['ssim']:.3f} | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | "
+                lines.append(f"| {m} | {_psnr_cell(e)} | {e['ssim']:.3f} | {_kid(e)} | {_fmt(e.get('fid'), '.2f')} | "
                              f"{e['measurement_error']:.4f} | {e['n']} |")
             lines.append("")
         larger = block.get("larger_shared_sets")
