@@ -2,16 +2,17 @@
 float32. An image a person restores comes from an 8-bit file, whose rounding is noise of standard
 deviation 1 / (255 sqrt 12) = 0.00113. This measures the difference on N ``cifar10-train`` images:
 y in float32, y rounded to 8 bits, and y rounded with that noise level declared (``sigma_y``, which
-makes DDNM's finish noise-aware). Rows: the input, the pseudo-inverse A^+ y (``pinv``), DDNM,
-SHRED+ (``shred@plus``) and, on deblurring, SHRED+ started from the whole inverted A^+ y with the
-consistency finish (``#pinv-a1-cons``, the sixth tuning round of docs/RESULTS.md); PSNR (dB).
+makes DDNM's finish noise-aware; what ``shred-ir restore`` does for a file:
+:func:`shred.operators.with_rounding`). Rows: the input, the pseudo-inverse A^+ y (``pinv``), DDNM,
+SHRED+ (``shred@plus``; blind deblurring: ``shred-blind@plus`` alone, the kernel drawn once) and,
+on deblurring, SHRED+ started from the whole inverted A^+ y with the consistency finish
+(``#pinv-a1-cons``, the sixth tuning round of docs/RESULTS.md); PSNR (dB).
 
     python bench/quantized_y.py --n 16 --out bench/results/quantized-y-train.json
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -25,12 +26,15 @@ from shred.errors import ShredError  # noqa: E402
 from shred.io import write_json  # noqa: E402
 from shred.metrics import psnr  # noqa: E402
 from shred.models import load_model  # noqa: E402
-from shred.operators import TaskOptions, build_task  # noqa: E402
+from shred.operators import TaskOptions, build_task, rounding_std  # noqa: E402
 from shred.solvers import build_solver  # noqa: E402
 
-QUANTISATION_STD = 1 / (255 * math.sqrt(12))  # uniform rounding error of an 8-bit value, in [0, 1] units
-TASKS = {"deblur": ("deblur", {"kernel": "gaussian", "kernel_sigma": 2.0}),  # the comparison's settings
-         "sr4": ("sr", {"scale": 4}), "inpaint": ("inpaint", {"box_size": 16})}
+QUANTISATION_STD = rounding_std(256)  # uniform rounding error of an 8-bit value, in [0, 1] units
+# The comparison's settings (shred.benchmark.tasks); the blind kernel is drawn once, from seed 0.
+TASKS = {"deblur": ("deblur", {"kernel": "gaussian", "kernel_sigma": 2.0}),
+         "sr4": ("sr", {"scale": 4}), "inpaint": ("inpaint", {"box_size": 16}),
+         "sr8": ("sr", {"scale": 8}), "cs5": ("cs", {"fraction": 0.05}), "colorize": ("colorize", {}),
+         "blind": ("blind-deblur", {"kernel": "random", "kernel_size": 9})}
 PINV_START = {"warm_from": "pinv", "warm_strength": 1.0, "finish": "consistency"}
 
 
@@ -52,7 +56,7 @@ def positive_int(text: str) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=positive_int, default=16, help="images (a seeded choice, seed 5)")
-    p.add_argument("--tasks", default="deblur,sr4,inpaint", help=f"comma-separated, of {', '.join(TASKS)}")
+    p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {', '.join(TASKS)}")
     p.add_argument("--data", default="cifar10-train")
     p.add_argument("--model", default="cifar10-32")
     p.add_argument("--out", required=True, help="a .json file")
@@ -84,11 +88,14 @@ def main(argv=None) -> int:
                             torch.Generator().manual_seed(0))
             a_pinv_y = op.pinv(y.double()).float().clamp(0, 1)
             # The input as a method starts from it: A^+ y; for deblurring the blurred image itself.
+            blurs = name in ("deblur", "blind")
             row = {"task": name, "y": label, "sigma_y": sigma,
-                   "input": float(psnr(y if name == "deblur" else a_pinv_y, x).mean())}
+                   "input": float(psnr(y if blurs else a_pinv_y, x).mean())}
             if name == "deblur":
                 row["pinv"] = float(psnr(a_pinv_y, x).mean())
             methods = {"ddnm": ("ddnm", {}), "shred@plus": ("shred", {"preset": "plus", "task": task})}
+            if name == "blind":  # the kernel is unknown: no DDNM
+                methods = {"shred@plus": ("shred-blind", {"preset": "plus", "task": task})}
             if name == "deblur":
                 methods["shred@plus#pinv-a1-cons"] = ("shred", {"preset": "plus", "task": task, **PINV_START})
             for method, (solver, settings) in methods.items():

@@ -161,12 +161,13 @@ def test_quantized_y_rounds_as_a_file_does_and_refuses_bad_inputs_before_any_wor
     q = _module("quantized_y")
     y = torch.tensor([-0.1, 0.0, 0.5, 0.501, 1.0, 1.2])
     assert torch.equal(q.quantise(y) * 255, torch.tensor([0.0, 0.0, 128.0, 128.0, 255.0, 255.0]))
-    # The rounding error of a uniform 8-bit grid: its standard deviation is the constant the script declares.
+    # The rounding error of a uniform 8-bit grid: its standard deviation is the constant the script
+    # declares, the library's (what `shred-ir restore` adds for an 8-bit file).
     fine = torch.rand(200_000, generator=torch.Generator().manual_seed(0))
     assert float((q.quantise(fine) - fine).std()) == pytest.approx(q.QUANTISATION_STD, rel=0.01)
     assert q.QUANTISATION_STD == pytest.approx(1 / 255 / math.sqrt(12))
     cases = [(["--n", "0"], "expected a number of images >= 1, got 0"),
-             (["--tasks", "sr9"], "unknown task sr9; choose from deblur, sr4, inpaint"),
+             (["--tasks", "sr9"], "unknown task sr9; choose from deblur, sr4, inpaint, sr8, cs5, colorize, blind"),
              (["--out", str(tmp_path / "q.txt")], "--out: a .json file"),
              (["--data", str(tmp_path / "none")], "no such file or folder")]
     for args, said in cases:

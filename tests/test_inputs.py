@@ -83,6 +83,44 @@ def test_sixteen_bit_png_is_scaled_by_65535(tmp_path):
     assert torch.allclose(x, torch.tensor([[0, 32768], [65535, 1000]]) / 65535.0)
 
 
+def test_a_measurement_read_from_a_file_carries_its_rounding_as_noise(tmp_path, clean_png, capsys):
+    """An 8-bit (or 16-bit) file rounds y after any noise: load_measurement adds the rounding's
+    standard deviation to the declared sigma_y in quadrature (0.00113 for 8 bits); a .npy or float
+    TIFF measurement is taken as it is. The restore line names it."""
+    import math
+
+    from shred.io import stored_levels
+    from shred.operators import on_canvas, rounding_std, unwrap
+    from shred.restoration import load_measurement
+
+    q = rounding_std(256)
+    assert q == pytest.approx(0.0011320593513522)
+    deep, flt = tmp_path / "deep.png", tmp_path / "float.tif"
+    Image.fromarray(np.zeros((4, 4), np.uint16)).save(deep)
+    Image.fromarray(np.zeros((4, 4), np.float32)).save(flt)
+    assert (stored_levels(clean_png), stored_levels(deep), stored_levels(flt)) == (256, 65536, None)
+    assert stored_levels(tmp_path / "missing.png") is None and rounding_std(65536) < q / 200
+    out = {}
+    for name, extra in [("y.png", []), ("y.npy", []), ("yn.png", ["--sigma-y", "0.05"])]:
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        code, _, err = run(["degrade", clean_png, "--task", "deblur", "--kernel-sigma", "1", *extra,
+                            "--out", folder / name], capsys)
+        assert code == 0, err
+        out[name] = load_measurement(folder / name, spec=(folder / name).with_suffix(".json"))
+    true_blur = unwrap(out["y.npy"].operator)
+    assert out["y.npy"].operator.sigma_y == 0 and out["y.npy"].operator.rounding == 0
+    png = out["y.png"].operator
+    assert png.sigma_y == png.rounding == q and png.op.spec() == true_blur.spec()
+    noisy = out["yn.png"].operator
+    assert noisy.sigma_y == pytest.approx(math.hypot(0.05, q)) and noisy.rounding == q
+    assert noisy.op.spec() == true_blur.spec()                   # one noise layer, not two
+    assert on_canvas(png, (40, 40)).rounding == q                # the canvas keeps it
+    code, _, err = run(["restore", tmp_path / "y_png" / "y.png", "--iterations", "1", "--out", tmp_path / "r.png"],
+                       capsys)
+    assert code == 0 and "noise sigma_y 0.00113, the file's rounding" in err, err
+
+
 def _png_with_broken_chunk(path):
     """An 8x8 PNG whose image data stops half-way into a garbage chunk header (Pillow: SyntaxError)."""
     import struct
@@ -255,7 +293,9 @@ def test_restoring_a_random_operator_needs_its_spec_or_seed(argv, what, tmp_path
     true_op, _ = shred.read_spec(tmp_path / "lost.json")
     opts = shred.TaskOptions(**json.loads((tmp_path / "lost.json").read_text())["task_options"])
     m = load_measurement(y, task=argv[1], options=opts, degrade_seed=7)
-    assert m.operator.spec() == true_op.spec()
+    # y came from an 8-bit PNG: the operator is the true one with the file's rounding as its noise.
+    assert m.operator.rounding == m.operator.sigma_y == shred.operators.rounding_std(256)
+    assert m.operator.op.spec() == true_op.spec()
 
 
 def test_blind_tasks_need_no_seed(tmp_path, clean_png, capsys):

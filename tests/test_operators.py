@@ -247,3 +247,26 @@ def test_unwrap_reaches_the_operator_inside_noise_and_one_element_compositions()
     assert torch.equal(unwrap(wrapped).A(x), wrapped.A(x))
     two = Compose((1, 8, 8), [blur, Mask((1, 8, 8), torch.ones(8, 8))])
     assert unwrap(two) is two and unwrap(blur) is blur  # nothing to unwrap: the operator itself
+
+
+def test_with_rounding_adds_in_quadrature_and_keeps_the_spec_a_plain_noisy_one():
+    from shred.operators import Noisy, operator_from_spec, rounding_std, with_rounding
+
+    blur = build_task("deblur", (1, 8, 8), TaskOptions(kernel_sigma=1.0))
+    q = rounding_std(256)
+    assert with_rounding(blur, 0.0) is blur
+    once = with_rounding(blur, q)
+    assert isinstance(once, Noisy) and once.op is blur and once.sigma_y == once.rounding == q
+    twice = with_rounding(build_task("deblur", (1, 8, 8), TaskOptions(kernel_sigma=1.0, sigma_y=0.02)), q)
+    assert twice.sigma_y == pytest.approx(math.hypot(0.02, q)) and twice.rounding == q
+    assert not isinstance(twice.op, Noisy)
+    # The spec holds the total noise (what the restoration assumed); rebuilt, nothing is rounding.
+    back = operator_from_spec(twice.spec())
+    assert back.sigma_y == twice.sigma_y and back.rounding == 0
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    assert torch.equal(once.A(x), blur.A(x))
+    for bad in (-1e-3, float("nan"), float("inf")):
+        with pytest.raises(ShredError, match="rounding noise"):
+            with_rounding(blur, bad)
+    with pytest.raises(ShredError, match="rounding noise"):
+        Noisy((1, 8, 8), blur, 0.001, rounding=0.002)

@@ -125,3 +125,27 @@ def test_cli_stop_option(tmp_path, tiny_model_dir, capsys):
     # the stop threshold (the MSE loss at that residual: (tau sigma_y)^2) say so.
     assert 1 <= row["iterations"] < 8 and 1.0 < row["noise_ratio"] <= 1.5, row
     assert rep["summary"]["stop"]["threshold"] == pytest.approx([(1.5 * 0.2) ** 2], rel=1e-12)
+
+
+def test_auto_still_estimates_when_only_a_files_rounding_is_known(noisy_blur):
+    """An 8-bit file's rounding (with_rounding) is a floor on the noise, not a declared level: "auto"
+    estimates sigma_y from y as before (never below the rounding), "discrepancy" takes it as the
+    level, and a declared level on top of it is used by both."""
+    from shred.operators import rounding_std, with_rounding
+
+    _, op, y = noisy_blur
+    q = rounding_std(256)
+    rounded = with_rounding(op.op, q)
+    auto = make_stop_rule("auto", 1.0, "mse", y, rounded)
+    assert auto.source == "mad"
+    assert torch.equal(auto.sigma, estimate_sigma_mad(y).clamp(min=q))
+    assert ((auto.sigma / SIGMA_Y - 1).abs() < 0.2).all()           # the noise in y, not the rounding
+    flat = torch.full_like(y, 0.5)                                 # nothing to estimate: the floor
+    assert make_stop_rule("auto", 1.0, "mse", flat, rounded).sigma.tolist() == [q, q]
+    disc = make_stop_rule("discrepancy", 1.0, "mse", y, rounded)
+    assert disc.source == "operator" and disc.sigma.tolist() == [q, q]
+    both = with_rounding(op, q)                                     # sigma_y 0.05 declared, then rounded
+    for stop in ("auto", "discrepancy"):
+        rule = make_stop_rule(stop, 1.0, "mse", y, both)
+        assert rule.source == "operator"
+        assert rule.sigma.tolist() == pytest.approx([math.hypot(SIGMA_Y, q)] * 2)

@@ -179,6 +179,21 @@ def test_files_that_are_not_images_are_refused(den, tmp_path):
         session.prepare(PageRequest("degrade", str(nan), task="sr"), den, tmp_path)
 
 
+def test_a_measurement_file_on_the_page_carries_its_rounding(den, tmp_path):
+    """The page restores an uploaded file as `shred-ir restore` does: an 8-bit file's rounding is
+    added to the declared noise; a .npy measurement is exact."""
+    from shred.operators import rounding_std
+
+    small = tmp_path / "small.png"
+    Image.open(SAMPLE).resize((8, 8), Image.BOX).save(small)
+    png = session.prepare(PageRequest("restore", str(small), task="sr"), den, tmp_path)
+    assert png.operator.sigma_y == png.operator.rounding == rounding_std(256)
+    exact = tmp_path / "small.npy"
+    np.save(exact, np.asarray(Image.open(small), np.float32) / 255)
+    npy = session.prepare(PageRequest("restore", str(exact), task="sr"), den, tmp_path)
+    assert npy.operator.sigma_y == 0 and torch.equal(npy.y, png.y)
+
+
 def test_resize_is_explicit_and_takes_the_mask_along(den, tmp_path):
     big = tmp_path / "big.png"
     Image.open(SAMPLE).resize((64, 48), Image.NEAREST).save(big)

@@ -321,6 +321,28 @@ def read_image_and_alpha(path: str | os.PathLike, channels: int | None = None) -
     return to_channels(x, channels, str(path)), None if alpha is None else torch.from_numpy(alpha)
 
 
+def stored_levels(path: str | os.PathLike) -> int | None:
+    """How many levels per channel ``path`` stores values in [0, 1] at, as :func:`read_image`
+    scales them: 256 for 8-bit files (PNG, JPEG, 8-bit TIFF), 65536 for 16-bit ones, None for
+    floating-point data (.npy, float TIFF), which is not rounded. Reads the header only; a file
+    that cannot be opened gives None (:func:`read_image` says why)."""
+    path = Path(path)
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+    except Exception:  # noqa: BLE001 - read_image refuses such a file in its own words
+        return None
+    if mode == "F":
+        return None
+    if mode.startswith("I"):  # I;16 and 32-bit integers, which read_image scales by 65535
+        return 65536
+    return 256
+
+
 def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Tensor:
     """An image file as it is displayed, as float32 [1, C, H, W] in [0, 1]
     (:func:`read_image_and_alpha`).

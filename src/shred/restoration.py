@@ -22,10 +22,10 @@ import torch
 
 from .api import load_spec, spec_operator
 from .errors import ShredError, ShredWarning
-from .io import image_bytes, read_image, resize, resize_note, to_channels
+from .io import image_bytes, read_image, resize, resize_note, stored_levels, to_channels
 from .models import Denoiser, default_model, load_model
 from .models.base import canvas_size
-from .operators import Operator, TaskOptions, build_task
+from .operators import Operator, TaskOptions, build_task, rounding_std, with_rounding
 from .operators.tasks import assumed_defaults, random_parts
 from .report import format_table, kernel_image, run_summary, seed_rows, spread_image
 from .seeding import generator
@@ -106,6 +106,12 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
     :class:`ShredWarning` when they were not among ``given`` (the task options the user gave;
     default: those that differ from :class:`TaskOptions`' defaults).
 
+    A measurement read from an 8- or 16-bit file was rounded after any noise, so its operator's
+    noise is the declared sigma_y (the spec's, or ``options``') and the rounding's standard
+    deviation added in quadrature (:func:`shred.operators.with_rounding`; 0.00113 for 8 bits):
+    noise-aware steps (SHRED+'s finish, DDRM's start, a ``discrepancy`` stop) then leave it in y
+    instead of amplifying it. A .npy or float TIFF measurement is taken as it is.
+
     With ``allow_resize`` a task's operator is built for the model's training size instead, and
     a measurement of another size than the operator produces (task or spec) is centre-cropped and
     resampled (bicubic) to it, said in a :class:`ShredWarning` and in ``Measurement.resized``;
@@ -155,6 +161,9 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
         for note in assumed_defaults(task, options, set(given), shape):
             _warn(f"assuming {note}")
         y = to_channels(y, op.out_shape[0], str(y_path))
+    levels = stored_levels(y_path)
+    if levels is not None:
+        op = with_rounding(op, rounding_std(levels))
     want = tuple(op.out_shape[1:])
     resized = None
     if tuple(y.shape[-2:]) != want:

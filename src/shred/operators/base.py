@@ -168,6 +168,12 @@ class Operator:
         """Standard deviation of the additive measurement noise in [0, 1] units (0: none)."""
         return 0.0
 
+    @property
+    def rounding(self) -> float:
+        """The part of :attr:`sigma_y` that is the rounding of the file the measurement was read
+        from (:func:`shred.operators.with_rounding`), in [0, 1] units; 0 when none is counted."""
+        return 0.0
+
     def num_measurements(self) -> int:
         """m, the number of scalar measurements per image (for the discrepancy principle)."""
         c, h, w = self.out_shape

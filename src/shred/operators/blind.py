@@ -216,13 +216,14 @@ class ParametricBlur(Operator):
         grid: (gh, gw) cells of the spatially varying model; (1, 1) for a uniform blur.
         seeds: one per restoration; cell networks are seeded from it (:func:`kernel_seed`).
         sigma_y: the measurement noise level when known (for noise-aware stopping).
+        rounding: the part of ``sigma_y`` that is an image file's rounding (:attr:`Operator.rounding`).
         hidden / input_size / input_scale: the kernel networks (:class:`KernelNet`).
     """
 
     linear = True
 
     def __init__(self, in_shape, kernel_size: tuple[int, int], grid: tuple[int, int], seeds: list[int | None],
-                 *, sigma_y: float = 0.0, hidden: int = 1000, input_size: int = 200, input_scale: float = 0.1):
+                 *, sigma_y: float = 0.0, rounding: float = 0.0, hidden: int = 1000, input_size: int = 200, input_scale: float = 0.1):
         from .linear import _shape
         self.in_shape = self.out_shape = _shape(in_shape)
         self.grid = (int(grid[0]), int(grid[1]))
@@ -237,11 +238,16 @@ class ParametricBlur(Operator):
         self.batch = len(seeds)
         self.weights = grid_weights(self.in_shape[1:], self.grid)
         self.noise = float(sigma_y)
+        self.rounded = float(rounding)
         self._freeze()
 
     @property
     def sigma_y(self) -> float:
         return self.noise
+
+    @property
+    def rounding(self) -> float:
+        return self.rounded
 
     def to(self, device=None, dtype=None) -> "ParametricBlur":
         self.net.to(device=device, dtype=dtype)

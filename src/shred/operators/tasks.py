@@ -273,12 +273,13 @@ def assumed_defaults(task: str, options: TaskOptions, given: set[str], shape) ->
 def describe_operator(op: Operator, blind: bool = False) -> str | None:
     """A phrase on what an operator holds that the user should see when it is read or made: the
     kept fraction of its mask (``the mask keeps 768 of 1024 pixels (75.0 %)``), its blur kernel
-    (``kernel gaussian(sigma=3), 19x19``), its noise; None when there is nothing to say. ``blind``:
+    (``kernel gaussian(sigma=3), 19x19``), its noise (``noise sigma_y 0.00113, the file's
+    rounding``: :func:`shred.operators.with_rounding`); None when there is nothing to say. ``blind``:
     the kernel is unknown to the solver, which estimates one of its size (``kernel estimated at
     19x19; the spec's gaussian(sigma=3) only scores the estimate``)."""
     from .linear import unwrap
 
-    noise = op.sigma_y
+    noise, rounding = op.sigma_y, op.rounding
     op = unwrap(op)
     phrases = []
     for stage in op.ops if isinstance(op, Compose) else (op,):
@@ -289,8 +290,10 @@ def describe_operator(op: Operator, blind: bool = False) -> str | None:
             size = f"{stage.kernel.shape[0]}x{stage.kernel.shape[1]}"
             phrases.append(f"kernel estimated at {size}; the spec's {stage.kind} only scores the estimate" if blind
                            else f"kernel {stage.kind}, {size}")
-    if noise > 0:
-        phrases.append(f"noise sigma_y {noise:g}")
+    if noise > 0 and rounding >= noise:
+        phrases.append(f"noise sigma_y {noise:.3g}, the file's rounding")
+    elif noise > 0:
+        phrases.append(f"noise sigma_y {noise:.3g}" + (" with the file's rounding" if rounding > 0 else ""))
     return "; ".join(phrases) or None
 
 

@@ -130,7 +130,7 @@ class BlindShred(Shred):
         if tuple(operator.out_shape) != tuple(operator.in_shape):
             raise ShredError(f"blind deblurring needs a measurement of the image's size {tuple(operator.in_shape)}, "
                              f"but this one is {tuple(operator.out_shape)}")
-        h = ParametricBlur(operator.in_shape, size, grid, list(seeds), sigma_y=operator.sigma_y,
+        h = ParametricBlur(operator.in_shape, size, grid, list(seeds), sigma_y=operator.sigma_y, rounding=operator.rounding,
                            hidden=b.hidden, input_size=b.input_size, input_scale=b.input_scale)
         return h.to(device=self.device, dtype=self.dtype)
 
@@ -195,7 +195,7 @@ class BlindShred(Shred):
                 out.append(x0[i:i + 1])
                 continue
             if operator.sigma_y > 0:
-                op = Noisy(op.in_shape, op, operator.sigma_y)
+                op = Noisy(op.in_shape, op, operator.sigma_y, rounding=operator.rounding)
             out.append(super().ddnm_finish(x0[i:i + 1], y[i:i + 1], op, [seed]))
         return torch.cat(out)
 

@@ -11,9 +11,12 @@ that is, on the loss scale, ``mse <= tau^2 sigma_y^2`` or ``norm <= tau sigma_y 
 Rules (``stop=``):
 
 * ``"none"``: run all iterations (or until ``epsilon``).
-* ``"discrepancy"``: sigma_y is the operator's (``Noisy``, ``--sigma-y``); it must be > 0.
+* ``"discrepancy"``: sigma_y is the operator's (``Noisy``, ``--sigma-y``, with an image file's
+  rounding: :func:`shred.operators.with_rounding`); it must be > 0.
 * ``"auto"``: sigma_y is the operator's when known, otherwise estimated from y alone by
   :func:`estimate_sigma_mad` (Donoho and Johnstone's wavelet rule); then the discrepancy principle.
+  An image file's rounding alone (:attr:`Operator.rounding`, all of sigma_y) does not make it
+  known: the estimate is taken, and never below the rounding.
   Where y has too few fully measured 2 x 2 blocks for the estimate (sparse masks), it falls back to
   ``"plateau"``.
 * ``"plateau"``: stop an image once its loss has not improved by a relative ``PLATEAU_RTOL`` for
@@ -125,13 +128,17 @@ def make_stop_rule(stop: str, tau: float, loss: str, y: torch.Tensor, operator) 
         return StopRule("plateau", None, None, "none")
     b = y.shape[0]
     known = float(operator.sigma_y)
-    if known > 0:
+    # An image file's rounding alone (all of sigma_y) leaves the noise unknown to "auto".
+    declared = known > 0 and not (stop == "auto" and operator.rounding >= known)
+    if declared:
         sigma, source = torch.full((b,), known, dtype=torch.float64), "operator"
     elif stop == "discrepancy":
         raise ShredError("stop=discrepancy needs the noise level of the measurement (--sigma-y, or a spec "
                          "with noise); use stop=auto to estimate it from the measurement")
     else:
         weight = operator.measurement_weight()
-        sigma, source = estimate_sigma_mad(y.detach().cpu(), None if weight is None else weight.cpu()), "mad"
+        # Never below the rounding (NaN, too few blocks to estimate from, stays NaN: a plateau stop).
+        sigma = estimate_sigma_mad(y.detach().cpu(), None if weight is None else weight.cpu()).clamp(min=known)
+        source = "mad"
     threshold = discrepancy_threshold(sigma, tau, loss, operator.num_measurements())
     return StopRule(stop, threshold, sigma, source)

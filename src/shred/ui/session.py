@@ -218,8 +218,8 @@ def prepare(request: PageRequest, denoiser, workdir: Path) -> Problem:
     """Read the request's files and build its problem; writes the mask of ``inpaint-mask`` to
     ``workdir/mask.png`` (the task reads masks from files)."""
     from ..api import degrade
-    from ..io import read_image
-    from ..operators import build_task
+    from ..io import read_image, stored_levels
+    from ..operators import build_task, rounding_std, with_rounding
     from ..seeding import generator
 
     if request.mode not in MODES:
@@ -253,6 +253,9 @@ def prepare(request: PageRequest, denoiser, workdir: Path) -> Problem:
         mask = _fit_mask(mask, denoiser.image_size, request.resize)
         opts = _with_mask_file(opts, mask, workdir)
     op = build_task(task, model_shape, opts, generator=generator(request.degrade_seed))
+    levels = stored_levels(request.image)  # an 8-bit file's rounding is noise too (load_measurement)
+    if levels is not None:
+        op = with_rounding(op, rounding_std(levels))
     y = read_image(request.image, channels=op.out_shape[0])
     y = _fit(y, tuple(op.out_shape[1:]), request.resize, "the measurement",
              f"{task} on {denoiser.name} ({model_shape[1]}x{model_shape[2]})")
