@@ -4,6 +4,7 @@
 #   bench/check_defaults.sh                 # SHRED+ on every bench task
 #   PART=denoise bench/check_defaults.sh    # the bundled preset's denoising entry and candidates
 #   PART=colorize bench/check_defaults.sh   # candidates for SHRED+'s colorization entry
+#   PART=colorize50 bench/check_defaults.sh # the colorization entry on 50 images, with KID-C10
 #   PART=blind bench/check_defaults.sh      # candidates for SHRED+'s blind entry
 #   PART=blind-ks bench/check_defaults.sh   # kernel-only steps for it, on 20 other images
 cd "$(dirname "$0")/.."
@@ -16,6 +17,13 @@ if [ "${PART:-all}" = colorize ]; then
     --set shred@plus#consistency.finish=consistency --set shred@plus#lr01.lr=0.01 \
     --set shred@plus#s08.warm_strength=0.8 --set shred@plus#t100.finish_t=100 \
     --min-realism-images 1000 --batch 25 --device cpu --out ${RUN:-runs/check-colorize-train} "$@"
+fi
+if [ "${PART:-all}" = colorize50 ]; then
+  # The colorization entry against its grey input on 50 images (the first 20 are the ones the
+  # entry was checked on), with KID-C10: bench/results/check-colorize50-train.md.
+  exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-50} --tasks colorize \
+    --methods pinv,ddrm,ddnm,shred@plus \
+    --min-realism-images 20 --batch 25 --device cpu --out ${RUN:-runs/check-colorize50-train} "$@"
 fi
 if [ "${PART:-all}" = blind ]; then
   # Candidates for blind SHRED+'s entry. "#a09" is the entry first tuned (a one-pass DDIM inversion
