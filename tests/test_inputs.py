@@ -112,13 +112,28 @@ def test_a_measurement_read_from_a_file_carries_its_rounding_as_noise(tmp_path, 
     assert out["y.npy"].operator.sigma_y == 0 and out["y.npy"].operator.rounding == 0
     png = out["y.png"].operator
     assert png.sigma_y == png.rounding == q and png.op.spec() == true_blur.spec()
+    assert png.spec() == true_blur.spec()                        # the spec: how y was degraded
     noisy = out["yn.png"].operator
     assert noisy.sigma_y == pytest.approx(math.hypot(0.05, q)) and noisy.rounding == q
     assert noisy.op.spec() == true_blur.spec()                   # one noise layer, not two
-    assert on_canvas(png, (40, 40)).rounding == q                # the canvas keeps it
+    assert noisy.spec() == json.loads((tmp_path / "yn_png" / "yn.json").read_text())["operator"]
+    canvas = on_canvas(noisy, (40, 40))                          # the canvas keeps both parts
+    assert (canvas.rounding, canvas.declared_sigma_y) == (q, 0.05)
     code, _, err = run(["restore", tmp_path / "y_png" / "y.png", "--iterations", "1", "--out", tmp_path / "r.png"],
                        capsys)
     assert code == 0 and "noise sigma_y 0.00113, the file's rounding" in err, err
+    code, _, err = run(["restore", tmp_path / "yn_png" / "yn.png", "--iterations", "1", "--out", tmp_path / "rn.png"],
+                       capsys)
+    assert code == 0 and "noise sigma_y 0.05, 0.05001 with the file's rounding" in err, err
+    # A folder restore writes each image's spec; restoring from that spec counts the rounding once.
+    assert run(["restore", tmp_path / "y_png", "--out", tmp_path / "folder", "--iterations", "1", "--quiet"],
+               capsys)[0] == 0
+    again = load_measurement(tmp_path / "y_png" / "y.png", spec=tmp_path / "folder" / "y.json").operator
+    assert again.sigma_y == q and again.spec() == true_blur.spec()
+    # Without a declared level the rounding is not one: --stop discrepancy refuses as for a .npy.
+    code, _, err = run(["restore", tmp_path / "y_png" / "y.png", "--stop", "discrepancy", "--iterations", "1",
+                        "--out", tmp_path / "rd.png"], capsys)
+    one_error_line(code, err, "needs the noise level")
 
 
 def _png_with_broken_chunk(path):
@@ -453,6 +468,7 @@ def _op_path(spec):
     (lambda s: s.update(task_options={"scale": "x"}), "task_options: task option scale must be"),
     (lambda s: s.update(measurement_shape=[1, 4, 4]), "measurement_shape [1, 4, 4] differs"),
     (lambda s: s.update(image_shape=[3, 16, 16]), "image_shape [3, 16, 16] differs"),
+    (lambda s: s.update(measurement_levels=1), "measurement_levels must be null or an integer >= 2"),
 ])
 def test_a_hand_edited_spec_is_refused_naming_the_field(edit, field, spec_pair, tmp_path, capsys):
     y, spec = spec_pair

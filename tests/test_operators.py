@@ -249,24 +249,37 @@ def test_unwrap_reaches_the_operator_inside_noise_and_one_element_compositions()
     assert unwrap(two) is two and unwrap(blur) is blur  # nothing to unwrap: the operator itself
 
 
-def test_with_rounding_adds_in_quadrature_and_keeps_the_spec_a_plain_noisy_one():
+def test_with_rounding_adds_in_quadrature_and_the_spec_keeps_the_declared_noise_only():
     from shred.operators import Noisy, operator_from_spec, rounding_std, with_rounding
 
     blur = build_task("deblur", (1, 8, 8), TaskOptions(kernel_sigma=1.0))
     q = rounding_std(256)
+    assert rounding_std(65536) < q / 200
     assert with_rounding(blur, 0.0) is blur
     once = with_rounding(blur, q)
     assert isinstance(once, Noisy) and once.op is blur and once.sigma_y == once.rounding == q
-    twice = with_rounding(build_task("deblur", (1, 8, 8), TaskOptions(kernel_sigma=1.0, sigma_y=0.02)), q)
-    assert twice.sigma_y == pytest.approx(math.hypot(0.02, q)) and twice.rounding == q
-    assert not isinstance(twice.op, Noisy)
-    # The spec holds the total noise (what the restoration assumed); rebuilt, nothing is rounding.
-    back = operator_from_spec(twice.spec())
-    assert back.sigma_y == twice.sigma_y and back.rounding == 0
+    assert once.declared_sigma_y == 0
+    declared = build_task("deblur", (1, 8, 8), TaskOptions(kernel_sigma=1.0, sigma_y=0.02))
+    both = with_rounding(declared, q)
+    assert both.sigma_y == pytest.approx(math.hypot(0.02, q)) and both.rounding == q
+    assert both.declared_sigma_y == 0.02 and not isinstance(both.op, Noisy)
+    # A file has one rounding: applied again, it replaces, never adds; 0 takes it away.
+    assert with_rounding(both, q).sigma_y == both.sigma_y and with_rounding(once, q).sigma_y == q
+    assert with_rounding(once, 0.0) is blur and with_rounding(both, 0.0).spec() == declared.spec()
+    # The spec is the measurement's degradation, without the file's rounding: restoring from a
+    # spec written after a restore must not count the rounding twice.
+    assert once.spec() == blur.spec() and both.spec() == declared.spec()
+    assert operator_from_spec(both.spec()).sigma_y == 0.02
+    # degrade draws the declared noise only (the file rounds when it is written).
     x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
-    assert torch.equal(once.A(x), blur.A(x))
-    for bad in (-1e-3, float("nan"), float("inf")):
-        with pytest.raises(ShredError, match="rounding noise"):
+    assert torch.equal(once.A(x), blur.A(x)) and torch.equal(once.degrade(x), blur.A(x))
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(both.degrade(x, g()), declared.degrade(x, g()))
+    for bad in (-1e-3, float("nan"), float("inf"), 2.0, "0.1", None, True):
+        with pytest.raises(ShredError, match="rounding noise must be a number in"):
             with_rounding(blur, bad)
-    with pytest.raises(ShredError, match="rounding noise"):
-        Noisy((1, 8, 8), blur, 0.001, rounding=0.002)
+    for bad in (1, 0, -3, 2.5, True):
+        with pytest.raises(ShredError, match="levels must be an integer >= 2"):
+            rounding_std(bad)
+    # A declared sigma_y of 1 (the most allowed) with a rounding on top is not refused.
+    assert with_rounding(Noisy((1, 8, 8), blur, 1.0), q).sigma_y > 1

@@ -350,6 +350,22 @@ def test_a_folder_that_every_image_would_refuse_is_refused_once(tmp_path, mixed,
     assert "1 image: 0 restored, 0 already done, 1 unusable" in last and last.endswith("; nothing written"), last
 
 
+def test_a_folder_batches_rounded_and_exact_measurements_apart(tmp_path, tiny_model_dir):
+    """An 8-bit file's measurement carries its rounding as noise, a .npy one does not: the same
+    spec, but not the same operator, so they are never restored in one batch with one of them."""
+    from shred.folders import FolderRestore
+
+    clean = _png(tmp_path / "clean" / "a.png", 16, 16, 1)
+    y = tmp_path / "y"
+    y.mkdir()
+    for name in ("a.png", "b.npy"):
+        assert main(["degrade", str(clean), "--task", "sr", "--scale", "2", "--out", str(y / name), "--quiet"]) == 0
+    job = FolderRestore(y, tmp_path / "out", model=str(tiny_model_dir), device="cpu", progress=False)
+    ready, bad = job.prepare()
+    assert not bad and [p.item.rel.name for p in ready] == ["a.png", "b.npy"]
+    assert ready[0].group != ready[1].group and ready[0].key != ready[1].key
+
+
 def test_folder_degrade_is_the_single_command_per_image_and_resumes(tmp_path, capsys):
     clean = tmp_path / "clean"
     for i in range(3):

@@ -129,8 +129,8 @@ def test_cli_stop_option(tmp_path, tiny_model_dir, capsys):
 
 def test_auto_still_estimates_when_only_a_files_rounding_is_known(noisy_blur):
     """An 8-bit file's rounding (with_rounding) is a floor on the noise, not a declared level: "auto"
-    estimates sigma_y from y as before (never below the rounding), "discrepancy" takes it as the
-    level, and a declared level on top of it is used by both."""
+    estimates sigma_y from y as before (never below the rounding), "discrepancy" refuses as it does
+    without any noise level, and a declared level on top of the rounding is used by both."""
     from shred.operators import rounding_std, with_rounding
 
     _, op, y = noisy_blur
@@ -142,10 +142,24 @@ def test_auto_still_estimates_when_only_a_files_rounding_is_known(noisy_blur):
     assert ((auto.sigma / SIGMA_Y - 1).abs() < 0.2).all()           # the noise in y, not the rounding
     flat = torch.full_like(y, 0.5)                                 # nothing to estimate: the floor
     assert make_stop_rule("auto", 1.0, "mse", flat, rounded).sigma.tolist() == [q, q]
-    disc = make_stop_rule("discrepancy", 1.0, "mse", y, rounded)
-    assert disc.source == "operator" and disc.sigma.tolist() == [q, q]
+    with pytest.raises(ShredError, match="needs the noise level"):
+        make_stop_rule("discrepancy", 1.0, "mse", y, rounded)
     both = with_rounding(op, q)                                     # sigma_y 0.05 declared, then rounded
     for stop in ("auto", "discrepancy"):
         rule = make_stop_rule(stop, 1.0, "mse", y, both)
         assert rule.source == "operator"
         assert rule.sigma.tolist() == pytest.approx([math.hypot(SIGMA_Y, q)] * 2)
+
+
+def test_the_report_divides_by_the_estimated_noise_when_only_the_rounding_is_known(gaussian_prior, noisy_blur):
+    from shred.operators import rounding_std, with_rounding
+    from shred.report import seed_rows
+
+    _, op, y = noisy_blur
+    rounded = with_rounding(op.op, rounding_std(256))
+    res = Shred(gaussian_prior, ShredConfig(**RUN, stop="auto"))(y, rounded, seeds=[0, 1])
+    est = res.extras["stop"]["sigma_y"]
+    assert res.extras["stop"]["sigma_source"] == "mad"
+    ratios = [row["noise_ratio"] for row in seed_rows(res, rounded, y)]
+    # The stop came at the estimated noise level: the residual is about that level, not 40x the rounding.
+    assert all(0.8 < r <= 1.0 for r in ratios), (ratios, est)

@@ -192,6 +192,16 @@ def test_a_measurement_file_on_the_page_carries_its_rounding(den, tmp_path):
     np.save(exact, np.asarray(Image.open(small), np.float32) / 255)
     npy = session.prepare(PageRequest("restore", str(exact), task="sr"), den, tmp_path)
     assert npy.operator.sigma_y == 0 and torch.equal(npy.y, png.y)
+    # The downloads (measurement.npy + spec.json) restore the same problem: the spec says the
+    # values were read from an 8-bit file, so the command line counts the rounding too.
+    work = tmp_path / "run"
+    work.mkdir()
+    out = session.restore_page(PageRequest("restore", str(small), task="sr", iterations=1), den, work,
+                               model_name="cifar10-32", progress=False)
+    assert json.loads(out.files[session.SPEC_JSON].read_text())["measurement_levels"] == 256
+    from shred.restoration import load_measurement
+    m = load_measurement(out.files[session.MEASUREMENT_NPY], spec=out.files[session.SPEC_JSON])
+    assert m.operator.rounding == rounding_std(256) and m.operator.spec() == png.operator.spec()
 
 
 def test_resize_is_explicit_and_takes_the_mask_along(den, tmp_path):

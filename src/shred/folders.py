@@ -331,7 +331,10 @@ class FolderRestore:
         return settings_key({"format": FOLDER_FORMAT, "input_sha256": digest, "task": m.task,
                              "operator": m.operator.spec(), "model": self.denoiser.name, "config": r.config.to_dict(),
                              "preset": r.preset, "seed": self.seed, "run": r.run.to_dict(), "tile": tile,
-                             "resized": m.resized})
+                             "resized": m.resized,
+                             # The file's rounding is noise too (it is not in the spec); only when counted,
+                             # so that the keys of exact (.npy) measurements did not change with it.
+                             **({"rounding": m.operator.rounding} if m.operator.rounding else {})})
 
     def done(self, item: Item, key: str) -> bool:
         """Whether the image's files exist and its report carries ``key`` (and not ``overwrite``)."""
@@ -353,7 +356,7 @@ class FolderRestore:
                 continue
             try:
                 m = self.load(it)
-                group = json.dumps([m.task, m.operator.spec(), list(m.y.shape)], sort_keys=True)
+                group = json.dumps([m.task, m.operator.spec(), m.operator.rounding, list(m.y.shape)], sort_keys=True)
                 ready.append(_Prepared(it, group, m.task, self.key(m, file_digest(it.path))))
             except ShredError as exc:
                 bad.append((it.rel, _reason(exc, it.path)))

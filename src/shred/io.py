@@ -323,9 +323,11 @@ def read_image_and_alpha(path: str | os.PathLike, channels: int | None = None) -
 
 def stored_levels(path: str | os.PathLike) -> int | None:
     """How many levels per channel ``path`` stores values in [0, 1] at, as :func:`read_image`
-    scales them: 256 for 8-bit files (PNG, JPEG, 8-bit TIFF), 65536 for 16-bit ones, None for
-    floating-point data (.npy, float TIFF), which is not rounded. Reads the header only; a file
-    that cannot be opened gives None (:func:`read_image` says why)."""
+    scales them: 256 for 8-bit files (PNG, JPEG, 8-bit TIFF; Pillow reads 16-bit colour as 8-bit),
+    65536 for 16-bit grey ones (and 32-bit integers, at least as fine), 2 for a 1-bit image, None for
+    floating-point data (.npy, float TIFF), which is not rounded. What a palette or JPEG
+    compression loses is not rounding and is not counted. Reads the header only; a file that
+    cannot be opened gives None (:func:`read_image` says why)."""
     path = Path(path)
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return None
@@ -338,8 +340,10 @@ def stored_levels(path: str | os.PathLike) -> int | None:
         return None
     if mode == "F":
         return None
-    if mode.startswith("I"):  # I;16 and 32-bit integers, which read_image scales by 65535
+    if mode.startswith("I"):  # I;16, and 32-bit integers (read_image scales both by 65535, or by 2^32 - 1)
         return 65536
+    if mode == "1":
+        return 2
     return 256
 
 

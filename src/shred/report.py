@@ -53,8 +53,8 @@ def seed_rows(result: Result, operator: Operator, y: torch.Tensor, clean: torch.
     """One JSON-safe row per restoration.
 
     Columns: ``seed``, ``iterations``, ``loss`` (final), ``rel_error`` ||y - H x0|| / ||y||,
-    ``noise_ratio`` ||y - H x0|| / (sigma_y sqrt(m)) when a noise level is known or was estimated
-    by the stop rule (1 = at the discrepancy-principle level), ``psnr`` / ``ssim`` against
+    ``noise_ratio`` ||y - H x0|| / (sigma_y sqrt(m)) when a noise level was estimated by the stop
+    rule or is known (1 = at the discrepancy-principle level), ``psnr`` / ``ssim`` against
     ``clean``, and ``kernel_ncc`` (estimated vs. true kernel, up to shift) when the result holds a
     kernel and ``true_operator`` (e.g. the spec's) carries one.
     """
@@ -67,7 +67,9 @@ def seed_rows(result: Result, operator: Operator, y: torch.Tensor, clean: torch.
     m = operator.num_measurements()
     sigma = None
     stop = result.extras.get("stop")
-    if operator.sigma_y > 0:
+    if stop and stop.get("sigma_y") and stop.get("sigma_source") == "mad":
+        sigma = stop["sigma_y"]  # estimated: the noise was not declared (perhaps only a file's rounding)
+    elif operator.sigma_y > 0:
         sigma = [operator.sigma_y] * len(result.seeds)
     elif stop and stop.get("sigma_y"):
         sigma = stop["sigma_y"]

@@ -110,7 +110,8 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
     noise is the declared sigma_y (the spec's, or ``options``') and the rounding's standard
     deviation added in quadrature (:func:`shred.operators.with_rounding`; 0.00113 for 8 bits):
     noise-aware steps (SHRED+'s finish, DDRM's start, a ``discrepancy`` stop) then leave it in y
-    instead of amplifying it. A .npy or float TIFF measurement is taken as it is.
+    instead of amplifying it. A .npy or float TIFF measurement is taken as it is, unless its spec
+    says it holds the values of a rounded file (``measurement_levels``, written by the page).
 
     With ``allow_resize`` a task's operator is built for the model's training size instead, and
     a measurement of another size than the operator produces (task or spec) is centre-cropped and
@@ -162,6 +163,8 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
             _warn(f"assuming {note}")
         y = to_channels(y, op.out_shape[0], str(y_path))
     levels = stored_levels(y_path)
+    if levels is None and spec is not None:  # an exact copy of a rounded file's values (the page's .npy)
+        levels = record.get("measurement_levels")
     if levels is not None:
         op = with_rounding(op, rounding_std(levels))
     want = tuple(op.out_shape[1:])

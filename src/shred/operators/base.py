@@ -170,9 +170,16 @@ class Operator:
 
     @property
     def rounding(self) -> float:
-        """The part of :attr:`sigma_y` that is the rounding of the file the measurement was read
-        from (:func:`shred.operators.with_rounding`), in [0, 1] units; 0 when none is counted."""
+        """The standard deviation of the rounding of the file the measurement was read from,
+        counted in :attr:`sigma_y` (:func:`shred.operators.with_rounding`), in [0, 1] units; 0
+        when none is counted."""
         return 0.0
+
+    @property
+    def declared_sigma_y(self) -> float:
+        """The part of :attr:`sigma_y` that is not :attr:`rounding`: the noise a spec or
+        ``--sigma-y`` declares (sigma_y^2 = declared^2 + rounding^2)."""
+        return math.sqrt(max(self.sigma_y ** 2 - self.rounding ** 2, 0.0))
 
     def num_measurements(self) -> int:
         """m, the number of scalar measurements per image (for the discrepancy principle)."""

@@ -84,7 +84,7 @@ def on_canvas(op: Operator, size: tuple[int, int]) -> Operator:
     if (H, W) == (h, w):
         return op
     if isinstance(op, Noisy):
-        return Noisy((c, H, W), on_canvas(op.op, size), op.sigma_y, rounding=op.rounding)
+        return Noisy((c, H, W), on_canvas(op.op, size), op.declared_sigma_y, rounding=op.rounding)
     crop = Crop((c, H, W), h, w, (H - h) // 2, (W - w) // 2)
     ops = list(op.ops) if type(op) is Compose else [op]
     return Canvas((c, H, W), [crop, *ops])

@@ -349,8 +349,10 @@ class Noisy(Operator):
 
     ``A``, ``AT`` and ``pinv`` are those of the wrapped operator (the noise-free model used by the
     solvers); only :meth:`degrade` draws the noise. ``sigma_y`` is in [0, 1] image units.
-    ``rounding`` (at most ``sigma_y``) is the part of it that an image file's rounding adds
-    (:func:`with_rounding`); it is not written to the spec, which holds the total.
+    ``rounding`` is the standard deviation of the rounding of the image file the measurement was
+    read from (:func:`with_rounding`); :attr:`sigma_y` is then sqrt(sigma_y^2 + rounding^2), while
+    :meth:`degrade` draws, and the spec records, the declared ``sigma_y`` only (a measurement file
+    carries its own rounding: the spec must not count it a second time).
     """
 
     spec_fields = {"op": SpecField(OPERATOR), "sigma_y": SpecField(noise_level)}
@@ -363,8 +365,7 @@ class Noisy(Operator):
             noise_level(sigma_y)
         except _Invalid as exc:
             raise ShredError(f"sigma_y must be {exc}, got {sigma_y}") from None
-        if not 0 <= rounding <= sigma_y:
-            raise ShredError(f"noisy: the rounding noise {rounding} must lie in [0, sigma_y = {sigma_y}]")
+        _check_rounding(rounding)
         self.op = op
         self.noise = float(sigma_y)
         self.rounded = float(rounding)
@@ -375,11 +376,19 @@ class Noisy(Operator):
 
     @property
     def sigma_y(self) -> float:
+        return math.hypot(self.noise, self.rounded)
+
+    @property
+    def declared_sigma_y(self) -> float:
         return self.noise
 
     @property
     def rounding(self) -> float:
         return self.rounded
+
+    def spec(self) -> dict[str, Any]:
+        # Rounding only: the operator's own spec, as the measurement was degraded.
+        return self.op.spec() if self.rounded and not self.noise else super().spec()
 
     def A(self, x):
         return self.op.A(x)
@@ -415,25 +424,34 @@ class Noisy(Operator):
 def rounding_std(levels: int) -> float:
     """Standard deviation of the error of rounding a value in [0, 1] to the nearest of ``levels``
     equally spaced ones (uniform over one step of 1 / (levels - 1)): 1 / ((levels - 1) sqrt 12);
-    0.00113 for an 8-bit file (256 levels)."""
+    0.00113 for an 8-bit file (256 levels). Raises :class:`ShredError` unless ``levels`` is an
+    integer >= 2."""
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ShredError(f"levels must be an integer >= 2, got {levels!r}")
     return 1.0 / ((levels - 1) * math.sqrt(12))
+
+
+def _check_rounding(rounding) -> None:
+    if isinstance(rounding, bool) or not isinstance(rounding, (int, float)) or not 0 <= rounding <= 1:
+        raise ShredError(f"the rounding noise must be a number in [0, 1] ([0, 1] image units), got {rounding!r}")
 
 
 def with_rounding(op: Operator, rounding: float) -> Operator:
     """``op`` for a measurement read from an image file that rounded it: its declared noise
     sigma_y and the rounding's standard deviation ``rounding`` (:func:`rounding_std`) add in
-    quadrature, sigma = sqrt(sigma_y^2 + rounding^2), since the file rounds y = A x + n after
-    the noise. The result is a :class:`Noisy` that remembers the rounding part
-    (:attr:`Operator.rounding`), so that a rule that estimates unknown noise still does so when
-    nothing but the rounding is known (:mod:`shred.solvers.stopping`). ``rounding`` = 0
-    returns ``op`` itself."""
-    if rounding < 0 or not math.isfinite(rounding):
-        raise ShredError(f"the rounding noise must be a number >= 0, got {rounding}")
-    if rounding == 0:
-        return op
+    quadrature, :attr:`Operator.sigma_y` = sqrt(sigma_y^2 + rounding^2), since the file rounds
+    y = A x + n after the noise. The result is a :class:`Noisy` that keeps the two parts apart
+    (:attr:`Operator.declared_sigma_y`, :attr:`Operator.rounding`): the spec records the declared
+    noise only, and the stopping rules treat a noise level that is all rounding as unknown
+    (:mod:`shred.solvers.stopping`). A file has one rounding: an operator that already carries one
+    gets ``rounding`` instead, not both. ``rounding`` = 0 returns ``op`` without a rounding.
+    Raises :class:`ShredError` for a rounding that is not a number in [0, 1]."""
+    _check_rounding(rounding)
     inner = op.op if isinstance(op, Noisy) else op
-    total = math.hypot(op.sigma_y, rounding)
-    return Noisy(op.in_shape, inner, total, rounding=min(rounding, total))
+    declared = op.declared_sigma_y
+    if rounding == 0:
+        return Noisy(op.in_shape, inner, declared) if declared > 0 else inner
+    return Noisy(op.in_shape, inner, declared, rounding=float(rounding))
 
 
 def unwrap(op: Operator) -> Operator:

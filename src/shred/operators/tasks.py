@@ -279,7 +279,7 @@ def describe_operator(op: Operator, blind: bool = False) -> str | None:
     19x19; the spec's gaussian(sigma=3) only scores the estimate``)."""
     from .linear import unwrap
 
-    noise, rounding = op.sigma_y, op.rounding
+    noise, rounding, declared = op.sigma_y, op.rounding, op.declared_sigma_y
     op = unwrap(op)
     phrases = []
     for stage in op.ops if isinstance(op, Compose) else (op,):
@@ -290,10 +290,12 @@ def describe_operator(op: Operator, blind: bool = False) -> str | None:
             size = f"{stage.kernel.shape[0]}x{stage.kernel.shape[1]}"
             phrases.append(f"kernel estimated at {size}; the spec's {stage.kind} only scores the estimate" if blind
                            else f"kernel {stage.kind}, {size}")
-    if noise > 0 and rounding >= noise:
+    if rounding > 0 and declared > 0:
+        phrases.append(f"noise sigma_y {declared:g}, {noise:.4g} with the file's rounding")
+    elif rounding > 0:
         phrases.append(f"noise sigma_y {noise:.3g}, the file's rounding")
     elif noise > 0:
-        phrases.append(f"noise sigma_y {noise:.3g}" + (" with the file's rounding" if rounding > 0 else ""))
+        phrases.append(f"noise sigma_y {noise:g}")
     return "; ".join(phrases) or None
 
 

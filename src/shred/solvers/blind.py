@@ -182,7 +182,7 @@ class BlindShred(Shred):
         larger image) keep x0. No preset uses it: with kernels estimated in 15 iterations it fell to
         8.41 dB on 10 cifar10-train images (bench/results/check-blind-train.md), the range-null
         space step amplifying the estimate's misfit to y."""
-        from ..operators import Noisy
+        from ..operators import Noisy, with_rounding
         from ..operators.svd import operator_svd
 
         kernels = self._kernel_keep
@@ -194,8 +194,8 @@ class BlindShred(Shred):
             except ShredError:
                 out.append(x0[i:i + 1])
                 continue
-            if operator.sigma_y > 0:
-                op = Noisy(op.in_shape, op, operator.sigma_y, rounding=operator.rounding)
+            if operator.sigma_y > 0:  # the same noise, declared and rounding, under the estimated kernel
+                op = with_rounding(Noisy(op.in_shape, op, operator.declared_sigma_y), operator.rounding)
             out.append(super().ddnm_finish(x0[i:i + 1], y[i:i + 1], op, [seed]))
         return torch.cat(out)
 

@@ -12,11 +12,11 @@ Rules (``stop=``):
 
 * ``"none"``: run all iterations (or until ``epsilon``).
 * ``"discrepancy"``: sigma_y is the operator's (``Noisy``, ``--sigma-y``, with an image file's
-  rounding: :func:`shred.operators.with_rounding`); it must be > 0.
+  rounding: :func:`shred.operators.with_rounding`); some of it must be declared, not all rounding.
 * ``"auto"``: sigma_y is the operator's when known, otherwise estimated from y alone by
   :func:`estimate_sigma_mad` (Donoho and Johnstone's wavelet rule); then the discrepancy principle.
   An image file's rounding alone (:attr:`Operator.rounding`, all of sigma_y) does not make it
-  known: the estimate is taken, and never below the rounding.
+  known: the estimate is taken, and never below the rounding (``"discrepancy"`` refuses then).
   Where y has too few fully measured 2 x 2 blocks for the estimate (sparse masks), it falls back to
   ``"plateau"``.
 * ``"plateau"``: stop an image once its loss has not improved by a relative ``PLATEAU_RTOL`` for
@@ -128,8 +128,9 @@ def make_stop_rule(stop: str, tau: float, loss: str, y: torch.Tensor, operator) 
         return StopRule("plateau", None, None, "none")
     b = y.shape[0]
     known = float(operator.sigma_y)
-    # An image file's rounding alone (all of sigma_y) leaves the noise unknown to "auto".
-    declared = known > 0 and not (stop == "auto" and operator.rounding >= known)
+    # An image file's rounding alone leaves the noise unknown: a noisy photo stored in 8 bits has
+    # far more noise than its rounding.
+    declared = operator.declared_sigma_y > 0
     if declared:
         sigma, source = torch.full((b,), known, dtype=torch.float64), "operator"
     elif stop == "discrepancy":

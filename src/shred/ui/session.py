@@ -83,6 +83,8 @@ class Problem:
         options: the task options as run (``mask`` points at the mask file written, if any).
         clean: ground truth [1, C, H, W] in [0, 1], or None.
         mask: the inpainting mask [H, W] (1 = kept) of ``inpaint-mask``, or None.
+        levels: the levels the measurement file stored its values at (256 for 8 bits: its rounding
+            is in the operator's noise, :func:`shred.io.stored_levels`), or None.
     """
 
     y: torch.Tensor
@@ -90,6 +92,7 @@ class Problem:
     options: TaskOptions
     clean: torch.Tensor | None
     mask: torch.Tensor | None
+    levels: int | None = None
 
 
 @dataclass
@@ -263,7 +266,7 @@ def prepare(request: PageRequest, denoiser, workdir: Path) -> Problem:
     if request.clean_file:
         clean = read_image(request.clean_file, channels=denoiser.channels)
         clean = _fit(clean, denoiser.image_size, request.resize, "the clean image", f"model {denoiser.name}")
-    return Problem(y=y, operator=op, options=opts, clean=clean, mask=mask)
+    return Problem(y=y, operator=op, options=opts, clean=clean, mask=mask, levels=levels)
 
 
 def _with_mask_file(opts: TaskOptions, mask: torch.Tensor, workdir: Path) -> TaskOptions:
@@ -338,6 +341,8 @@ def restore_page(request: PageRequest, denoiser, workdir: str | Path, *, model_n
     registry_name = model_name if model_name in MODELS else None
     spec = make_spec(problem.operator, task=request.task, options=recorded, seed=request.degrade_seed,
                      extra={"measurement": MEASUREMENT_NPY, "model": registry_name,
+                            # measurement.npy holds the values of a rounded file: its rounding stays noise.
+                            **({"measurement_levels": problem.levels} if problem.levels else {}),
                             "restore_settings": {"preset": preset, "iterations": request.iterations,
                                                  "lr": request.lr, "seeds": seeds},
                             "created_with": "shred-ir ui"})
