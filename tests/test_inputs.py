@@ -468,7 +468,8 @@ def _op_path(spec):
     (lambda s: s.update(task_options={"scale": "x"}), "task_options: task option scale must be"),
     (lambda s: s.update(measurement_shape=[1, 4, 4]), "measurement_shape [1, 4, 4] differs"),
     (lambda s: s.update(image_shape=[3, 16, 16]), "image_shape [3, 16, 16] differs"),
-    (lambda s: s.update(measurement_levels=1), "measurement_levels must be null or an integer >= 2"),
+    (lambda s: s.update(measurement_levels=1), "measurement_levels must be null or an integer in 2 .. 2^32"),
+    (lambda s: s.update(measurement_levels=10 ** 400), "measurement_levels must be null or an integer in 2 .. 2^32"),
 ])
 def test_a_hand_edited_spec_is_refused_naming_the_field(edit, field, spec_pair, tmp_path, capsys):
     y, spec = spec_pair

@@ -281,5 +281,9 @@ def test_with_rounding_adds_in_quadrature_and_the_spec_keeps_the_declared_noise_
     for bad in (1, 0, -3, 2.5, True):
         with pytest.raises(ShredError, match="levels must be an integer >= 2"):
             rounding_std(bad)
+    # What a file's levels count as: 8 bits and coarser are rounded; 16 bits and floats are exact.
+    from shred.operators import file_rounding
+    assert (file_rounding(256), file_rounding(65536), file_rounding(None)) == (q, 0.0, 0.0)
+    assert file_rounding(2) == pytest.approx(0.2887, abs=1e-4)
     # A declared sigma_y of 1 (the most allowed) with a rounding on top is not refused.
     assert with_rounding(Noisy((1, 8, 8), blur, 1.0), q).sigma_y > 1

@@ -163,3 +163,6 @@ def test_the_report_divides_by_the_estimated_noise_when_only_the_rounding_is_kno
     ratios = [row["noise_ratio"] for row in seed_rows(res, rounded, y)]
     # The stop came at the estimated noise level: the residual is about that level, not 40x the rounding.
     assert all(0.8 < r <= 1.0 for r in ratios), (ratios, est)
+    # Without a stop rule nothing estimated the noise, and the rounding alone is not a noise level.
+    plain = Shred(gaussian_prior, ShredConfig(**RUN))(y, rounded, seeds=[0, 1])
+    assert [row["noise_ratio"] for row in seed_rows(plain, rounded, y)] == [None, None]

@@ -295,9 +295,9 @@ def check_spec(spec: Any, source: str = "spec") -> dict[str, Any]:
         except ShredError as exc:
             raise _spec_error(source, f"seed: {exc}") from None
     levels = spec.get("measurement_levels")
-    if levels is not None and (isinstance(levels, bool) or not isinstance(levels, int) or levels < 2):
-        raise _spec_error(source, f"measurement_levels must be null or an integer >= 2 (the levels of the file the "
-                                  f"measurement was read from), got {repr(levels)[:40]}")
+    if levels is not None and (isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= 2 ** 32):
+        raise _spec_error(source, f"measurement_levels must be null or an integer in 2 .. 2^32 (the levels of the "
+                                  f"file the measurement was read from), got {repr(levels)[:40]}")
     for key in ("image_shape", "measurement_shape"):
         if spec.get(key) is not None:
             try:

@@ -69,7 +69,7 @@ def seed_rows(result: Result, operator: Operator, y: torch.Tensor, clean: torch.
     stop = result.extras.get("stop")
     if stop and stop.get("sigma_y") and stop.get("sigma_source") == "mad":
         sigma = stop["sigma_y"]  # estimated: the noise was not declared (perhaps only a file's rounding)
-    elif operator.sigma_y > 0:
+    elif operator.declared_sigma_y > 0:  # a file's rounding alone is not a known noise level
         sigma = [operator.sigma_y] * len(result.seeds)
     elif stop and stop.get("sigma_y"):
         sigma = stop["sigma_y"]
