@@ -166,8 +166,7 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
     levels = stored_levels(y_path)
     if levels is None and spec is not None:  # an exact copy of a rounded file's values (the page's .npy)
         levels = record.get("measurement_levels")
-    if file_rounding(levels):
-        op = with_rounding(op, file_rounding(levels))
+    op = with_rounding(op, file_rounding(levels))
     want = tuple(op.out_shape[1:])
     resized = None
     if tuple(y.shape[-2:]) != want:

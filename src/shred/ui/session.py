@@ -257,8 +257,7 @@ def prepare(request: PageRequest, denoiser, workdir: Path) -> Problem:
         opts = _with_mask_file(opts, mask, workdir)
     op = build_task(task, model_shape, opts, generator=generator(request.degrade_seed))
     levels = stored_levels(request.image)  # an 8-bit file's rounding is noise too (load_measurement)
-    if file_rounding(levels):
-        op = with_rounding(op, file_rounding(levels))
+    op = with_rounding(op, file_rounding(levels))
     y = read_image(request.image, channels=op.out_shape[0])
     y = _fit(y, tuple(op.out_shape[1:]), request.resize, "the measurement",
              f"{task} on {denoiser.name} ({model_shape[1]}x{model_shape[2]})")
