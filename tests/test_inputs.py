@@ -84,9 +84,10 @@ def test_sixteen_bit_png_is_scaled_by_65535(tmp_path):
 
 
 def test_a_measurement_read_from_a_file_carries_its_rounding_as_noise(tmp_path, clean_png, capsys):
-    """An 8-bit (or 16-bit) file rounds y after any noise: load_measurement adds the rounding's
-    standard deviation to the declared sigma_y in quadrature (0.00113 for 8 bits); a .npy or float
-    TIFF measurement is taken as it is. The restore line names it."""
+    """An 8-bit file rounds y after any noise: for a blur, whose A^+ amplifies it unevenly,
+    load_measurement adds the rounding's standard deviation to the declared sigma_y in quadrature
+    (0.00113); a .npy or float TIFF measurement is taken as it is, and so is a mask's or a pooling's
+    measurement. The restore line names it."""
     import math
 
     from shred.io import stored_levels
@@ -134,6 +135,12 @@ def test_a_measurement_read_from_a_file_carries_its_rounding_as_noise(tmp_path, 
     code, _, err = run(["restore", tmp_path / "y_png" / "y.png", "--stop", "discrepancy", "--iterations", "1",
                         "--out", tmp_path / "rd.png"], capsys)
     one_error_line(code, err, "needs the noise level")
+    # Inpainting and average pooling: every singular value alike, nothing amplified, nothing counted.
+    for task, opts in [("inpaint", []), ("sr", ["--scale", "2"])]:
+        y = tmp_path / f"{task}.png"
+        assert run(["degrade", clean_png, "--task", task, *opts, "--out", y, "--quiet"], capsys)[0] == 0
+        m = load_measurement(y, spec=y.with_suffix(".json")).operator
+        assert m.sigma_y == m.rounding == 0
 
 
 def _png_with_broken_chunk(path):
@@ -308,9 +315,9 @@ def test_restoring_a_random_operator_needs_its_spec_or_seed(argv, what, tmp_path
     true_op, _ = shred.read_spec(tmp_path / "lost.json")
     opts = shred.TaskOptions(**json.loads((tmp_path / "lost.json").read_text())["task_options"])
     m = load_measurement(y, task=argv[1], options=opts, degrade_seed=7)
-    # y came from an 8-bit PNG: the operator is the true one with the file's rounding as its noise.
-    assert m.operator.rounding == m.operator.sigma_y == shred.operators.rounding_std(256)
-    assert m.operator.op.spec() == true_op.spec()
+    assert m.operator.spec() == true_op.spec()
+    # y came from an 8-bit PNG: a blur counts the file's rounding as noise, a mask does not.
+    assert m.operator.rounding == m.operator.sigma_y == (0.0 if what == "mask" else shred.operators.rounding_std(256))
 
 
 def test_blind_tasks_need_no_seed(tmp_path, clean_png, capsys):

@@ -281,9 +281,16 @@ def test_with_rounding_adds_in_quadrature_and_the_spec_keeps_the_declared_noise_
     for bad in (1, 0, -3, 2.5, True):
         with pytest.raises(ShredError, match="levels must be an integer >= 2"):
             rounding_std(bad)
-    # What a file's levels count as: 8 bits and coarser are rounded; 16 bits and floats are exact.
-    from shred.operators import file_rounding
-    assert (file_rounding(256), file_rounding(65536), file_rounding(None)) == (q, 0.0, 0.0)
-    assert file_rounding(2) == pytest.approx(0.2887, abs=1e-4)
+    # What a file's rounding counts as: noise for an uneven operator (a blur) from 8 bits or fewer;
+    # nothing for 16 bits, floats, or operators whose singular values are all equal.
+    from shred.operators import counted_rounding
+    assert (counted_rounding(blur, 256), counted_rounding(blur, 65536), counted_rounding(blur, None)) == (q, 0.0, 0.0)
+    assert counted_rounding(blur, 2) == pytest.approx(0.2887, abs=1e-4)
+    assert counted_rounding(declared, 256) == q and blur.uneven and declared.uneven
+    for task, opts in [("inpaint", {}), ("cs", {"fraction": 0.2}), ("sr", {"scale": 2}), ("colorize", {}),
+                       ("denoise", {}), ("colorize+sr", {"scale": 2})]:
+        even = build_task(task, (3, 8, 8), TaskOptions(**opts), torch.Generator().manual_seed(0))
+        assert not even.uneven and counted_rounding(even, 256) == 0.0, task
+    assert build_task("sr-bicubic", (3, 8, 8), TaskOptions(scale=2)).uneven
     # A declared sigma_y of 1 (the most allowed) with a rounding on top is not refused.
     assert with_rounding(Noisy((1, 8, 8), blur, 1.0), q).sigma_y > 1

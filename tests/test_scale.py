@@ -359,7 +359,8 @@ def test_a_folder_batches_rounded_and_exact_measurements_apart(tmp_path, tiny_mo
     y = tmp_path / "y"
     y.mkdir()
     for name in ("a.png", "b.npy"):
-        assert main(["degrade", str(clean), "--task", "sr", "--scale", "2", "--out", str(y / name), "--quiet"]) == 0
+        assert main(["degrade", str(clean), "--task", "deblur", "--kernel-sigma", "1", "--out", str(y / name),
+                     "--quiet"]) == 0
     job = FolderRestore(y, tmp_path / "out", model=str(tiny_model_dir), device="cpu", progress=False)
     ready, bad = job.prepare()
     assert not bad and [p.item.rel.name for p in ready] == ["a.png", "b.npy"]

@@ -180,26 +180,28 @@ def test_files_that_are_not_images_are_refused(den, tmp_path):
 
 
 def test_a_measurement_file_on_the_page_carries_its_rounding(den, tmp_path):
-    """The page restores an uploaded file as `shred-ir restore` does: an 8-bit file's rounding is
-    added to the declared noise; a .npy measurement is exact."""
+    """The page restores an uploaded file as `shred-ir restore` does: an 8-bit blurred file's
+    rounding is added to the declared noise (none for a pooled one); a .npy measurement is exact."""
     from shred.operators import rounding_std
+    from shred.restoration import load_measurement
 
+    png = session.prepare(PageRequest("restore", str(SAMPLE), task="deblur"), den, tmp_path)
+    assert png.operator.sigma_y == png.operator.rounding == rounding_std(256) and png.levels == 256
+    exact = tmp_path / "sample.npy"
+    np.save(exact, np.asarray(Image.open(SAMPLE), np.float32) / 255)
+    npy = session.prepare(PageRequest("restore", str(exact), task="deblur"), den, tmp_path)
+    assert npy.operator.sigma_y == 0 and torch.equal(npy.y, png.y)
     small = tmp_path / "small.png"
     Image.open(SAMPLE).resize((8, 8), Image.BOX).save(small)
-    png = session.prepare(PageRequest("restore", str(small), task="sr"), den, tmp_path)
-    assert png.operator.sigma_y == png.operator.rounding == rounding_std(256)
-    exact = tmp_path / "small.npy"
-    np.save(exact, np.asarray(Image.open(small), np.float32) / 255)
-    npy = session.prepare(PageRequest("restore", str(exact), task="sr"), den, tmp_path)
-    assert npy.operator.sigma_y == 0 and torch.equal(npy.y, png.y)
+    pooled = session.prepare(PageRequest("restore", str(small), task="sr"), den, tmp_path)
+    assert pooled.operator.sigma_y == 0 and pooled.levels is None
     # The downloads (measurement.npy + spec.json) restore the same problem: the spec says the
     # values were read from an 8-bit file, so the command line counts the rounding too.
     work = tmp_path / "run"
     work.mkdir()
-    out = session.restore_page(PageRequest("restore", str(small), task="sr", iterations=1), den, work,
+    out = session.restore_page(PageRequest("restore", str(SAMPLE), task="deblur", iterations=1), den, work,
                                model_name="cifar10-32", progress=False)
     assert json.loads(out.files[session.SPEC_JSON].read_text())["measurement_levels"] == 256
-    from shred.restoration import load_measurement
     m = load_measurement(out.files[session.MEASUREMENT_NPY], spec=out.files[session.SPEC_JSON])
     assert m.operator.rounding == rounding_std(256) and m.operator.spec() == png.operator.spec()
 

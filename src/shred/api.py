@@ -234,9 +234,9 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     the models' [-1, 1], 8-bit values) raises :class:`ShredError` naming its range.
 
     ``y`` is taken as exact up to ``operator.sigma_y``. A y read from an 8-bit file was rounded:
-    pass ``shred.operators.with_rounding(operator, shred.operators.rounding_std(256))`` (what
-    :func:`shred.restoration.load_measurement` and ``shred-ir restore`` do), or deblurring loses
-    about 0.8 dB to the amplified rounding (bench/quantized_y.py).
+    pass ``shred.operators.with_rounding(operator, shred.operators.counted_rounding(operator, 256))``
+    (what :func:`shred.restoration.load_measurement` and ``shred-ir restore`` do), or deblurring
+    loses about 0.8 dB to the amplified rounding (bench/quantized_y.py).
     """
     check_measurement_range(y, operator)
     images = max(len(seeds) if seeds is not None else 0, y.shape[0])  # the batch SHRED will run

@@ -25,7 +25,7 @@ from .errors import ShredError, ShredWarning
 from .io import image_bytes, read_image, resize, resize_note, stored_levels, to_channels
 from .models import Denoiser, default_model, load_model
 from .models.base import canvas_size
-from .operators import Operator, TaskOptions, build_task, file_rounding, with_rounding
+from .operators import Operator, TaskOptions, build_task, counted_rounding, with_rounding
 from .operators.tasks import assumed_defaults, random_parts
 from .report import format_table, kernel_image, run_summary, seed_rows, spread_image
 from .seeding import generator
@@ -106,12 +106,12 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
     :class:`ShredWarning` when they were not among ``given`` (the task options the user gave;
     default: those that differ from :class:`TaskOptions`' defaults).
 
-    A measurement read from an 8-bit (or coarser) file was rounded after any noise, so its
-    operator's noise is the declared sigma_y (the spec's, or ``options``') and the rounding's
-    standard deviation added in quadrature (:func:`shred.operators.with_rounding`,
-    :func:`shred.operators.file_rounding`: 0.00113 for 8 bits; 16-bit files count as exact):
-    noise-aware steps (SHRED+'s finish, DDRM's start, a ``discrepancy`` stop) then leave it in y
-    instead of amplifying it. A .npy or float TIFF measurement is taken as it is, unless its spec
+    A measurement read from an 8-bit (or coarser) file was rounded after any noise. Where the
+    operator's pseudo-inverse would amplify that rounding unevenly (blurs: :attr:`Operator.uneven`),
+    its noise is the declared sigma_y (the spec's, or ``options``') and the rounding's standard
+    deviation added in quadrature (:func:`shred.operators.with_rounding`,
+    :func:`shred.operators.counted_rounding`: 0.00113 for 8 bits; 16-bit files count as exact):
+    SHRED+'s noise-aware finish then leaves it in y instead of amplifying it. A .npy or float TIFF measurement is taken as it is, unless its spec
     says it holds the values of a rounded file (``measurement_levels``, written by the page).
 
     With ``allow_resize`` a task's operator is built for the model's training size instead, and
@@ -166,7 +166,7 @@ def load_measurement(path: str | Path, *, spec: str | Path | None = None, task: 
     levels = stored_levels(y_path)
     if levels is None and spec is not None:  # an exact copy of a rounded file's values (the page's .npy)
         levels = record.get("measurement_levels")
-    op = with_rounding(op, file_rounding(levels))
+    op = with_rounding(op, counted_rounding(op, levels))
     want = tuple(op.out_shape[1:])
     resized = None
     if tuple(y.shape[-2:]) != want:

@@ -171,7 +171,7 @@ def add_task_options(p: argparse.ArgumentParser, restoring: bool = False) -> Non
     g.add_argument("--kernel-sigma", type=positive_float, help="Gaussian kernel std in pixels (default 3)")
     g.add_argument("--sigma-y", type=checked_by(TaskOptions, "sigma_y"),
                    help="measurement noise std in [0, 1] units, at most 1 (default 0; 5/255 for 5 in 8-bit units)"
-                   + ("; restore adds an 8-bit file's rounding to it (0.00113)" if restoring else ""))
+                   + ("; for a blur, restore adds an 8-bit file's rounding to it (0.00113)" if restoring else ""))
     if restoring:
         g.add_argument("--degrade-seed", type=seed, help="without a spec: the --seed `shred-ir degrade` drew a random "
                        "mask or kernel with (cs, deblur --kernel random, deblur-sv); they are never re-drawn")

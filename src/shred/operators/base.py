@@ -176,6 +176,15 @@ class Operator:
         return 0.0
 
     @property
+    def uneven(self) -> bool:
+        """Whether A's nonzero singular values differ, so that A^+ amplifies some components of
+        the measurement's noise more than others (blurs, bicubic down-sampling). False for a
+        coisometry (A A^T = c I: average pooling, colorization, the identity) and for masks, where
+        they are all equal. Decides whether an image file's rounding is counted as noise
+        (:func:`shred.operators.counted_rounding`)."""
+        return self.coisometry is None
+
+    @property
     def declared_sigma_y(self) -> float:
         """The part of :attr:`sigma_y` that is not :attr:`rounding`: the noise a spec or
         ``--sigma-y`` declares (sigma_y^2 = declared^2 + rounding^2)."""

@@ -222,7 +222,7 @@ def prepare(request: PageRequest, denoiser, workdir: Path) -> Problem:
     ``workdir/mask.png`` (the task reads masks from files)."""
     from ..api import degrade
     from ..io import read_image, stored_levels
-    from ..operators import build_task, file_rounding, with_rounding
+    from ..operators import build_task, counted_rounding, with_rounding
     from ..seeding import generator
 
     if request.mode not in MODES:
@@ -256,8 +256,8 @@ def prepare(request: PageRequest, denoiser, workdir: Path) -> Problem:
         mask = _fit_mask(mask, denoiser.image_size, request.resize)
         opts = _with_mask_file(opts, mask, workdir)
     op = build_task(task, model_shape, opts, generator=generator(request.degrade_seed))
-    levels = stored_levels(request.image)  # an 8-bit file's rounding is noise too (load_measurement)
-    op = with_rounding(op, file_rounding(levels))
+    levels = stored_levels(request.image)  # an 8-bit file's rounding is noise too, for a blur (load_measurement)
+    op = with_rounding(op, counted_rounding(op, levels))
     y = read_image(request.image, channels=op.out_shape[0])
     y = _fit(y, tuple(op.out_shape[1:]), request.resize, "the measurement",
              f"{task} on {denoiser.name} ({model_shape[1]}x{model_shape[2]})")
@@ -265,8 +265,7 @@ def prepare(request: PageRequest, denoiser, workdir: Path) -> Problem:
     if request.clean_file:
         clean = read_image(request.clean_file, channels=denoiser.channels)
         clean = _fit(clean, denoiser.image_size, request.resize, "the clean image", f"model {denoiser.name}")
-    return Problem(y=y, operator=op, options=opts, clean=clean, mask=mask,
-                   levels=levels if file_rounding(levels) else None)
+    return Problem(y=y, operator=op, options=opts, clean=clean, mask=mask, levels=levels if op.rounding else None)
 
 
 def _with_mask_file(opts: TaskOptions, mask: torch.Tensor, workdir: Path) -> TaskOptions:
