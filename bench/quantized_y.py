@@ -33,6 +33,7 @@ QUANTISATION_STD = rounding_std(256)  # uniform rounding error of an 8-bit value
 # The comparison's settings (shred.benchmark.tasks); the blind kernel is drawn once, from seed 0.
 TASKS = {"deblur": ("deblur", {"kernel": "gaussian", "kernel_sigma": 2.0}),
          "sr4": ("sr", {"scale": 4}), "inpaint": ("inpaint", {"box_size": 16}), "sr2": ("sr", {"scale": 2}),
+         "sr4-bicubic": ("sr-bicubic", {"scale": 4}),
          "sr8": ("sr", {"scale": 8}), "cs5": ("cs", {"fraction": 0.05}), "colorize": ("colorize", {}),
          "blind": ("blind-deblur", {"kernel": "random", "kernel_size": 9})}
 PINV_START = {"warm_from": "pinv", "warm_strength": 1.0, "finish": "consistency"}
@@ -56,8 +57,8 @@ def positive_int(text: str) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=positive_int, default=16, help="images (a seeded choice, seed 5)")
-    p.add_argument("--tasks", default=",".join(t for t in TASKS if t != "sr2"),
-                   help=f"comma-separated, of {', '.join(TASKS)} (default: all but sr2)")
+    p.add_argument("--tasks", default=",".join(t for t in TASKS if t not in ("sr2", "sr4-bicubic")),
+                   help=f"comma-separated, of {', '.join(TASKS)} (default: all but sr2 and sr4-bicubic)")
     p.add_argument("--data", default="cifar10-train")
     p.add_argument("--model", default="cifar10-32")
     p.add_argument("--out", required=True, help="a .json file")

@@ -167,7 +167,7 @@ def test_quantized_y_rounds_as_a_file_does_and_refuses_bad_inputs_before_any_wor
     assert float((q.quantise(fine) - fine).std()) == pytest.approx(q.QUANTISATION_STD, rel=0.01)
     assert q.QUANTISATION_STD == pytest.approx(1 / 255 / math.sqrt(12))
     cases = [(["--n", "0"], "expected a number of images >= 1, got 0"),
-             (["--tasks", "sr9"], "unknown task sr9; choose from deblur, sr4, inpaint, sr2, sr8, cs5, colorize, blind"),
+             (["--tasks", "sr9"], "unknown task sr9; choose from deblur, sr4, inpaint, sr2, sr4-bicubic, sr8, cs5, colorize, blind"),
              (["--out", str(tmp_path / "q.txt")], "--out: a .json file"),
              (["--data", str(tmp_path / "none")], "no such file or folder")]
     for args, said in cases:

@@ -448,7 +448,7 @@ def counted_rounding(op: Operator, levels: int | None) -> float:
     :func:`rounding_std` (0.00113 for 256 levels, 0.289 for a 1-bit image) where ``op`` is
     :attr:`Operator.uneven` and the file has at most 256 levels, else 0. Only an uneven A^+
     amplifies the rounding (deblurring: +0.77 dB when it is counted, bench/quantized_y.py);
-    elsewhere counting it only makes DDNM's last finish step skip its correction (-0.03 to -0.21
+    elsewhere counting it only makes DDNM's last finish step skip its correction (-0.21 to +0.03
     dB on masks, pooling and colorization), and a 16-bit rounding is negligible."""
     if levels is None or levels > COUNTED_LEVELS or not op.uneven:
         return 0.0
