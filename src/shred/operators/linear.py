@@ -471,6 +471,8 @@ def with_rounding(op: Operator, rounding: float) -> Operator:
     gets ``rounding`` instead, not both. ``rounding`` = 0 returns ``op`` without a rounding.
     Raises :class:`ShredError` for a rounding that is not a number in [0, 1]."""
     _check_rounding(rounding)
+    if rounding == op.rounding:
+        return op
     inner = op.op if isinstance(op, Noisy) else op
     declared = op.declared_sigma_y
     if rounding == 0:
