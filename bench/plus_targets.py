@@ -35,8 +35,16 @@ def is_shred(method: str) -> bool:
     return method.split("@")[0].split("#")[0] in ("shred", "shred-blind")
 
 
+def psnr_of(row: dict) -> float | None:
+    """A row's mean PSNR; results.json writes an infinite one (an image restored exactly) as null
+    next to ``psnr_exact``."""
+    if row.get("psnr") is None and row.get("psnr_exact"):
+        return float("inf")
+    return row.get("psnr")
+
+
 def complete(row: dict) -> bool:
-    return row.get("n") is not None and row.get("n") == row.get("n_planned") and row.get("psnr") is not None
+    return row.get("n") is not None and row.get("n") == row.get("n_planned") and psnr_of(row) is not None
 
 
 def larger_sets(sets: list[dict], plus: str, peers: dict) -> list[dict]:
@@ -71,7 +79,7 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
             # Methods ran on different numbers of images: KID on the images all of them restored.
             plus_kid, kid_images = same["rows"][plus].get("kid"), same["n"]
             with_kid = {m: same["rows"][m]["kid"] for m in with_kid if m in same["rows"]}
-        entry = {"plus": plus, "n": p["n"], "calls_per_image": p["calls_per_image"], "psnr": p["psnr"],
+        entry = {"plus": plus, "n": p["n"], "calls_per_image": p["calls_per_image"], "psnr": psnr_of(p),
                  "kid": plus_kid, "kid_images": kid_images, "measurement_error": p.get("measurement_error"),
                  "peers_with_kid": with_kid, "peers_without_kid": sorted(set(peers) - set(with_kid)),
                  "missing_peers": sorted(m for m, r in rows.items()
@@ -82,8 +90,8 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
             entry["kid_wins"] = plus_kid < with_kid[best]
             entry["kid_on_larger_sets"] = larger_sets(block.get("larger_shared_sets") or [], plus, with_kid)
         if "ddnm" in peers:
-            entry["ddnm_psnr"] = peers["ddnm"]["psnr"]
-            entry["psnr_within_1db_of_ddnm"] = p["psnr"] >= peers["ddnm"]["psnr"] - 1
+            entry["ddnm_psnr"] = psnr_of(peers["ddnm"])
+            entry["psnr_within_1db_of_ddnm"] = psnr_of(p) >= psnr_of(peers["ddnm"]) - 1
         noiseless = (block.get("operator") or {}).get("sigma_y", 0) in (0, None)
         if noiseless and p.get("measurement_error") is not None:
             entry["residual_at_most_1pct"] = p["measurement_error"] <= 0.01

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -335,6 +336,10 @@ def test_one_image_gets_a_report_without_realism_and_one_is_refused_as_a_minimum
     assert not (tmp_path / "run2").exists()
 
 
+def _refuse(name):
+    raise AssertionError(f"not strict JSON: {name}")
+
+
 def test_an_image_restored_exactly_is_counted_not_averaged_into_an_infinite_psnr(tmp_path, data, tiny_model_dir):
     """Colorization of a grey image: A^+ y is exact, its PSNR infinite, and so is the mean. The
     row says how many images are exact and the mean PSNR over the others."""
@@ -353,8 +358,39 @@ def test_an_image_restored_exactly_is_counted_not_averaged_into_an_infinite_psnr
     out = tmp_path / "run"
     assert main(_argv(out, (test, data[1]), tiny_model_dir, "--n", "3", "--tasks", "colorize",
                       "--methods", "pinv")) == 0
-    rows = json.loads((out / "results.json").read_text())["tasks"]["colorize"]
+    # Strict JSON (no Infinity, which parsers outside Python refuse): the infinite mean is null.
+    rows = json.loads((out / "results.json").read_text(), parse_constant=_refuse)["tasks"]["colorize"]
     pinv = rows["rows"]["pinv"]
-    assert pinv["psnr"] == float("inf") and pinv["psnr_exact"] == 1 and 10 < pinv["psnr_others"] < 60
+    assert pinv["psnr"] is None and pinv["psnr_exact"] == 1 and 10 < pinv["psnr_others"] < 60
     assert rows["reference_rows"]["A^+ y"]["psnr_exact"] == 1
     assert f"| pinv | inf (1 exact; {pinv['psnr_others']:.2f} on 2) |" in (out / "results.md").read_text()
+
+
+def test_the_report_names_the_machine_the_methods_ran_on_not_the_one_writing_it(tmp_path, data, tiny_model_dir):
+    """`--report-only` may run elsewhere or with another thread count: the header keeps the
+    methods' machine, and says when they ran on several."""
+    out = tmp_path / "run"
+    assert main(_argv(out, data, tiny_model_dir, "--tasks", "sr4", "--methods", "pinv,ddnm",
+                      "--set", "ddnm.steps=2")) == 0
+    threads = torch.get_num_threads()
+    header = (out / "results.md").read_text().splitlines()[0]
+    assert f"{threads} threads" in header
+    torch.set_num_threads(threads + 1)
+    try:
+        assert main(_argv(out, data, tiny_model_dir, "--tasks", "sr4", "--methods", "pinv,ddnm",
+                          "--set", "ddnm.steps=2", "--report-only")) == 0
+    finally:
+        torch.set_num_threads(threads)
+    res = json.loads((out / "results.json").read_text())
+    assert res["hardware"]["cpu_threads"] == threads and res["hardware_varies"] is False
+    assert (out / "results.md").read_text().splitlines()[0] == header
+    # One method's chunks from another machine.
+    for meta in (out / "raw").rglob("*.json"):
+        rec = json.loads(meta.read_text())
+        if rec.get("method") == "ddnm":
+            rec["hardware"] = {**rec["hardware"], "cpu": "another CPU"}
+            meta.write_text(json.dumps(rec))
+    assert main(_argv(out, data, tiny_model_dir, "--tasks", "sr4", "--methods", "pinv,ddnm",
+                      "--set", "ddnm.steps=2", "--report-only")) == 0
+    assert json.loads((out / "results.json").read_text())["hardware_varies"] is True
+    assert "several machines" in (out / "results.md").read_text().splitlines()[0]

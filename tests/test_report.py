@@ -111,3 +111,38 @@ def test_old_photo_task_and_preset(tmp_path, tiny_model_dir, capsys):
     stop = json.loads((tmp_path / "r.json").read_text())["summary"]["stop"]
     # 8x8 grey: 16 Haar blocks, too few for a noise estimate: the plateau rule decides.
     assert stop["rule"] == "auto" and stop["sigma_source"] == "mad" and stop["sigma_y"] == [None]
+
+
+def _no_constants(name):
+    raise AssertionError(f"not strict JSON: {name}")
+
+
+def test_a_restoration_equal_to_the_clean_image_is_marked_exact_and_written_as_strict_json():
+    """PSNR against an identical image is infinite; the report JSON says so in `psnr_exact` and
+    writes the value as null (RFC 8259 has no Infinity: jq and JavaScript refuse it)."""
+    from shred.io import json_bytes
+    from shred.operators import Identity
+    from shred.restoration import RunReport
+    from shred.solvers import Result
+
+    x0 = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    res = Result(x0=x0, x_T=None, loss_history=torch.zeros(1, 2), iterations=torch.ones(2, dtype=torch.long),
+                 wall_time=0.0, seeds=[0, 1])
+    clean = x0[:1]
+    op = Identity((3, 8, 8))
+    rows = seed_rows(res, op, clean, clean=clean)
+    assert rows[0]["psnr"] == float("inf") and rows[0]["psnr_exact"] is True
+    assert "psnr_exact" not in rows[1] and 0 < rows[1]["psnr"] < 60
+    summary = run_summary(res, rows)
+    assert summary["psnr_exact"] == 1 and summary["mean_psnr"] == float("inf")
+    assert "inf" in format_table(rows)  # the printed table keeps the value
+    rec = json.loads(RunReport(rows, summary, {"summary": summary, "seeds": rows}).json_bytes(),
+                     parse_constant=_no_constants)
+    assert rec["seeds"][0]["psnr"] is None and rec["seeds"][0]["psnr_exact"] is True
+    assert rec["summary"]["mean_psnr"] is None and rec["summary"]["psnr_exact"] == 1
+    assert rec["seeds"][1]["psnr"] == rows[1]["psnr"]
+    # Nested lists, tuples and NaN too; strict=False keeps Python's spelling for shred's own files.
+    obj = {"a": [float("nan"), 1.5, (float("-inf"),)], "b": {"c": float("inf")}, "d": "inf", "e": 2}
+    assert json.loads(json_bytes(obj), parse_constant=_no_constants) == {
+        "a": [None, 1.5, [None]], "b": {"c": None}, "d": "inf", "e": 2}
+    assert b"Infinity" in json_bytes(obj, strict=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io as _io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -145,14 +146,31 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     atomic_write(path, data)
 
 
-def json_bytes(obj: Any) -> bytes:
-    """``obj`` as indented JSON text with a final newline, UTF-8."""
-    return (json.dumps(obj, indent=2) + "\n").encode()
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every infinite or NaN float (in nested dicts, lists and tuples) replaced by None,
+    so that it is strict JSON (RFC 8259 has no ``Infinity`` or ``NaN``; jq, JavaScript and most
+    parsers outside Python refuse them). A record that must tell an infinite value apart, such as
+    the PSNR of an exactly restored image, says so in a field of its own (``psnr_exact``)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically."""
-    atomic_write(path, json_bytes(obj))
+def json_bytes(obj: Any, strict: bool = True) -> bytes:
+    """``obj`` as indented JSON text with a final newline, UTF-8. ``strict`` (the default) writes
+    infinite and NaN floats as ``null`` (:func:`finite_json`); ``strict=False`` keeps Python's
+    ``Infinity`` / ``NaN``, which only Python reads back, for files shred alone reads (a bench
+    run's chunk records)."""
+    return (json.dumps(finite_json(obj) if strict else obj, indent=2, allow_nan=not strict) + "\n").encode()
+
+
+def write_json(path: str | os.PathLike, obj: Any, strict: bool = True) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`json_bytes`)."""
+    atomic_write(path, json_bytes(obj, strict))
 
 
 def to_channels(x: torch.Tensor, channels: int | None, source: str) -> torch.Tensor:

@@ -55,7 +55,8 @@ def seed_rows(result: Result, operator: Operator, y: torch.Tensor, clean: torch.
     Columns: ``seed``, ``iterations``, ``loss`` (final), ``rel_error`` ||y - H x0|| / ||y||,
     ``noise_ratio`` ||y - H x0|| / (sigma_y sqrt(m)) when a noise level was estimated by the stop
     rule or is known (1 = at the discrepancy-principle level), ``psnr`` / ``ssim`` against
-    ``clean``, and ``kernel_ncc`` (estimated vs. true kernel, up to shift) when the result holds a
+    ``clean`` (``psnr_exact``: True when x0 equals ``clean``, whose PSNR is infinite and which
+    JSON writes as null), and ``kernel_ncc`` (estimated vs. true kernel, up to shift) when the result holds a
     kernel and ``true_operator`` (e.g. the spec's) carries one.
     """
     from .metrics import kernel_ncc, psnr, ssim
@@ -96,6 +97,8 @@ def seed_rows(result: Result, operator: Operator, y: torch.Tensor, clean: torch.
         row["noise_ratio"] = (float(res_norm[i] / (s * math.sqrt(m))) if s is not None and s > 0 else None)
         if quality is not None:
             row["psnr"], row["ssim"] = float(quality[0][i]), float(quality[1][i])
+            if math.isinf(row["psnr"]):
+                row["psnr_exact"] = True  # x0 equals the clean image; JSON writes the PSNR as null
         if ncc is not None:
             row["kernel_ncc"] = float(ncc[i])
         rows.append(row)
@@ -112,6 +115,9 @@ def run_summary(result: Result, rows: list[dict[str, Any]]) -> dict[str, Any]:
         vals = [r[key] for r in rows if r.get(key) is not None]
         if vals:
             out[f"mean_{key}"] = sum(vals) / len(vals)
+    exact = sum(1 for r in rows if r.get("psnr_exact"))
+    if exact:
+        out["psnr_exact"] = exact  # restorations equal to the clean image: mean_psnr is infinite (null in JSON)
     if len(rows) >= 2:
         out["diversity_rmse"] = diversity(result.x0.float().cpu())
     if "stop" in result.extras:

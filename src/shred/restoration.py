@@ -12,7 +12,6 @@ functions, writes the bytes they return and prints. Images in memory are float32
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,7 +271,10 @@ class RunReport:
     record: dict[str, Any]
 
     def json_bytes(self) -> bytes:
-        return (json.dumps(self.record, indent=2) + "\n").encode()
+        """The record as strict JSON (an infinite PSNR, an exact restoration, is ``null``)."""
+        from .io import json_bytes
+
+        return json_bytes(self.record)
 
     def table(self) -> str:
         return format_table(self.rows)

@@ -174,7 +174,12 @@ def report(bench, log=print) -> dict:
             larger = larger_shared_sets(done, rows, x, realism, same["n"])
             if larger:
                 tasks_out[t]["larger_shared_sets"] = larger
-    results = {"format": FORMAT, "config": _plain(cfg), "hardware": hardware(),
+    # The machine the methods ran on (their seconds per image are its), not the one writing this
+    # report: `--report-only` may run elsewhere, or with another number of threads.
+    ran_on = [r["hardware"] for b in tasks_out.values() for r in b["rows"].values() if r.get("hardware")]
+    several = any(h != ran_on[0] for h in ran_on)
+    results = {"format": FORMAT, "config": _plain(cfg),
+               "hardware": ran_on[0] if ran_on and not several else hardware(), "hardware_varies": several,
                "fid_label": realism.fid_label if realism else None, "kid_label": realism.kid_label if realism else None,
                "reference": {"data": cfg.reference, "n": cfg.reference_n} if realism else None,
                "lpips": lpips_metric()[1], "tasks": tasks_out}
@@ -274,9 +279,11 @@ def markdown(results: dict) -> str:
     cfg = results["config"]
     kid, fid = results.get("kid_label"), results.get("fid_label")
     hw = results["hardware"]
+    machine = (f"{hw.get('gpu') or hw['cpu']}, {hw['cpu_threads']} threads, torch {hw['torch']}"
+               if not results.get("hardware_varies") else "the methods ran on several machines: each row's "
+               "`hardware` in results.json")
     lines = [f"Model `{cfg['model']}`, images of `{cfg['data']}` (seeded choice, seed {cfg['seed']}); "
-             f"batch {cfg['batch']}; device {cfg['device']} ({hw.get('gpu') or hw['cpu']}, "
-             f"{hw['cpu_threads']} threads, torch {hw['torch']}).", ""]
+             f"batch {cfg['batch']}; device {cfg['device']} ({machine}).", ""]
     if kid:
         ref = results["reference"]
         lines += [f"{kid} (x1e3, mean ± std over subsets) and {fid} against {ref['n']} images of "
