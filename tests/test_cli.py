@@ -109,13 +109,17 @@ def _bad_cases(tmp_path, clean_png, tiny_model_dir):
                       "mask is 8x8 but the image is 16x16"),
         "scale": (["degrade", clean_png, "--task", "sr", "--scale", "3", "--out", tmp_path / "o.png"], "does not divide"),
         "delta_t 0": ([*restore[:1], y, *restore[1:], "--delta-t", "0"], "positive integer"),
+        # int() would read "1_0" as 10 and Arabic-Indic digits as 10: only decimal digits are a count.
+        "iterations 1_0": ([*restore[:1], y, *restore[1:], "--iterations", "1_0"], "expected an integer, got '1_0'"),
+        "iterations in other digits": ([*restore[:1], y, *restore[1:], "--iterations", "\u0661\u0660"],
+                                       "expected an integer, got"),
         "delta_t > T": ([*restore[:1], y, *restore[1:], "--delta-t", "1001"], "delta_t must be an integer in 1..T=1000"),
         "NaN": ([*restore[:1], nan, *restore[1:]], "NaN"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing file", "not an image", "mask size", "scale", "delta_t 0",
-                                  "delta_t > T", "NaN"])
+                                  "iterations 1_0", "iterations in other digits", "delta_t > T", "NaN"])
 def test_bad_input_gives_one_line_and_no_output(case, tmp_path, clean_png, tiny_model_dir, capsys):
     argv, expect = _bad_cases(tmp_path, clean_png, tiny_model_dir)[case]
     before = set(tmp_path.iterdir())

@@ -671,3 +671,22 @@ def test_sr_bicubic_down_to_one_pixel_is_matlabs():
     for shape, scale in [((3, 16, 16), 16), ((3, 16, 8), 8)]:
         op = build_task("sr-bicubic", shape, shred.TaskOptions(scale=scale))
         assert torch.allclose(op.Dh.sum(1), torch.ones(op.Dh.shape[0], dtype=torch.float64))
+
+
+def test_counts_seeds_and_ports_are_decimal_digits_only(capsys):
+    """int() takes "1_0" as 10 and other scripts' digits; a count on the command line does not."""
+    import argparse
+
+    from shred.cli.bench import name_count
+    from shred.cli.options import integer, positive_int, seed
+    from shred.config import decimal_int
+    from shred.ui.command import _port
+
+    assert decimal_int(" -12 ") == -12 and decimal_int("+3") == 3 and positive_int("7") == 7
+    assert seed("5") == 5 and integer("-4") == -4 and name_count("dps=10") == ("dps", 10) and _port("8080") == 8080
+    for bad in ("1_0", "\u0661\u0660", "1e3", "0x10", "", "1.0"):
+        with pytest.raises(ValueError):
+            decimal_int(bad)
+        for parse in (positive_int, seed, integer, _port, lambda t: name_count(f"dps={t}")):
+            with pytest.raises(argparse.ArgumentTypeError):
+                parse(bad)

@@ -93,7 +93,7 @@ def test_parse_seeds():
     assert parse_seeds("3") == [3]
     assert parse_seeds("0-3") == [0, 1, 2, 3]
     assert parse_seeds("1, 5-6") == [1, 5, 6]
-    for bad in ("", "a", "3-1", "0-300", "-2"):  # seeds are 0 .. 2^63 - 1
+    for bad in ("", "a", "3-1", "0-300", "-2", "1_0", "0-1_0", "\u0663"):  # seeds are 0 .. 2^63 - 1, in digits 0-9
         with pytest.raises(ShredError):
             parse_seeds(bad)
 

@@ -20,12 +20,25 @@ of their own (:class:`shred.operators.TaskOptions`, :class:`shred.train.TrainCon
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import MISSING, asdict, field, fields, replace
 from typing import Any, Callable, ClassVar, Iterable
 
 from .errors import ShredError
 
 Check = Callable[[Any], Any]
+
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+
+
+def decimal_int(text: str) -> int:
+    """``text`` (surrounding spaces allowed) as an integer written in decimal digits 0-9 with an
+    optional sign. Raises ValueError for anything else, including what ``int`` alone would take:
+    ``"1_0"`` and digits of other scripts."""
+    if not _DECIMAL.fullmatch(str(text).strip()):
+        raise ValueError(f"not a decimal integer: {text!r}")
+    return int(text)
 
 
 class _Invalid(ValueError):

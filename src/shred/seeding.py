@@ -35,6 +35,7 @@ def parse_seeds(text: str) -> list[int]:
     """Seeds written as ``0``, ``0-7``, ``0,3,5`` or ``0-3,9``: a list of 1 to 256 integers.
 
     Raises :class:`shred.errors.ShredError` for anything else."""
+    from .config import decimal_int
     from .errors import ShredError
 
     out: list[int] = []
@@ -43,14 +44,14 @@ def parse_seeds(text: str) -> list[int]:
             part = part.strip()
             head, dash, tail = part[1:].partition("-")  # part[0] may be the sign of a negative seed
             if dash:
-                lo, hi = int(part[0] + head), int(tail)
+                lo, hi = decimal_int(part[0] + head), decimal_int(tail)
                 if hi < lo:
                     raise ValueError
                 if hi - lo >= MAX_SEEDS:  # before the range is built: 0-10^18 is not a list to make
                     raise ShredError(f"give between 1 and {MAX_SEEDS} seeds, got {hi - lo + 1} in {part!r}")
                 out.extend(range(lo, hi + 1))
             else:
-                out.append(int(part))
+                out.append(decimal_int(part))
     except ValueError:
         raise ShredError(f"seeds look like 0, 0-7 or 0,3,5; got {text!r}") from None
     if not 1 <= len(out) <= MAX_SEEDS:

@@ -5,6 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
+from ..config import decimal_int
 from ..errors import ShredError
 from .options import int_at_least, positive_int, seed
 
@@ -57,7 +58,7 @@ def name_count(text: str) -> tuple[str, int]:
     """``NAME=COUNT`` as (name, count), count a positive integer."""
     try:
         name, value = text.split("=", 1)
-        count = int(value)
+        count = decimal_int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected NAME=COUNT, got {text!r}") from None
     if count < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .options import seed
+from .options import integer, seed
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "samples" / "chelsea-32.png"
 
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
                    help="degradation (default sr: x4 average pooling)")
     p.add_argument("--out-dir", default="shred-demo", help="folder for the images (default shred-demo)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the first sample (default 0)")
-    p.add_argument("--samples", type=int, choices=range(1, 17), metavar="K", default=4,
+    p.add_argument("--samples", type=integer, choices=range(1, 17), metavar="K", default=4,
                    help="restorations from seeds SEED .. SEED+K-1, run as one batch; restored.png is their "
                    "mean (default 4)")
     p.add_argument("--quiet", action="store_true")

@@ -10,6 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
+from ..config import decimal_int
 from ..errors import ShredError
 from ..seeding import MAX_SEEDS  # noqa: F401  (re-exported: the CLI's limit is the library's)
 
@@ -30,7 +31,7 @@ def seed(text: str) -> int:
     from ..seeding import check_seed
 
     try:
-        return check_seed(int(text))
+        return check_seed(decimal_int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"a seed is an integer from 0 to 2^63 - 1, got {text!r}") from None
     except ShredError as exc:
@@ -42,7 +43,7 @@ def int_at_least(minimum: int, what: str, too_small: str | None = None):
     integer; ``too_small`` (formatted with ``v``; default the same words) when it is below."""
     def convert(text: str) -> int:
         try:
-            v = int(text)
+            v = decimal_int(text)  # not int(): it would also take "1_0" and other scripts' digits
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if v < minimum:
@@ -54,6 +55,14 @@ def int_at_least(minimum: int, what: str, too_small: str | None = None):
 
 positive_int = int_at_least(1, "a positive integer")
 positive_int.__name__ = "positive_int"
+
+
+def integer(text: str) -> int:
+    """Any integer, in decimal digits (:func:`shred.config.decimal_int`)."""
+    try:
+        return decimal_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def positive_float(text: str) -> float:
@@ -110,9 +119,9 @@ def checked_by(config_class, name: str, parse=float):
     def convert(text: str):
         shown = typed(text)
         try:
-            value = parse(text)
+            value = decimal_int(text) if parse is int else parse(text)  # not "1_0"
         except ValueError:
-            if parse is not int or not re.fullmatch(r"\s*[+-]?\d[\d_]*\s*", text):
+            if parse is not int or not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):
                 raise argparse.ArgumentTypeError(f"expected {'an integer' if parse is int else 'a number'}, "
                                                  f"got {shown if shown != text.strip() else repr(shown)}") from None
             value = (-1 if text.strip().startswith("-") else 1) * 10 ** 4000  # past int()'s digit limit

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ShredError
-from .options import (add_task_options, bool_flag, checked_by, default_device, device, given_task_options,
+from .options import (add_task_options, bool_flag, checked_by, default_device, device, given_task_options, integer,
                       model_input, positive_int, seed, seed_paths, seeds, task_inputs, task_options, tile_option)
 
 EPILOG = """examples:
@@ -56,7 +56,7 @@ def add_parser(sub) -> None:
     p.add_argument("--spec", help="spec written by `shred-ir degrade` (default: the measurement's .json, if any)")
     p.add_argument("--model", help="model name (see `shred-ir models`) or folder/checkpoint; default: the "
                    "bundled model for the image's channels")
-    p.add_argument("--class-label", type=int, help="class for a class-conditional model")
+    p.add_argument("--class-label", type=integer, help="class for a class-conditional model")
     p.add_argument("--out", help="restored image (default: <measurement>_restored.png)")
     p.add_argument("--grid", help="also write a side-by-side grid (input, restorations)")
     p.add_argument("--clean", help="ground truth, for a PSNR and a grid column")

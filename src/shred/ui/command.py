@@ -25,8 +25,10 @@ and its spec.json + measurement.npy downloads restore the same problem with `shr
 
 
 def _port(text: str) -> int:
+    from ..config import decimal_int
+
     try:
-        v = int(text)
+        v = decimal_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
     if not 1 <= v <= 65535:
