@@ -11,6 +11,12 @@ and the mean PSNR of SHRED+'s seed-mean images (Result.spread), with network cal
 image. PSNR is the mean over images of the per-image PSNR (images in [0, 1]). Nothing is selected
 by its distance to the ground truth: every seed and every image counts.
 
+Also per task: the input A^+ y (``input``: its PSNR, images it restores exactly counted apart, and
+its mean MSE), and SHRED+'s error split into the distance of the sampler's own mean to the image
+and the spread of its samples (``mean_mse``, ``psnr_of_mean_mse``, ``dispersion``: see
+:func:`_spread_row`), which says how far the samples are from the posterior's spread and what a
+sample of the exact posterior would score (3.01 dB below the best PSNR).
+
 ``--set shred@plus.NAME=VALUE`` (or ``ddnm.NAME=VALUE``, repeatable) changes one setting of that
 method, as ``shred-ir bench --set`` does; the JSON records them under ``settings``:
 
@@ -22,6 +28,7 @@ method, as ``shred-ir bench --set`` does; the JSON records them under ``settings
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 import time
@@ -43,6 +50,39 @@ from shred.models import load_model  # noqa: E402
 from shred.models.counting import CountingDenoiser  # noqa: E402
 from shred.operators import build_task  # noqa: E402
 from shred.solvers import build_solver  # noqa: E402
+
+
+def _db(mse: float) -> float | None:
+    """PSNR (dB, images in [0, 1]) of a mean squared error; None when it is not positive."""
+    return -10 * math.log10(mse) if mse > 0 else None
+
+
+def _input_row(shown: torch.Tensor, x: torch.Tensor) -> dict:
+    """A^+ y against the clean images: the mean per-image PSNR over the images it does not restore
+    exactly (``exact`` counts those: a grey image under colorization), and the PSNR of the mean MSE."""
+    mse = ((shown.double() - x.double()) ** 2).flatten(1).mean(1)
+    finite = [float(psnr(shown[i:i + 1], x[i:i + 1])) for i in range(x.shape[0]) if mse[i] > 0]
+    return {"psnr": sum(finite) / len(finite) if finite else None, "exact": int((mse == 0).sum()),
+            "mean_mse": float(mse.mean()), "psnr_of_mean_mse": _db(float(mse.mean()))}
+
+
+def _spread_row(mse_sample: list[float], mse_mean: list[float], spread: list[float], k: int) -> dict:
+    """The sampler's error split into bias and spread, averaged over images (MSE per pixel).
+
+    For K samples s_k of one image x with mean s (exact algebra): mean_k ||s_k - x||^2 =
+    ||s - x||^2 + (K - 1) / K v, v the unbiased per-pixel variance over the seeds. So the squared
+    distance of the sampler's own mean (K -> infinity) to x is estimated without bias by
+    ``bias2 = ||s - x||^2 - v / K``, and a single sample's MSE is ``bias2 + v``. For samples of
+    the exact posterior p(x | y), averaged over images, bias2 = v = the MMSE (``dispersion`` v /
+    bias2 = 1) and a sample's MSE is twice the MMSE: 3.01 dB below the best PSNR (Blau and
+    Michaeli, "The perception-distortion tradeoff", CVPR 2018). ``dispersion`` < 1: samples closer
+    together than the posterior's."""
+    n = len(mse_sample)
+    sample, mean_k, v = sum(mse_sample) / n, sum(mse_mean) / n, sum(spread) / n
+    bias2 = mean_k - v / k
+    return {"mean_mse": {"sample": sample, "seed_mean": mean_k, "sampler_mean": bias2, "spread": v},
+            "psnr_of_mean_mse": {"sample": _db(sample), "seed_mean": _db(mean_k), "sampler_mean": _db(bias2)},
+            "dispersion": v / bias2 if bias2 > 0 else None}
 
 
 def main(argv=None) -> int:
@@ -102,8 +142,12 @@ def main(argv=None) -> int:
         r = build_solver("ddnm", den, **settings["ddnm"])(y, op, seeds=list(range(args.n)))
         row["ddnm"] = {"psnr": float(psnr(r.x0.float(), x).mean()), "calls_per_image": den.image_calls / args.n,
                        "seconds_per_image": (time.perf_counter() - t0) / args.n}
+        # The input as a method would start from it (A^+ y), per image: PSNR and MSE.
+        shown = op.pinv(y.double()).float().clamp(0, 1)
+        row["input"] = _input_row(shown, x)
         plus = build_solver("shred@plus", den, task=t.task, **settings["shred@plus"])
         single, mean_img, secs, calls = [], [], 0.0, 0.0
+        mse_sample, mse_mean, spread = [], [], []
         for i in range(args.n):
             seeds = [i * 1000 + k for k in range(args.seeds)]
             den.reset()
@@ -113,15 +157,23 @@ def main(argv=None) -> int:
             calls += den.image_calls / args.seeds
             single += psnr(res.x0.float(), x[i:i + 1].expand_as(res.x0)).tolist()
             mean_img.append(float(psnr(res.spread()[0].float(), x[i:i + 1])))
+            s_k = res.x0.double().clamp(0, 1)
+            xi = x[i:i + 1].double()
+            mse_sample.append(float(((s_k - xi) ** 2).mean()))
+            mse_mean.append(float(((s_k.mean(0, keepdim=True) - xi) ** 2).mean()))
+            spread.append(float(s_k.var(0, correction=1).mean()))  # unbiased, per pixel
         row["plus"] = {"sample_psnr": sum(single) / len(single), "seed_mean_psnr": sum(mean_img) / len(mean_img),
                        "calls_per_sample": calls / args.n, "seconds_per_sample": secs / (args.n * args.seeds),
-                       "config": plus.config.to_dict()}
+                       "config": plus.config.to_dict(), **_spread_row(mse_sample, mse_mean, spread, args.seeds)}
         row["seed_mean_at_least_ddnm"] = row["plus"]["seed_mean_psnr"] >= row["ddnm"]["psnr"]
         out["tasks"][name] = row
-        print(f"{name:9s} DDNM {row['ddnm']['psnr']:.2f} dB | SHRED+ samples {row['plus']['sample_psnr']:.2f} dB, "
-              f"mean of {args.seeds} {row['plus']['seed_mean_psnr']:.2f} dB "
-              f"({row['plus']['calls_per_sample']:.0f} calls, {row['plus']['seconds_per_sample']:.1f} s per sample)",
-              flush=True)
+        q = row["plus"]
+        print(f"{name:9s} DDNM {row['ddnm']['psnr']:.2f} dB | SHRED+ samples {q['sample_psnr']:.2f} dB, "
+              f"mean of {args.seeds} {q['seed_mean_psnr']:.2f} dB "
+              f"({q['calls_per_sample']:.0f} calls, {q['seconds_per_sample']:.1f} s per sample) | "
+              f"PSNR of the mean MSE: input {row['input']['psnr_of_mean_mse']:.2f}, samples "
+              f"{q['psnr_of_mean_mse']['sample']:.2f}, sampler mean {q['psnr_of_mean_mse']['sampler_mean']:.2f}; "
+              f"dispersion {q['dispersion']:.2f}", flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_json(args.out, out)
     return 0

@@ -1,5 +1,9 @@
 """The report scripts of bench/: targets read from a results.json, tables copied into a page."""
 import importlib.util
+import math
+
+import pytest
+import torch
 
 from conftest import ROOT
 
@@ -175,3 +179,46 @@ def test_quantized_y_rounds_as_a_file_does_and_refuses_bad_inputs_before_any_wor
             q.main(["--out", str(tmp_path / "q.json"), *args])
         err = capsys.readouterr().err
         assert e.value.code == 2 and said in err and "Traceback" not in err, (args, err)
+
+
+def test_seed_mean_splits_the_error_into_bias_and_spread_and_sees_a_posterior_sampler():
+    """Toy posterior: x ~ N(0, 1) per pixel, y = x + N(0, 1), so p(x | y) = N(y / 2, 1 / 2) and the
+    MMSE is 1/2. Exact posterior samples: dispersion 1, a sample's MSE twice the MMSE (3.01 dB
+    below); samples at half the posterior's spread: dispersion 1/4. The split is exact algebra."""
+    seed_mean = _module("seed_mean")
+    g = torch.Generator().manual_seed(0)
+    k, n, d = 4, 50, 4000
+
+    def stats(scale):
+        mse_s, mse_m, spread = [], [], []
+        for _ in range(n):
+            x = torch.randn(d, generator=g, dtype=torch.float64)
+            y = x + torch.randn(d, generator=g, dtype=torch.float64)
+            s = y / 2 + scale * 0.5 ** 0.5 * torch.randn(k, d, generator=g, dtype=torch.float64)
+            mse_s.append(float(((s - x) ** 2).mean()))
+            mse_m.append(float(((s.mean(0) - x) ** 2).mean()))
+            spread.append(float(s.var(0, correction=1).mean()))
+        return seed_mean._spread_row(mse_s, mse_m, spread, k)
+
+    exact = stats(1.0)
+    m = exact["mean_mse"]
+    assert m["sample"] == pytest.approx(m["sampler_mean"] + m["spread"], rel=1e-12)  # algebra, not sampling
+    assert m["sampler_mean"] == pytest.approx(0.5, rel=0.02) and exact["dispersion"] == pytest.approx(1, rel=0.03)
+    p = exact["psnr_of_mean_mse"]
+    assert p["sampler_mean"] - p["sample"] == pytest.approx(10 * math.log10(2), abs=0.1)
+    # The mean of K samples: (1 + 1/K) times the MMSE.
+    assert m["seed_mean"] == pytest.approx(0.5 * (1 + 1 / k), rel=0.02)
+    narrow = stats(0.5)
+    assert narrow["dispersion"] == pytest.approx(0.25, rel=0.05)
+    assert narrow["mean_mse"]["sampler_mean"] == pytest.approx(0.5, rel=0.02)
+
+
+def test_seed_mean_reports_the_input_with_exact_images_apart():
+    seed_mean = _module("seed_mean")
+    x = torch.rand(3, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    shown = x.clone()
+    shown[1] = (shown[1] + 0.1).clamp(0, 1)
+    row = seed_mean._input_row(shown, x)
+    assert row["exact"] == 2 and math.isfinite(row["psnr"]) and row["psnr"] > 15
+    mse = float(((shown[1] - x[1]) ** 2).mean()) / 3
+    assert row["mean_mse"] == pytest.approx(mse) and row["psnr_of_mean_mse"] == pytest.approx(-10 * math.log10(mse))
