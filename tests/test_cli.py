@@ -268,7 +268,9 @@ def test_restore_runs_coarse_to_fine_from_the_command_line(tmp_path, clean_png, 
                         "--coarse-stride", "5", "--out", tmp_path / "d.png"], capsys)
     assert code == 0 and "2 iterations x 10 steps (all at 2 steps: no fine iteration)" in err, err
     assert "warning: --coarse-stride" not in err
-    assert "warning: coarse_iterations=12 covers all 2 iterations: every one, and the answer, goes through 2" in err
+    assert "warning: --coarse-iterations 12 covers all 2 iterations: every one, and the answer, goes through 2" in err
+    # The command line names its flags, not the library's settings.
+    assert "(set --coarse-iterations below --iterations 2 to end on a fine one)" in err, err
     # A one-step trajectory has nothing for a stride to skip: said, and the counts read as counts.
     code, out, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "1", "--coarse-iterations", "1",
                         "--delta-t", "1000", "--spacing", "trailing", "--coarse-stride", "3",
@@ -314,20 +316,32 @@ def test_warm_start_and_finish_settings_that_do_nothing_are_said(tmp_path, clean
     code, _, err = run([*base, "--preset", "bundled", "--warm-from", "ddrm", "--warm-strength", "0.3",
                         "--finish-t", "200", "--out", tmp_path / "a.png"], capsys)
     assert code == 0, err
-    assert "warm_from and warm_strength do nothing without init='warm' (this run starts from noise)" in err
-    assert "finish_t does nothing without finish='ddnm' (this run's finish: none)" in err
+    assert "--warm-from and --warm-strength do nothing without --init warm (this run starts from noise)" in err
+    assert "--finish-t does nothing without --finish ddnm (this run's finish: none)" in err
     # A folder says the same (the notes come from shred.api.make_restorer, which both use).
     folder = tmp_path / "folder"
     folder.mkdir()
     run(["degrade", clean_png, "--task", "sr", "--scale", "2", "--out", folder / "y.png"], capsys)
     code, _, err = run(["restore", folder, "--model", tiny_model_dir, "--iterations", "1", "--quiet", "--preset",
                         "bundled", "--finish-steps", "4", "--out", tmp_path / "restored"], capsys)
-    assert code == 0 and "finish_steps does nothing without finish='ddnm'" in err, err
+    assert code == 0 and "--finish-steps does nothing without --finish ddnm" in err, err
     # Asked-for values the finish cannot take are said, with what it takes instead.
     ddnm = [*base, "--finish", "ddnm"]
     code, _, err = run([*ddnm, "--finish-t", "5000", "--finish-steps", "4", "--out", tmp_path / "b.png"], capsys)
-    assert code == 0 and "finish_t=5000 is past the model's last timestep: the finish starts from t = " in err, err
+    assert code == 0 and "--finish-t 5000 is past the model's last timestep: the finish starts from t = " in err, err
     code, _, err = run([*ddnm, "--finish-t", "5", "--finish-steps", "20", "--out", tmp_path / "c.png"], capsys)
-    assert code == 0 and "finish_steps=20: a finish from t = 5 has 5 distinct steps, and takes 5" in err, err
+    assert code == 0 and "--finish-steps 20: a finish from t = 5 has 5 distinct steps, and takes 5" in err, err
     code, _, err = run([*base, "--out", tmp_path / "d.png"], capsys)   # the preset's own settings: nothing said
     assert code == 0 and "warning" not in err, err
+
+
+def test_restore_warnings_name_flags_where_the_library_names_settings():
+    from shred.cli.restore import flag_words
+
+    assert flag_words("clip_x0=False with sphere=True") == "--no-clip-x0 with --sphere"
+    assert flag_words("init='warm' and finish=\"ddnm\", lr=0.05; kernel_lr=2e-3)") == \
+        "--init warm and --finish ddnm, --lr 0.05; --kernel-lr 2e-3)"
+    # Bare names with an underscore are flags; bare ordinary words and other tools' names are not.
+    assert flag_words("set coarse_iterations below iterations") == "set --coarse-iterations below iterations"
+    assert flag_words("shred@plus.coarse_stride=2 and finish_travel_repeat=1") == \
+        "shred@plus.coarse_stride=2 and finish_travel_repeat=1"

@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import warnings
 
+    words = getattr(args, "warning_words", None)  # a command's own names for the library's settings
+
     def one_line(message, category, *_, **__):  # shred's own warnings, as one line each
-        print(f"{PROG}: warning: {message}", file=sys.stderr)
+        print(f"{PROG}: warning: {words(str(message)) if words else message}", file=sys.stderr)
 
     previous, warnings.showwarning = warnings.showwarning, one_line
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def add_parser(sub) -> None:
                    "in one batch; also writes their mean image (<out>_mean) and per-pixel uncertainty map "
                    "(<out>_uncertainty.png)")
     add_task_options(p, restoring=True)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, warning_words=flag_words)
 
 
 def _spec_path(args, y_path: Path) -> Path | None:
@@ -161,6 +162,27 @@ def _spec_path(args, y_path: Path) -> Path | None:
 SETTINGS = ("kernel_lr", "kernel_steps", "iterations", "lr", "delta_t", "grad", "loss", "init", "warm_from",
             "warm_strength", "finish", "finish_t", "finish_steps", "clip_x0", "sphere", "epsilon", "spacing", "stop",
             "tau", "coarse_iterations", "coarse_stride")
+
+
+BOOLEAN_SETTINGS = ("clip_x0", "sphere")
+
+
+def flag_words(message: str) -> str:
+    """A library warning in this command's words: the settings it names become the flags that set
+    them (``coarse_iterations=12`` -> ``--coarse-iterations 12``, ``init='warm'`` -> ``--init
+    warm``, ``clip_x0=False`` -> ``--no-clip-x0``, a bare ``warm_from`` -> ``--warm-from``). Only
+    ``name=value`` forms and names with an underscore are rewritten: a bare "iterations" or
+    "finish" is also an ordinary word."""
+    for name in SETTINGS:
+        flag = "--" + name.replace("_", "-")
+        if name in BOOLEAN_SETTINGS:
+            message = re.sub(rf"(?<![\w-]){name}=(True|False)\b",
+                             lambda m, f=flag: f if m.group(1) == "True" else "--no-" + f[2:], message)
+        message = re.sub(rf"(?<![\w.-]){name}=(['\"]?)([^\s,;:)'\"]+)\1",
+                         lambda m, f=flag: f"{f} {m.group(2)}", message)
+        if "_" in name:
+            message = re.sub(rf"(?<![\w.-]){name}\b", flag, message)
+    return message
 
 
 def coarse_note(restorer) -> str:

@@ -207,7 +207,7 @@ class Shred(Solver):
             return None
         return (f"coarse_iterations={c.coarse_iterations} covers all {c.iterations} iterations: every one, and the "
                 f"answer, goes through {len(self.coarse_pairs)} DDIM steps instead of {len(self.pairs)} (set "
-                f"coarse_iterations below iterations to end on a fine one)")
+                f"coarse_iterations below iterations={c.iterations} to end on a fine one)")
 
     # -- the pieces of Algorithm 1 -----------------------------------------------------------------
     def f(self, x_T: torch.Tensor, grad: str | None = None, pairs=None) -> torch.Tensor:
