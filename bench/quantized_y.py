@@ -6,7 +6,9 @@ makes DDNM's finish noise-aware; what ``shred-ir restore`` does for a file:
 :func:`shred.operators.with_rounding`). Rows: the input, the pseudo-inverse A^+ y (``pinv``), DDNM,
 SHRED+ (``shred@plus``; blind deblurring: ``shred-blind@plus`` alone, the kernel drawn once) and,
 on deblurring, SHRED+ started from the whole inverted A^+ y with the consistency finish
-(``#pinv-a1-cons``, the sixth tuning round of docs/RESULTS.md); PSNR (dB).
+(``#pinv-a1-cons``, the sixth tuning round of docs/RESULTS.md); PSNR (dB). ``--tikhonov`` adds SHRED+
+with the Tikhonov last correction (``finish_noise="tikhonov"``) on the rows whose y carries
+declared noise; ``--noise S`` adds a row with Gaussian noise of std S (seeded, declared).
 
     python bench/quantized_y.py --n 16 --out bench/results/quantized-y-train.json
 """
@@ -21,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from shred.cli.options import int_at_least  # noqa: E402
 from shred.data import load_images  # noqa: E402
 from shred.errors import ShredError  # noqa: E402
 from shred.io import write_json  # noqa: E402
@@ -44,13 +47,16 @@ def quantise(y: torch.Tensor) -> torch.Tensor:
     return (y.clamp(0, 1) * 255).round() / 255
 
 
-def positive_int(text: str) -> int:
+positive_int = int_at_least(1, "a number of images >= 1")
+
+
+def non_negative(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of images >= 1, got {text}")
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a noise level in [0, 1], got {text}")
     return value
 
 
@@ -61,6 +67,10 @@ def main(argv=None) -> int:
                    help=f"comma-separated, of {', '.join(TASKS)} (default: all but sr2 and sr4-bicubic)")
     p.add_argument("--data", default="cifar10-train")
     p.add_argument("--model", default="cifar10-32")
+    p.add_argument("--tikhonov", action="store_true",
+                   help="also SHRED+ with finish_noise='tikhonov' (#tikhonov) where y carries noise")
+    p.add_argument("--noise", type=non_negative, default=0.0,
+                   help="also y with Gaussian noise of this std (seeded, declared), without rounding")
     p.add_argument("--out", required=True, help="a .json file")
     args = p.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
@@ -84,8 +94,12 @@ def main(argv=None) -> int:
         task, opts = TASKS[name]
         clean = build_task(task, tuple(x.shape[1:]), TaskOptions(**opts), torch.Generator().manual_seed(0))
         y32 = clean.A(x.double()).float()
-        for label, y, sigma in [("float32", y32, 0.0), ("8-bit", quantise(y32), 0.0),
-                                ("8-bit, sigma_y declared", quantise(y32), QUANTISATION_STD)]:
+        cases = [("float32", y32, 0.0), ("8-bit", quantise(y32), 0.0),
+                 ("8-bit, sigma_y declared", quantise(y32), QUANTISATION_STD)]
+        if args.noise > 0:
+            noise = torch.randn(y32.shape, generator=torch.Generator().manual_seed(1))
+            cases.append((f"float32, noise {args.noise:g} declared", y32 + args.noise * noise, args.noise))
+        for label, y, sigma in cases:
             op = build_task(task, tuple(x.shape[1:]), TaskOptions(**opts, sigma_y=sigma),
                             torch.Generator().manual_seed(0))
             a_pinv_y = op.pinv(y.double()).float().clamp(0, 1)
@@ -100,6 +114,9 @@ def main(argv=None) -> int:
                 methods = {"shred@plus": ("shred-blind", {"preset": "plus", "task": task})}
             if name == "deblur":
                 methods["shred@plus#pinv-a1-cons"] = ("shred", {"preset": "plus", "task": task, **PINV_START})
+            if args.tikhonov and sigma > 0:
+                plus_solver, plus_settings = methods["shred@plus"]
+                methods["shred@plus#tikhonov"] = (plus_solver, {**plus_settings, "finish_noise": "tikhonov"})
             for method, (solver, settings) in methods.items():
                 started = time.perf_counter()
                 r = build_solver(solver, den, **settings)(y, op, seeds=seeds)
@@ -110,7 +127,7 @@ def main(argv=None) -> int:
                              else f"{k} {v}" for k, v in row.items() if not k.endswith("s/img")), flush=True)
     write_json(args.out, {"data": args.data, "n": args.n, "model": args.model, "choice_seed": 5,
                           "quantisation_std": QUANTISATION_STD, "threads": torch.get_num_threads(),
-                          "rows": rows})
+                          "noise": args.noise, "rows": rows})
     return 0
 
 

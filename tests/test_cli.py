@@ -345,3 +345,21 @@ def test_restore_warnings_name_flags_where_the_library_names_settings():
     assert flag_words("set coarse_iterations below iterations") == "set --coarse-iterations below iterations"
     assert flag_words("shred@plus.coarse_stride=2 and finish_travel_repeat=1") == \
         "shred@plus.coarse_stride=2 and finish_travel_repeat=1"
+
+
+def test_restore_takes_finish_noise(tmp_path, clean_png, tiny_model_dir, capsys):
+    y = tmp_path / "y.npy"
+    run(["degrade", clean_png, "--task", "deblur", "--sigma-y", "0.05", "--out", y], capsys)
+    outs = {}
+    for mode in ("none", "tikhonov"):
+        r = tmp_path / f"{mode}.json"
+        code, _, err = run(["restore", y, "--model", tiny_model_dir, "--preset", "plus", "--iterations", "2",
+                            "--finish", "consistency", "--finish-noise", mode, "--report", r,
+                            "--out", tmp_path / f"{mode}.npy", "--quiet"], capsys)
+        assert code == 0, err
+        assert json.loads(r.read_text())["config"]["finish_noise"] == mode
+        outs[mode] = np.load(tmp_path / f"{mode}.npy")
+    assert not np.array_equal(outs["none"], outs["tikhonov"])
+    with pytest.raises(SystemExit) as e:
+        main(["restore", str(y), "--model", str(tiny_model_dir), "--finish-noise", "wiener"])
+    assert e.value.code == 2 and "invalid choice: 'wiener'" in capsys.readouterr().err

@@ -375,3 +375,70 @@ def test_time_travel_that_jumps_is_not_called_out(gaussian_prior):
         solver = build_solver("shred", gaussian_prior, finish="ddnm", finish_steps=6, finish_travel_length=5,
                               finish_travel_repeat=2)
     assert len(solver.finish_schedule) == 6 + 5 + 5 + 1  # down 6, up 5 at index 0, down 5 again, then -1
+
+
+@pytest.mark.parametrize("task,opts", [("deblur", dict(kernel_sigma=2.0, kernel_size=9)), ("sr", dict(scale=2)),
+                                       ("inpaint", dict(box_size=6)), ("colorize", {})])
+def test_the_discrepancy_tikhonov_step_is_tikhonov_at_the_noise_level(task, opts):
+    """discrepancy_tikhonov against a dense solve: dx = (A^T A + mu I)^-1 A^T r for its mu, and the
+    residual left is the target; nothing when the residual is already below it; mu_min otherwise."""
+    from shred.operators import TaskOptions, build_task
+    from shred.operators.svd import discrepancy_tikhonov, operator_svd
+
+    shape = (3, 8, 8)
+    op = build_task(task, shape, TaskOptions(**opts), torch.Generator().manual_seed(0))
+    svd = operator_svd(op)
+    g = torch.Generator().manual_seed(3)
+    x, x0 = torch.rand(2, *shape, generator=g, dtype=torch.float64), torch.rand(2, *shape, generator=g, dtype=torch.float64)
+    weight = op.measurement_weight()
+    w = weight.double() if weight is not None else 1.0
+    y = (op.A(x) + 0.02 * torch.randn(op.A(x).shape, generator=g, dtype=torch.float64)) * w
+    r = (y - op.A(x0)) * w
+    norm = r.flatten(1).norm(dim=1)
+    target = norm * torch.tensor([0.3, 0.6], dtype=torch.float64)
+    dx = discrepancy_tikhonov(svd, r, target)
+    left = ((y - op.A(x0 + dx)) * w).flatten(1).norm(dim=1)
+    torch.testing.assert_close(left, target, rtol=1e-6, atol=1e-9)
+    # The same dx from the normal equations, with mu recovered from one coordinate's gain.
+    D = x0[0].numel()
+    cols = torch.eye(D, dtype=torch.float64).view(D, *shape)
+    A = (op.A(cols) * w).reshape(D, -1).T                                        # [m, D]
+    for i in range(2):
+        def residual(mu):
+            d = torch.linalg.solve(A.T @ A + mu * torch.eye(D, dtype=torch.float64), A.T @ r[i].flatten())
+            return (r[i].flatten() - A @ d).norm(), d
+        lo, hi = math.log(9e-4), math.log(1e8)
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if residual(math.exp(mid))[0] > target[i] else (mid, hi)
+        torch.testing.assert_close(dx[i].flatten(), residual(math.exp(lo))[1], rtol=1e-4, atol=1e-6)
+    # Already at the noise level: no correction. Out of reach: mu_min, and the residual above the target.
+    assert discrepancy_tikhonov(svd, r, norm * 1.01).abs().max() == 0
+    tiny = discrepancy_tikhonov(svd, r, torch.zeros(2, dtype=torch.float64))
+    s = svd.singulars
+    gain = s / (s ** 2 + 9e-4)
+    torch.testing.assert_close(tiny, svd.V(svd.pad(gain * svd.Ut(r))))
+
+
+def test_finish_noise_tikhonov_changes_nothing_without_noise_and_leaves_the_noise_with_it(gaussian_prior):
+    from shred.solvers import build_solver
+
+    for finish in ("consistency", "ddnm"):
+        _, op, y = _problem("deblur", gaussian_prior, kernel_sigma=2.0, kernel_size=9)
+        kw = dict(iterations=2, finish=finish, finish_steps=4)
+        plain = build_solver("shred", gaussian_prior, **kw)(y, op, seeds=[0, 1])
+        tik = build_solver("shred", gaussian_prior, finish_noise="tikhonov", **kw)(y, op, seeds=[0, 1])
+        assert torch.equal(plain.x0, tik.x0)  # sigma_y = 0: the comparison's tasks are unchanged
+        _, op, y = _problem("deblur", gaussian_prior, kernel_sigma=2.0, kernel_size=9, sigma_y=0.05)
+        plain = build_solver("shred", gaussian_prior, **kw)(y, op, seeds=[0, 1])
+        tik = build_solver("shred", gaussian_prior, finish_noise="tikhonov", **kw)(y, op, seeds=[0, 1])
+        level = 0.05 * math.sqrt(op.num_measurements())
+        r = (y - op.A(tik.x0)).flatten(1).norm(dim=1)
+        r_plain = (y - op.A(plain.x0)).flatten(1).norm(dim=1)
+        # Brought to the discrepancy level where the finish left more (measured: image 0, 1.05 and
+        # 1.02 x the level, to 1.000 and 1.002; the [0, 1] clamp moves it a little); an image the
+        # finish left below it is not touched (image 1).
+        above = r_plain > level
+        assert above[0] and not above[1], (r_plain / level)
+        assert abs(float(r[0] / level) - 1) < 0.01 and float(r[0]) < float(r_plain[0])
+        assert torch.equal(plain.x0[1], tik.x0[1]) and not torch.equal(plain.x0[0], tik.x0[0])

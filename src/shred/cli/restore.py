@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
     from ..models.fast import COMPILE_MODES, PRECISIONS
     from ..solvers import DEFAULT_PRESET, PRESETS, ShredConfig
     from ..solvers.blind import BlindConfig
-    from ..solvers.shred import FINISHES, INITS, LOSSES, WARM_FROM
+    from ..solvers.shred import FINISH_NOISE, FINISHES, INITS, LOSSES, WARM_FROM
     from ..solvers.stopping import STOPS
 
     p = sub.add_parser("restore", help="restore a degraded image with SHRED",
@@ -111,6 +111,10 @@ def add_parser(sub) -> None:
     s.add_argument("--finish-steps", type=checked_by(ShredConfig, "finish_steps", int),
                    help="--finish ddnm: its steps, one network call each (preset plus: 15; CS 45); as many as "
                    "--finish-t allows, said in a warning when fewer")
+    s.add_argument("--finish-noise", choices=FINISH_NOISE,
+                   help="with measurement noise (--sigma-y, a spec's, or an 8-bit file's rounding on a blur): "
+                   "none (the finish's own rule) or tikhonov (a last Tikhonov correction leaving ||y - A x|| at "
+                   "the noise level; no network call)")
     bool_flag(s, "clip-x0", "clamp x0 estimates to [-1, 1] (--no-clip-x0 to disable)")
     bool_flag(s, "sphere", "project x_T onto the sphere of radius sqrt(D) (--no-sphere to disable)")
     s.add_argument("--coarse-iterations", type=checked_by(ShredConfig, "coarse_iterations", int),
@@ -160,7 +164,7 @@ def _spec_path(args, y_path: Path) -> Path | None:
 
 
 SETTINGS = ("kernel_lr", "kernel_steps", "iterations", "lr", "delta_t", "grad", "loss", "init", "warm_from",
-            "warm_strength", "finish", "finish_t", "finish_steps", "clip_x0", "sphere", "epsilon", "spacing", "stop",
+            "warm_strength", "finish", "finish_t", "finish_steps", "finish_noise", "clip_x0", "sphere", "epsilon", "spacing", "stop",
             "tau", "coarse_iterations", "coarse_stride")
 
 

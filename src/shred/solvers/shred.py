@@ -29,10 +29,10 @@ from ..operators import Operator
 from .ancestral import jump_schedule
 from .base import Result, Solver, measurement_loss, seeded_noise, to_image_space, to_model_space
 from .registry import register_solver
-from .shred_config import FINISHES, INITS, LOSSES, LR_DECAYS, WARM_FROM, ShredConfig
+from .shred_config import FINISH_NOISE, FINISHES, INITS, LOSSES, LR_DECAYS, WARM_FROM, ShredConfig
 from .stopping import make_stop_rule
 
-__all__ = ["FINISHES", "INITS", "LOSSES", "LR_DECAYS", "WARM_FROM", "Keep", "Progress", "Shred", "ShredConfig",
+__all__ = ["FINISH_NOISE", "FINISHES", "INITS", "LOSSES", "LR_DECAYS", "WARM_FROM", "Keep", "Progress", "Shred", "ShredConfig",
            "Stopping", "check_interval", "measurement_loss", "project_to_sphere"]
 
 def check_interval(check_every: int | None, device: torch.device) -> int:
@@ -273,6 +273,36 @@ class Shred(Solver):
             gamma = (1 - floor / r.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(0, 1)
         return (x0 + gamma.view(-1, 1, 1, 1) * A_pinv(r)).clamp(0, 1)
 
+    @staticmethod
+    def tikhonov_maps(operator: Operator):
+        """The SVD the ``"tikhonov"`` correction needs, or None (a nonlinear operator, or one
+        without a closed-form SVD)."""
+        if not operator.linear:
+            return None
+        from ..errors import ShredError
+        from ..operators.svd import operator_svd
+
+        try:
+            return operator_svd(operator)
+        except ShredError:
+            return None
+
+    @torch.no_grad()
+    def tikhonov(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator) -> torch.Tensor:
+        """``finish_noise="tikhonov"``: x0 ([B, C, H, W] in [0, 1]) + the Tikhonov correction of
+        y - A x0 whose residual is tau sigma_y sqrt(m) (:func:`shred.operators.svd.discrepancy_tikhonov`),
+        clamped to [0, 1]."""
+        from ..operators.svd import discrepancy_tikhonov
+
+        svd = self.tikhonov_maps(operator)
+        r = (y - operator.A(x0)).to(torch.float64)
+        weight = operator.measurement_weight()
+        if weight is not None:
+            r = r * weight.to(r)
+        target = torch.full((x0.shape[0],), self.config.tau * operator.sigma_y * math.sqrt(operator.num_measurements()),
+                            dtype=torch.float64, device=x0.device)
+        return (x0 + discrepancy_tikhonov(svd, r, target).to(x0)).clamp(0, 1)
+
     @torch.no_grad()
     def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
         """SHRED+'s ``"ddnm"`` finish: x0 ([B, C, H, W] in [0, 1]) diffused to t = ``finish_t`` and
@@ -376,10 +406,13 @@ class Shred(Solver):
         if c.render_delta_t is not None:
             with torch.no_grad():                                            # SHRED+: a finer ODE solve
                 x0 = to_image_space(self.f(keep.x_T, grad="surrogate", pairs=self.render_pairs))
-        if c.finish == "consistency":
+        tikhonov = c.finish_noise == "tikhonov" and operator.sigma_y > 0 and self.tikhonov_maps(operator) is not None
+        if c.finish == "consistency" and not tikhonov:
             x0 = self.consistent(x0, y, operator)
         elif c.finish == "ddnm":
             x0 = self.ddnm_finish(x0, y, operator, seeds)
+        if tikhonov:
+            x0 = self.tikhonov(x0, y, operator)
         return Result(x0=x0.detach(), x_T=keep.x_T, loss_history=torch.stack(keep.history).float().cpu(),
                       iterations=keep.iterations.cpu(), wall_time=time.perf_counter() - started, seeds=list(seeds),
                       extras={**self.extras(operator), **({"stop": rule.info()} if rule else {})})

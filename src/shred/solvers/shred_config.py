@@ -14,6 +14,7 @@ INITS = ("noise", "ddim-inversion", "warm")
 WARM_FROM = ("pinv", "ddrm")
 LR_DECAYS = ("none", "cosine")
 FINISHES = ("none", "consistency", "ddnm")
+FINISH_NOISE = ("none", "tikhonov")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,16 @@ class ShredConfig(FrozenConfig):
             ceil((S - L) / L) in all (15 steps, L = 3, R = 2: 4 places, 12 calls). 1 / 1
             (default), R = 1, L >= S or a finish other than ``"ddnm"``: no time travel (the
             solver warns when the settings ask for it but cannot jump).
+        finish_noise: the last correction when y carries noise (sigma_y > 0, a file's counted
+            rounding included; nothing changes when sigma_y = 0). ``"none"`` (default): the
+            finish's own rule (``"ddnm"``: DDNM+'s last step, which corrects nothing once sigma_t
+            is below the noise; ``"consistency"``: the scalar gamma above). ``"tikhonov"``: then
+            x0 <- x0 + V diag(s / (s^2 + mu)) U^T (y - A x0), mu per image by the discrepancy
+            principle so that ||y - A x0|| = tau sigma_y sqrt(m)
+            (:func:`shred.operators.svd.discrepancy_tikhonov`; in place of ``"consistency"``'s
+            gamma, after ``"ddnm"``'s steps, or alone with ``"none"``); no network call; operators
+            without an SVD (a mask composed with others, a large non-separable blur) keep the
+            finish's own rule.
         check_every: read the loss back from the device every k iterations (early stopping and the
             progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
             None (default): 10 on a GPU, 1 on a CPU (where reading the loss costs nothing).
@@ -108,6 +119,7 @@ class ShredConfig(FrozenConfig):
     finish_steps: int = setting(15, at_most(100_000, positive_int))
     finish_travel_length: int = setting(1, at_most(1000, positive_int))
     finish_travel_repeat: int = setting(1, at_most(100, positive_int))
+    finish_noise: str = setting("none", one_of(*FINISH_NOISE))
     check_every: int | None = setting(None, optional(positive_int))
     stop: str = setting("none", one_of(*STOPS))
     tau: float = setting(1.0, positive)
