@@ -25,7 +25,6 @@ numbers go to JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from shred.io import strict_json  # noqa: E402
 from shred.data import load_images  # noqa: E402
 from shred.metrics import psnr, ssim  # noqa: E402
 from shred.models import load_model  # noqa: E402
@@ -93,7 +93,7 @@ def run_plus(args) -> int:
             for t, block in results["tasks"].items() for m, e in block["rows"].items()]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"study": "plus", "data": args.data, "n": args.n, "seed": args.seed,
+    out.write_text(strict_json({"study": "plus", "data": args.data, "n": args.n, "seed": args.seed,
                                "variants": PLUS_VARIANTS, "hardware": results["hardware"],
                                "kid_label": results["kid_label"], "fid_label": results["fid_label"],
                                "reference_rows": {t: b["reference_rows"] for t, b in results["tasks"].items()},
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
 
     def save():
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"model": args.model, "data": args.data, "n": args.n, "seed": args.seed,
+        out.write_text(strict_json({"model": args.model, "data": args.data, "n": args.n, "seed": args.seed,
                                    "preset": args.preset, "rows": rows}, indent=2) + "\n")
 
     studies = args.studies.split(",")

@@ -14,7 +14,6 @@ diffusion model, because none is available offline.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -174,7 +173,9 @@ def motion(args) -> None:
     cols.append(("ground truth", gt))
     out = Path(args.out) / f"motion_dip{size}_{its}.png"
     write_grid(out, cols, cell=160)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    from shred.io import strict_json
+
+    out.with_suffix(".json").write_text(strict_json(record, indent=2) + "\n")
     print("| restoration | method | PSNR dB | SSIM | s |\n| --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     print(f"wrote {out}")

@@ -19,7 +19,6 @@ amount of other work, so seconds per image ~= milliseconds per forward pass.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from shred.io import strict_json  # noqa: E402
 from shred.models import load_model  # noqa: E402
 
 
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(res, indent=2) + "\n")
+        tmp.write_text(strict_json(res, indent=2) + "\n")
         os.replace(tmp, out)
     return 0
 

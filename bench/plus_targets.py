@@ -80,6 +80,7 @@ def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
             plus_kid, kid_images = same["rows"][plus].get("kid"), same["n"]
             with_kid = {m: same["rows"][m]["kid"] for m in with_kid if m in same["rows"]}
         entry = {"plus": plus, "n": p["n"], "calls_per_image": p["calls_per_image"], "psnr": psnr_of(p),
+                 **({"psnr_exact": p["psnr_exact"]} if p.get("psnr_exact") else {}),
                  "kid": plus_kid, "kid_images": kid_images, "measurement_error": p.get("measurement_error"),
                  "peers_with_kid": with_kid, "peers_without_kid": sorted(set(peers) - set(with_kid)),
                  "missing_peers": sorted(m for m, r in rows.items()

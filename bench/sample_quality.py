@@ -19,7 +19,6 @@ Gaussian noise (N(0, I) in model space, clipped: what DDIM starts from).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from shred.io import strict_json  # noqa: E402
 from shred.data import load_images  # noqa: E402
 from shred.io import write_grid  # noqa: E402
 from shred.metrics import extract_features, frechet_distance, swd  # noqa: E402
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         fd = f"  {fd_label} {r[fd_label]:8.2f}" if fd_label else ""
         print(f"{name:22s} SWD {r['swd_x1e3']['mean']:7.2f}{fd}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    Path(args.out).write_text(strict_json(results, indent=2) + "\n")
     if args.grid:
         cols = [(name, v[:64]) for name, v in sets.items()]
         # 8 x 8 mosaics, one per step count, side by side.

@@ -46,6 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from shred.io import strict_json  # noqa: E402
+
 
 def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -109,7 +111,7 @@ def throughput(args) -> dict:
                              "s_per_image_100_iterations": round(seconds / done * 100 / args.iterations, 1),
                              "load_before": before, "load_after": _load(),
                              "command": " ".join(cmd[1:]).replace(str(work), "WORK")})
-                print(json.dumps(rows[-1]))
+                print(strict_json(rows[-1]))
         # Every run restores the same bytes (the images' seeds do not depend on the process).
         outputs = {r["processes"]: work / f"out-{r['processes']}-{r['repeat']}" for r in rows}
         first = next(iter(outputs.values()))
@@ -235,7 +237,7 @@ def main() -> None:
     args = p.parse_args()
     result = {"throughput": throughput, "memory": memory, "sizes": sizes}[args.what](args)
     result["command"] = "python bench/scale.py " + " ".join(sys.argv[1:])
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.out).write_text(strict_json(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -168,14 +168,17 @@ def main(argv=None) -> int:
         row["seed_mean_at_least_ddnm"] = row["plus"]["seed_mean_psnr"] >= row["ddnm"]["psnr"]
         out["tasks"][name] = row
         q = row["plus"]
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(args.out, out)  # before the line: nothing measured is lost to a formatting slip
+
+        def f2(v):
+            return "n/a" if v is None else f"{v:.2f}"
         print(f"{name:9s} DDNM {row['ddnm']['psnr']:.2f} dB | SHRED+ samples {q['sample_psnr']:.2f} dB, "
               f"mean of {args.seeds} {q['seed_mean_psnr']:.2f} dB "
               f"({q['calls_per_sample']:.0f} calls, {q['seconds_per_sample']:.1f} s per sample) | "
-              f"PSNR of the mean MSE: input {row['input']['psnr_of_mean_mse']:.2f}, samples "
-              f"{q['psnr_of_mean_mse']['sample']:.2f}, sampler mean {q['psnr_of_mean_mse']['sampler_mean']:.2f}; "
-              f"dispersion {q['dispersion']:.2f}", flush=True)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, out)
+              f"PSNR of the mean MSE: input {f2(row['input']['psnr_of_mean_mse'])}, samples "
+              f"{f2(q['psnr_of_mean_mse']['sample'])}, sampler mean {f2(q['psnr_of_mean_mse']['sampler_mean'])}; "
+              f"dispersion {f2(q['dispersion'])}", flush=True)
     return 0
 
 

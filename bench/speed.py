@@ -26,7 +26,6 @@ measured.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -38,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from shred.io import strict_json  # noqa: E402
 from shred.diffusion import NoiseSchedule  # noqa: E402
 from shred.metrics import psnr  # noqa: E402
 from shred.models import UNetDenoiser, build_unet  # noqa: E402
@@ -176,7 +176,7 @@ def run(args) -> dict:
         if out_path:
             out_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = out_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=2) + "\n")
+            tmp.write_text(strict_json(results, indent=2) + "\n")
             os.replace(tmp, out_path)
 
     def emit(row):
@@ -351,7 +351,7 @@ def preset_plan(args) -> dict:
                 if args.out:
                     out = Path(args.out)
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    out.with_suffix(".tmp").write_text(json.dumps(results, indent=2) + "\n")
+                    out.with_suffix(".tmp").write_text(strict_json(results, indent=2) + "\n")
                     os.replace(out.with_suffix(".tmp"), out)
     return results
 

@@ -392,5 +392,13 @@ def test_the_report_names_the_machine_the_methods_ran_on_not_the_one_writing_it(
             meta.write_text(json.dumps(rec))
     assert main(_argv(out, data, tiny_model_dir, "--tasks", "sr4", "--methods", "pinv,ddnm",
                       "--set", "ddnm.steps=2", "--report-only")) == 0
-    assert json.loads((out / "results.json").read_text())["hardware_varies"] is True
+    res = json.loads((out / "results.json").read_text())
+    assert res["hardware_varies"] is True and res["hardware"] is None  # not the machine writing the report
+    assert res["tasks"]["sr4"]["rows"]["ddnm"]["hardware"]["cpu"] == "another CPU"
     assert "several machines" in (out / "results.md").read_text().splitlines()[0]
+    # A method resumed elsewhere: its row lists both machines.
+    from shred.benchmark.report import _one_or_all
+
+    a, b = {"cpu": "A"}, {"cpu": "B"}
+    assert _one_or_all([{"hardware": a}, {"hardware": a}], "hardware") == a
+    assert _one_or_all([{"hardware": a}, {"hardware": b}, {"hardware": a}], "hardware") == [a, b]

@@ -363,3 +363,14 @@ def test_restore_takes_finish_noise(tmp_path, clean_png, tiny_model_dir, capsys)
     with pytest.raises(SystemExit) as e:
         main(["restore", str(y), "--model", str(tiny_model_dir), "--finish-noise", "wiener"])
     assert e.value.code == 2 and "invalid choice: 'wiener'" in capsys.readouterr().err
+
+
+def test_only_notes_on_settings_are_put_in_flag_words(tmp_path, clean_png, tiny_model_dir, capsys):
+    """A file named like a setting keeps its name in a warning about the file."""
+    y = tmp_path / "finish_t=5.png"
+    run(["degrade", clean_png, "--task", "denoise", "--size", "8", "--out", y], capsys)
+    code, _, err = run(["restore", y, "--model", tiny_model_dir, "--task", "denoise", "--resize", "--iterations", "1",
+                        "--preset", "plus", "--out", tmp_path / "r.png", "--quiet"], capsys)
+    assert code == 0, err
+    assert "warning: finish_t=5.png: resampled from 8x8 to 16x16" in err, err
+    assert "--finish-t 5" not in err

@@ -134,7 +134,7 @@ def test_a_measurement_read_from_a_file_carries_its_rounding_as_noise(tmp_path, 
     # Without a declared level the rounding is not one: --stop discrepancy refuses as for a .npy.
     code, _, err = run(["restore", tmp_path / "y_png" / "y.png", "--stop", "discrepancy", "--iterations", "1",
                         "--out", tmp_path / "rd.png"], capsys)
-    one_error_line(code, err, "needs the noise level")
+    one_error_line(code, err, "needs the measurement's noise level")
     # Inpainting and average pooling: every singular value alike, nothing amplified, nothing counted.
     for task, opts in [("inpaint", []), ("sr", ["--scale", "2"])]:
         y = tmp_path / f"{task}.png"
@@ -678,7 +678,7 @@ def test_counts_seeds_and_ports_are_decimal_digits_only(capsys):
     import argparse
 
     from shred.cli.bench import name_count
-    from shred.cli.options import integer, positive_int, seed
+    from shred.cli.options import integer, positive_int, seed, size
     from shred.config import decimal_int
     from shred.ui.command import _port
 
@@ -687,6 +687,16 @@ def test_counts_seeds_and_ports_are_decimal_digits_only(capsys):
     for bad in ("1_0", "\u0661\u0660", "1e3", "0x10", "", "1.0"):
         with pytest.raises(ValueError):
             decimal_int(bad)
-        for parse in (positive_int, seed, integer, _port, lambda t: name_count(f"dps={t}")):
+        for parse in (positive_int, seed, integer, _port, lambda t: name_count(f"dps={t}"), size):
             with pytest.raises(argparse.ArgumentTypeError):
                 parse(bad)
+    assert size("32") == (32, 32) and size("16x8") == (16, 8)
+    with pytest.raises(argparse.ArgumentTypeError):
+        size("16x\u0668")
+    # A kernel file's index: digits 0-9 only ("k.npy:²" was an internal error); here no such file.
+    from shred.errors import ShredError
+    from shred.operators.kernels import load_kernel
+
+    for bad in ("\u00b2", "\u0661"):
+        with pytest.raises(ShredError, match="does not exist"):
+            load_kernel(f"k.mat:{bad}")

@@ -135,6 +135,7 @@ def test_a_restoration_equal_to_the_clean_image_is_marked_exact_and_written_as_s
     assert "psnr_exact" not in rows[1] and 0 < rows[1]["psnr"] < 60
     summary = run_summary(res, rows)
     assert summary["psnr_exact"] == 1 and summary["mean_psnr"] == float("inf")
+    assert summary["psnr_others"] == rows[1]["psnr"]
     assert "inf" in format_table(rows)  # the printed table keeps the value
     rec = json.loads(RunReport(rows, summary, {"summary": summary, "seeds": rows}).json_bytes(),
                      parse_constant=_no_constants)

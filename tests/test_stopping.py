@@ -142,7 +142,7 @@ def test_auto_still_estimates_when_only_a_files_rounding_is_known(noisy_blur):
     assert ((auto.sigma / SIGMA_Y - 1).abs() < 0.2).all()           # the noise in y, not the rounding
     flat = torch.full_like(y, 0.5)                                 # nothing to estimate: the floor
     assert make_stop_rule("auto", 1.0, "mse", flat, rounded).sigma.tolist() == [q, q]
-    with pytest.raises(ShredError, match="needs the noise level"):
+    with pytest.raises(ShredError, match="needs the measurement.s noise level"):
         make_stop_rule("discrepancy", 1.0, "mse", y, rounded)
     both = with_rounding(op, q)                                     # sigma_y 0.05 declared, then rounded
     for stop in ("auto", "discrepancy"):

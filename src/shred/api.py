@@ -149,6 +149,8 @@ def unused_settings(solver, given: dict) -> list[str]:
     if blind and "warm_from" in given:
         notes.append("warm_from does nothing on a blind task: its warm start inverts the blurred image itself "
                      "(the blur is unknown)")
+    if blind and given.get("finish_noise") == "tikhonov":
+        notes.append("finish_noise='tikhonov' does nothing on a blind task: the estimated blur has no SVD here")
     if blind and given.get("finish") == "consistency":
         notes.append("finish='consistency' does nothing on a blind task: it needs the blur, which is estimated "
                      "(finish='ddnm' uses the estimate)")
@@ -193,8 +195,10 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
         device = resolve_device(str(device))  # cuda without a GPU, or a typo: one line, before any work
         denoiser = denoiser.to(device)
     solver = build_solver(method, denoiser, preset=preset, task=task, device=device, **settings)
+    from .errors import SettingsWarning
+
     for note in unused_settings(solver, settings):
-        warnings.warn(note, stacklevel=2)
+        warnings.warn(note, SettingsWarning, stacklevel=2)
     options = run_options(run, solver.device, grad=solver.config.grad, images=images,
                           iterations=solver.config.iterations)
     check_memory(denoiser, images, solver.device, precision=options.precision, grad=solver.config.grad,

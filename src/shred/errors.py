@@ -21,3 +21,8 @@ class DownloadError(ShredError):
 class ShredWarning(UserWarning):
     """Something shred assumed or changed on the user's behalf (a default kernel, a crop, a dropped
     alpha channel), said in one line. The CLI prints it as ``shred-ir: warning: ...``."""
+
+
+class SettingsWarning(ShredWarning):
+    """A setting that does nothing, or less than asked, in this run (named as the library's keyword,
+    ``coarse_iterations=12``; the CLI's ``restore`` says the flag, ``--coarse-iterations 12``)."""

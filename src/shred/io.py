@@ -160,6 +160,12 @@ def finite_json(obj: Any) -> Any:
     return obj
 
 
+def strict_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of ``obj`` as strict JSON: infinite and NaN floats as ``null``
+    (:func:`finite_json`); ``kwargs`` go to ``json.dumps`` (``indent``)."""
+    return json.dumps(finite_json(obj), allow_nan=False, **kwargs)
+
+
 def json_bytes(obj: Any, strict: bool = True) -> bytes:
     """``obj`` as indented JSON text with a final newline, UTF-8. ``strict`` (the default) writes
     infinite and NaN floats as ``null`` (:func:`finite_json`); ``strict=False`` keeps Python's

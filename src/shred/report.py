@@ -117,7 +117,11 @@ def run_summary(result: Result, rows: list[dict[str, Any]]) -> dict[str, Any]:
             out[f"mean_{key}"] = sum(vals) / len(vals)
     exact = sum(1 for r in rows if r.get("psnr_exact"))
     if exact:
-        out["psnr_exact"] = exact  # restorations equal to the clean image: mean_psnr is infinite (null in JSON)
+        # Restorations equal to the clean image: mean_psnr is infinite (null in JSON); the mean
+        # over the others, as the bench's psnr_others (None when every one is exact).
+        others = [r["psnr"] for r in rows if r.get("psnr") is not None and not r.get("psnr_exact")]
+        out["psnr_exact"] = exact
+        out["psnr_others"] = sum(others) / len(others) if others else None
     if len(rows) >= 2:
         out["diversity_rmse"] = diversity(result.x0.float().cpu())
     if "stop" in result.extras:

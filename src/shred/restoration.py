@@ -12,6 +12,8 @@ functions, writes the bytes they return and prints. Images in memory are float32
 """
 from __future__ import annotations
 
+import math
+
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,6 +296,8 @@ def run_report(result, m: Measurement, measurement_path: str | Path, clean: torc
         if clean is not None:
             from .metrics import psnr
             summary["mean_image_psnr"] = float(psnr(mean, clean.float()).item())
+            if math.isinf(summary["mean_image_psnr"]):
+                summary["mean_image_exact"] = True  # the seed mean equals the clean image (null in JSON)
     record = {"measurement": str(measurement_path), "task": m.task, "model": m.denoiser.name,
               "image_size": list(m.operator.in_shape[1:]), "canvas": result.extras.get("canvas"),
               "resized": m.resized, "config": result.extras.get("config"),

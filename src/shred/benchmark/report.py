@@ -48,8 +48,18 @@ def collect(bench, job) -> dict[str, Any] | None:
         "grad_calls_per_image": sum(c["grad_image_calls"] for c in chunks) / images,
         "seconds_per_image": sum(c["seconds"] for c in chunks) / images,
         "peak_memory_gb": max(c["peak_memory_gb"] for c in chunks),
-        "config": chunks[0].get("config"), "blind": chunks[0].get("blind"), "hardware": chunks[0].get("hardware"),
+        "config": chunks[0].get("config"), "blind": chunks[0].get("blind"), "hardware": _one_or_all(chunks, "hardware"),
     }
+
+
+def _one_or_all(chunks: list[dict], key: str) -> Any:
+    """The chunks' common ``key`` (the machine they ran on), or the list of its distinct values when
+    they differ (a run resumed elsewhere, or with another thread count)."""
+    values: list[Any] = []
+    for c in chunks:
+        if c.get(key) not in values:
+            values.append(c.get(key))
+    return values[0] if len(values) == 1 else values
 
 
 def _mean(v) -> float:
@@ -179,7 +189,9 @@ def report(bench, log=print) -> dict:
     ran_on = [r["hardware"] for b in tasks_out.values() for r in b["rows"].values() if r.get("hardware")]
     several = any(h != ran_on[0] for h in ran_on)
     results = {"format": FORMAT, "config": _plain(cfg),
-               "hardware": ran_on[0] if ran_on and not several else hardware(), "hardware_varies": several,
+               # None when the methods ran on several machines (each row says which); the machine
+               # writing the report only when no method has run yet.
+               "hardware": None if several else ran_on[0] if ran_on else hardware(), "hardware_varies": several,
                "fid_label": realism.fid_label if realism else None, "kid_label": realism.kid_label if realism else None,
                "reference": {"data": cfg.reference, "n": cfg.reference_n} if realism else None,
                "lpips": lpips_metric()[1], "tasks": tasks_out}

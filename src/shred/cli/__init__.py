@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from ..errors import ShredError
+from ..errors import SettingsWarning, ShredError
 from . import bench, degrade, demo, models, restore, train, ui
 
 PROG = "shred-ir"  # the console script of pyproject.toml; see the module docstring
@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     words = getattr(args, "warning_words", None)  # a command's own names for the library's settings
 
     def one_line(message, category, *_, **__):  # shred's own warnings, as one line each
-        print(f"{PROG}: warning: {words(str(message)) if words else message}", file=sys.stderr)
+        if words and isinstance(category, type) and issubclass(category, SettingsWarning):
+            message = words(str(message))  # only notes on settings: not file names, not other packages' text
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
 
     previous, warnings.showwarning = warnings.showwarning, one_line
     try:

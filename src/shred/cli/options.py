@@ -138,7 +138,7 @@ def size(text: str) -> tuple[int, int]:
     """``32`` or ``32x48``: (height, width), both in 1 .. 4096 (the largest image an operator is
     built for)."""
     try:
-        parts = [int(p) for p in text.lower().split("x")]
+        parts = [decimal_int(p) for p in text.lower().split("x")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"sizes look like 32 or 32x32, got {text!r}") from None
     if len(parts) == 1:
@@ -206,7 +206,7 @@ def task_inputs(args) -> list[tuple[str, str | None]]:
         kernel = None
     elif kernel is not None and not Path(kernel).exists():
         head, sep, tail = kernel.rpartition(":")
-        kernel = head if sep and tail.isdigit() and head else kernel
+        kernel = head if sep and tail.isascii() and tail.isdigit() and head else kernel
     return [("--mask", getattr(args, "mask", None)), ("--kernel", kernel)]
 
 

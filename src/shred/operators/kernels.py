@@ -146,7 +146,7 @@ def load_kernel(spec: str) -> torch.Tensor:
     grey image). A .mat file with several kernels needs the index (0-based)."""
     path_str, index = spec, None
     head, sep, tail = spec.rpartition(":")
-    if sep and tail.isdigit() and head:
+    if sep and tail.isascii() and tail.isdigit() and head:  # str.isdigit() alone also takes "²" and "١"
         path_str, index = head, int(tail)
     path = Path(path_str)
     if not path.is_file():

@@ -161,9 +161,11 @@ class Shred(Solver):
         self.finish_timesteps = sorted({round(t_s * (1 - k / steps)) for k in range(steps)})
         self.finish_schedule = jump_schedule(len(self.finish_timesteps), c.finish_travel_length,
                                              c.finish_travel_repeat)
+        from ..errors import SettingsWarning
+
         for note in (self.finish_note(), self.travel_note(), self.coarse_note()):
             if note is not None:
-                warnings.warn(note, stacklevel=2)
+                warnings.warn(note, SettingsWarning, stacklevel=2)
 
     def finish_note(self) -> str | None:
         """What the ``"ddnm"`` finish takes instead of what was asked (a one-line warning), or None:

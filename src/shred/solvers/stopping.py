@@ -134,8 +134,9 @@ def make_stop_rule(stop: str, tau: float, loss: str, y: torch.Tensor, operator) 
     if declared:
         sigma, source = torch.full((b,), known, dtype=torch.float64), "operator"
     elif stop == "discrepancy":
-        raise ShredError("stop=discrepancy needs the noise level of the measurement (--sigma-y, or a spec "
-                         "with noise); use stop=auto to estimate it from the measurement")
+        raise ShredError("the 'discrepancy' stop rule needs the measurement's noise level (--sigma-y or the "
+                         "operator's sigma_y, or a spec with noise); the 'auto' rule (--stop auto) estimates it "
+                         "from the measurement")
     else:
         weight = operator.measurement_weight()
         # Never below the rounding (NaN, too few blocks to estimate from, stays NaN: a plateau stop).
