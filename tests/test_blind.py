@@ -231,8 +231,9 @@ def test_cli_blind_deblur_end_to_end(tmp_path, clean_png, tiny_model_dir, capsys
     assert code == 0, err
     blind = json.loads(report.read_text())["blind"]
     assert (blind["kernel_steps"], blind["kernel_lr"]) == (3, 0.001)
-    assert "warm_from does nothing on a blind task" in err and "finish='consistency' does nothing on a blind" in err
-    assert err.count("warm_from") == 1   # said once, not also as a warm start the run does not use
+    # In the command's words (flags), once each.
+    assert "--warm-from does nothing on a blind task" in err and "--finish consistency does nothing on a blind" in err
+    assert err.count("warm-from") == 1   # said once, not also as a warm start the run does not use
     # Several seeds: one kernel file each; .npy keeps the exact kernel.
     code, _, err = run(["restore", y, "--model", tiny_model_dir, "--iterations", "2", "--seeds", "0-1",
                         "--kernel-out", tmp_path / "k.npy", "--out", tmp_path / "r.png",
