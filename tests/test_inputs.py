@@ -389,8 +389,11 @@ def test_the_lr_limit_is_shred_configs_own(capsys, tmp_path, clean_png):
     code, _, err = run(["restore", clean_png, "--task", "sr", "--coarse-iterations", str(10 ** 23)], capsys)
     assert code == 2 and f"SHRED coarse_iterations must be at most 100000, got {10 ** 23}" in err, err
     # Echoed as typed; an integer too long for int() is out of range, not "not an integer".
+    code, _, err = run(["restore", clean_png, "--task", "sr", "--iterations", "1000000"], capsys)
+    assert code == 2 and "SHRED iterations must be at most 100000, got 1000000" in err, err
+    # Digits 0-9 only: Python's "1_000_000" is not a count on the command line.
     code, _, err = run(["restore", clean_png, "--task", "sr", "--iterations", "1_000_000"], capsys)
-    assert code == 2 and "SHRED iterations must be at most 100000, got 1_000_000" in err, err
+    assert code == 2 and "expected an integer, got '1_000_000'" in err, err
     code, _, err = run(["restore", clean_png, "--task", "sr", "--iterations", "9" * 5000], capsys)
     assert code == 2 and "must be at most 100000, got 99999999" in err and "(5000 characters)" in err, err
     assert len(err) < 300
