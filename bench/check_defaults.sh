@@ -3,6 +3,7 @@
 # cifar10-TRAIN images (never the test split), next to DDRM and DDNM. Resumable.
 #   bench/check_defaults.sh                 # SHRED+ on every bench task
 #   PART=denoise bench/check_defaults.sh    # the bundled preset's denoising entry and candidates
+#   PART=denoise-finish bench/check_defaults.sh # SHRED+'s denoising with and without the Tikhonov step
 #   PART=colorize bench/check_defaults.sh   # candidates for SHRED+'s colorization entry
 #   PART=colorize50 bench/check_defaults.sh # the colorization entry on 50 images, with KID-C10
 #   PART=blind bench/check_defaults.sh      # candidates for SHRED+'s blind entry
@@ -72,6 +73,13 @@ if [ "${PART:-all}" = denoise ]; then
     --set shred@bundled#authors.lr=0.002 --set shred@bundled#authors.iterations=25 --set shred@bundled#authors.stop=none \
     --set shred@bundled#lr03-25.iterations=25 --set shred@bundled#lr03-25.stop=none \
     --min-realism-images 1000 --batch 25 --device cpu --out ${RUN:-runs/check-denoise-train} "$@"
+fi
+if [ "${PART:-all}" = denoise-finish ]; then
+  # SHRED+'s denoising with and without its Tikhonov last step ("#no-tikhonov"), after the finish
+  # began to run DDNM+ per singular value on blurs (identity: still the simplified form).
+  exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} --tasks denoise \
+    --methods pinv,shred@plus,shred@plus#no-tikhonov --set shred@plus#no-tikhonov.finish_noise=none \
+    --min-realism-images 1000 --batch 25 --device cpu --out ${RUN:-runs/check-denoise-finish-train} "$@"
 fi
 exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} \
   --tasks inpaint,sr4,cs5,sr8,deblur,colorize,denoise,blind \

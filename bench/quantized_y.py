@@ -6,9 +6,10 @@ makes DDNM's finish noise-aware; what ``shred-ir restore`` does for a file:
 :func:`shred.operators.with_rounding`). Rows: the input, the pseudo-inverse A^+ y (``pinv``), DDNM,
 SHRED+ (``shred@plus``; blind deblurring: ``shred-blind@plus`` alone, the kernel drawn once) and,
 on deblurring, SHRED+ started from the whole inverted A^+ y with the consistency finish
-(``#pinv-a1-cons``, the sixth tuning round of docs/RESULTS.md); PSNR (dB). ``--tikhonov`` adds SHRED+
-with the Tikhonov last correction (``finish_noise="tikhonov"``) on the rows whose y carries
-declared noise; ``--noise S`` adds a row with Gaussian noise of std S (seeded, declared).
+(``#pinv-a1-cons``, the sixth tuning round of docs/RESULTS.md); PSNR (dB). ``--tikhonov`` adds
+SHRED+ without its Tikhonov last correction (``#no-tikhonov``: ``finish_noise="none"``; the
+preset's is ``"tikhonov"``) on the rows whose y carries declared noise; ``--noise S`` adds a row
+with Gaussian noise of std S (seeded, declared); ``--rows`` picks the rows.
 
     python bench/quantized_y.py --n 16 --out bench/results/quantized-y-train.json
 """
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="cifar10-train")
     p.add_argument("--model", default="cifar10-32")
     p.add_argument("--tikhonov", action="store_true",
-                   help="also SHRED+ with finish_noise='tikhonov' (#tikhonov) where y carries noise")
+                   help="also SHRED+ with finish_noise='none' (#no-tikhonov) where y carries noise")
     p.add_argument("--noise", type=non_negative, default=0.0,
                    help="also y with Gaussian noise of this std (seeded, declared), without rounding")
     p.add_argument("--rows", default="float32,8-bit,declared,noise",
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
                 methods["shred@plus#pinv-a1-cons"] = ("shred", {"preset": "plus", "task": task, **PINV_START})
             if args.tikhonov and sigma > 0 and name != "blind":  # the estimated blur has no SVD: no change
                 plus_solver, plus_settings = methods["shred@plus"]
-                methods["shred@plus#tikhonov"] = (plus_solver, {**plus_settings, "finish_noise": "tikhonov"})
+                methods["shred@plus#no-tikhonov"] = (plus_solver, {**plus_settings, "finish_noise": "none"})
             for method, (solver, settings) in methods.items():
                 started = time.perf_counter()
                 r = build_solver(solver, den, **settings)(y, op, seeds=seeds)

@@ -444,10 +444,11 @@ def test_finish_noise_tikhonov_changes_nothing_without_noise_and_leaves_the_nois
         assert torch.equal(plain.x0[1], tik.x0[1]) and not torch.equal(plain.x0[0], tik.x0[0])
 
 
-def test_the_ddnm_finish_under_noise_is_ddnm_plus_per_singular_value_where_an_svd_exists(gaussian_prior, monkeypatch):
+def test_the_ddnm_finish_under_noise_is_ddnm_plus_per_singular_value_on_a_blur(gaussian_prior, monkeypatch):
     """The SVD-free simplified DDNM+ applies A^+ in full while sigma_t >= sigma_y, which on a blur
     amplifies the noise up to 33x (6.2 dB on noisy deblurring with the bundled model); the
-    finish takes DDNM+ per singular value wherever the operator has an SVD, as DDNM's program does."""
+    finish takes DDNM+ per singular value for uneven operators with an SVD, as DDNM's program does,
+    and keeps the simplified form where every singular value is alike."""
     from shred.metrics import psnr
     from shred.operators import TaskOptions, build_task
     from shred.solvers import build_solver
@@ -471,8 +472,13 @@ def test_the_ddnm_finish_under_noise_is_ddnm_plus_per_singular_value_where_an_sv
     simplified = build_solver("shred", gaussian_prior, **kw)(y, op, seeds=[0, 1])
     assert (psnr(res.x0, clean) > psnr(simplified.x0, clean) + 5).all(), (psnr(res.x0, clean), psnr(simplified.x0, clean))
     assert (psnr(res.x0, clean) > psnr(y.clamp(0, 1), clean) + 3).all()
-    # A mask composed with pooling has no SVD: the simplified form.
     monkeypatch.setattr(ddnm_module.Ddnm, "__init__", spy)
+    # Every singular value alike (the identity): the simplified form, which denoises better.
+    asked.clear()
+    _, op, y = _problem("denoise", gaussian_prior, sigma_y=0.05)
+    build_solver("shred", gaussian_prior, **kw)(y, op, seeds=[0, 1])
+    assert asked == [True]
+    # A mask composed with pooling has no SVD: the simplified form.
     asked.clear()
     both = build_task("inpaint+sr", (3, 16, 16), TaskOptions(box_size=6, scale=2, sigma_y=0.05),
                       torch.Generator().manual_seed(0))

@@ -310,8 +310,8 @@ class Shred(Solver):
     def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
         """SHRED+'s ``"ddnm"`` finish: x0 ([B, C, H, W] in [0, 1]) diffused to t = ``finish_t`` and
         taken back to t = 0 by ``finish_steps`` DDNM steps (the official eta 0.85; DDNM+ when
-        sigma_y > 0: lambda per singular value where the operator has an SVD, its simplified scalar
-        form otherwise), so A x0 = y holds as in DDNM, with DDNM's time travel when
+        sigma_y > 0: lambda per singular value for an uneven operator with an SVD, a blur, its
+        simplified scalar form otherwise), so A x0 = y holds as in DDNM, with DDNM's time travel when
         ``finish_travel_repeat`` > 1 and ``finish_travel_length`` is below the number of steps (its
         ``svd_ddnm.py`` loop: a jump re-noises the last x0|t; the cost is in
         :class:`ShredConfig`'s docstring).
@@ -326,13 +326,16 @@ class Shred(Solver):
 
         ts, schedule = self.finish_timesteps, self.finish_schedule           # ascending; ts[-1] = t_s
         t_s = ts[-1]
-        # Under noise, DDNM+ as its official program runs it: lambda per singular value where the
-        # operator has an SVD (a blur's small singular values are not trusted with the noise); the
-        # SVD-free simplified form, one scalar lambda_t, only where it has none. The simplified form
-        # applies A^+ in full while sigma_t >= sigma_y, which on a blur amplifies the noise up to 33
-        # times (DDNM's cut at 3e-2): 6.2 dB on deblurring at sigma_y 0.05 (16 training images,
-        # input 17.0; bench/quantized_y.py).
-        simplified = self.svd_of(operator) is None
+        # Under noise, DDNM+. Its SVD-free simplified form (one scalar lambda_t) applies A^+ in full
+        # while sigma_t >= sigma_y, which on a blur amplifies the noise up to 33 times (DDNM's cut
+        # at 3e-2): 6.18 dB on deblurring at sigma_y 0.05 (16 training images, input 16.99;
+        # bench/quantized_y.py). Where A^+ amplifies unevenly (Operator.uneven: blurs, bicubic
+        # down-sampling) the finish takes DDNM+ per singular value, as DDNM's program runs it:
+        # 22.91 dB there. Where every singular value is alike (the identity, masks, pooling,
+        # colorization) it keeps the simplified form: run per singular value there too, by an
+        # intermediate version, denoising at sigma_y 0.05 fell from 33.22 to 31.23 dB (the 10
+        # training images of PART=denoise-finish bench/check_defaults.sh; docs/RESULTS.md).
+        simplified = not operator.uneven or self.svd_of(operator) is None
         ddnm = Ddnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0, simplified=simplified)
         correct = ddnm._corrector(operator, model_space_measurement(y, operator), 2 * operator.sigma_y)
         gens = image_generators([None if s is None else (s + 1) % 2 ** 63 for s in seeds])
