@@ -75,10 +75,11 @@ if [ "${PART:-all}" = denoise ]; then
     --min-realism-images 1000 --batch 25 --device cpu --out ${RUN:-runs/check-denoise-train} "$@"
 fi
 if [ "${PART:-all}" = denoise-finish ]; then
-  # SHRED+'s denoising with and without its Tikhonov last step ("#no-tikhonov"), after the finish
-  # began to run DDNM+ per singular value on blurs (identity: still the simplified form).
+  # SHRED+'s denoising with and without its Tikhonov last step ("#no-tikhonov"), and with the
+  # finish's DDNM+ per singular value ("#svd"; the preset keeps the simplified form on the identity).
   exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} --tasks denoise \
-    --methods pinv,shred@plus,shred@plus#no-tikhonov --set shred@plus#no-tikhonov.finish_noise=none \
+    --methods pinv,shred@plus,shred@plus#no-tikhonov,shred@plus#svd --set shred@plus#no-tikhonov.finish_noise=none \
+    --set shred@plus#svd.finish_ddnm_plus=svd \
     --min-realism-images 1000 --batch 25 --device cpu --out ${RUN:-runs/check-denoise-finish-train} "$@"
 fi
 exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} \

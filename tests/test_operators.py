@@ -294,3 +294,14 @@ def test_with_rounding_adds_in_quadrature_and_the_spec_keeps_the_declared_noise_
     assert build_task("sr-bicubic", (3, 8, 8), TaskOptions(scale=2)).uneven
     # A declared sigma_y of 1 (the most allowed) with a rounding on top is not refused.
     assert with_rounding(Noisy((1, 8, 8), blur, 1.0), q).sigma_y > 1
+
+
+def test_a_composition_of_one_operator_is_as_even_as_that_operator():
+    """A hand-written spec can wrap a single mask in a composition: it stays even (no file rounding
+    counted, DDNM+'s simplified form in SHRED+'s finish), as the mask alone is."""
+    from shred.operators.linear import Compose
+
+    mask = build_task("inpaint", (3, 8, 8), TaskOptions(box_size=4))
+    blur = build_task("deblur", (3, 16, 16), TaskOptions(kernel_sigma=1.0))
+    assert not mask.uneven and not Compose(mask.in_shape, [mask]).uneven
+    assert blur.uneven and Compose(blur.in_shape, [blur]).uneven

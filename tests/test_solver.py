@@ -478,6 +478,14 @@ def test_the_ddnm_finish_under_noise_is_ddnm_plus_per_singular_value_on_a_blur(g
     _, op, y = _problem("denoise", gaussian_prior, sigma_y=0.05)
     build_solver("shred", gaussian_prior, **kw)(y, op, seeds=[0, 1])
     assert asked == [True]
+    # finish_ddnm_plus chooses otherwise; the plus preset keeps "auto" and takes the Tikhonov step.
+    asked.clear()
+    build_solver("shred", gaussian_prior, finish_ddnm_plus="svd", **kw)(y, op, seeds=[0, 1])
+    assert asked == [False]
+    from shred.solvers import preset_config
+
+    plus = preset_config("plus", "denoise")
+    assert (plus.finish_ddnm_plus, plus.finish_noise) == ("auto", "tikhonov")
     # A mask composed with pooling has no SVD: the simplified form.
     asked.clear()
     both = build_task("inpaint+sr", (3, 16, 16), TaskOptions(box_size=6, scale=2, sigma_y=0.05),

@@ -330,6 +330,11 @@ class Compose(Operator):
             y = op.AT(y)
         return y
 
+    @property
+    def uneven(self) -> bool:
+        # A composition of one operator is that operator (a mask stays even: it has no coisometry).
+        return self.ops[0].uneven if len(self.ops) == 1 else self.coisometry is None
+
     def num_measurements(self) -> int:
         return self.ops[-1].num_measurements()
 
@@ -447,9 +452,10 @@ def counted_rounding(op: Operator, levels: int | None) -> float:
     ``levels`` levels per channel (:func:`shred.io.stored_levels`; None: floating-point data):
     :func:`rounding_std` (0.00113 for 256 levels, 0.289 for a 1-bit image) where ``op`` is
     :attr:`Operator.uneven` and the file has at most 256 levels, else 0. Only an uneven A^+
-    amplifies the rounding (deblurring: +0.77 dB when it is counted, bench/quantized_y.py);
-    elsewhere counting it only makes DDNM's last finish step skip its correction (-0.21 to +0.03
-    dB on masks, pooling and colorization), and a 16-bit rounding is negligible."""
+    amplifies the rounding (deblurring, 16 training images of bench/quantized_y.py: 23.42 dB
+    not counted, 26.53 counted, 26.57 with float32 y); on masks, pooling and colorization counting
+    it changes SHRED+ by -0.07 to +0.03 dB (docs/RESULTS.md), and the identity must not count it (a
+    clean 8-bit image "denoised" comes back as itself); a 16-bit rounding is negligible."""
     if levels is None or levels > COUNTED_LEVELS or not op.uneven:
         return 0.0
     return rounding_std(levels)

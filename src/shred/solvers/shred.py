@@ -32,8 +32,8 @@ from .registry import register_solver
 from .shred_config import FINISH_NOISE, FINISHES, INITS, LOSSES, LR_DECAYS, WARM_FROM, ShredConfig
 from .stopping import make_stop_rule
 
-__all__ = ["FINISH_NOISE", "FINISHES", "INITS", "LOSSES", "LR_DECAYS", "WARM_FROM", "Keep", "Progress", "Shred", "ShredConfig",
-           "Stopping", "check_interval", "measurement_loss", "project_to_sphere"]
+__all__ = ["FINISH_NOISE", "FINISHES", "INITS", "LOSSES", "LR_DECAYS", "WARM_FROM", "Keep", "Progress", "Shred",
+           "ShredConfig", "Stopping", "check_interval", "measurement_loss", "project_to_sphere"]
 
 def check_interval(check_every: int | None, device: torch.device) -> int:
     """Iterations between reads of the loss: ``check_every``, or 10 on a GPU and 1 on a CPU."""
@@ -332,10 +332,13 @@ class Shred(Solver):
         # bench/quantized_y.py). Where A^+ amplifies unevenly (Operator.uneven: blurs, bicubic
         # down-sampling) the finish takes DDNM+ per singular value, as DDNM's program runs it:
         # 22.91 dB there. Where every singular value is alike (the identity, masks, pooling,
-        # colorization) it keeps the simplified form: run per singular value there too, by an
-        # intermediate version, denoising at sigma_y 0.05 fell from 33.22 to 31.23 dB (the 10
-        # training images of PART=denoise-finish bench/check_defaults.sh; docs/RESULTS.md).
-        simplified = not operator.uneven or self.svd_of(operator) is None
+        # colorization) it keeps the simplified form: per singular value there, denoising at
+        # sigma_y 0.05 falls from 33.22 to 31.26 dB (PART=denoise-finish bench/check_defaults.sh,
+        # 10 training images). finish_ddnm_plus chooses otherwise.
+        form = self.config.finish_ddnm_plus
+        if form == "auto":
+            form = "svd" if operator.uneven else "simplified"
+        simplified = form == "simplified" or self.svd_of(operator) is None
         ddnm = Ddnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0, simplified=simplified)
         correct = ddnm._corrector(operator, model_space_measurement(y, operator), 2 * operator.sigma_y)
         gens = image_generators([None if s is None else (s + 1) % 2 ** 63 for s in seeds])

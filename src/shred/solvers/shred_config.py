@@ -15,6 +15,7 @@ WARM_FROM = ("pinv", "ddrm")
 LR_DECAYS = ("none", "cosine")
 FINISHES = ("none", "consistency", "ddnm")
 FINISH_NOISE = ("none", "tikhonov")
+FINISH_DDNM_PLUS = ("auto", "svd", "simplified")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,12 @@ class ShredConfig(FrozenConfig):
             gamma, after ``"ddnm"``'s steps, or alone with ``"none"``); no network call; operators
             without an SVD (a mask composed with others, a large non-separable blur) keep the
             finish's own rule.
+        finish_ddnm_plus: which DDNM+ the ``"ddnm"`` finish runs under noise: ``"svd"`` (lambda per
+            singular value, as DDNM's program; needs an SVD), ``"simplified"`` (one scalar
+            lambda_t, the SVD-free form) or ``"auto"`` (default): ``"svd"`` for an uneven operator
+            with an SVD (a blur, bicubic down-sampling), ``"simplified"`` otherwise. Without an SVD
+            (a non-separable blur on an image over 1024 pixels, a spatially varying blur) it is
+            always the simplified form, whose full A^+ amplifies a blur's noise.
         check_every: read the loss back from the device every k iterations (early stopping and the
             progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
             None (default): 10 on a GPU, 1 on a CPU (where reading the loss costs nothing).
@@ -120,6 +127,7 @@ class ShredConfig(FrozenConfig):
     finish_travel_length: int = setting(1, at_most(1000, positive_int))
     finish_travel_repeat: int = setting(1, at_most(100, positive_int))
     finish_noise: str = setting("none", one_of(*FINISH_NOISE))
+    finish_ddnm_plus: str = setting("auto", one_of(*FINISH_DDNM_PLUS))
     check_every: int | None = setting(None, optional(positive_int))
     stop: str = setting("none", one_of(*STOPS))
     tau: float = setting(1.0, positive)
