@@ -9,7 +9,9 @@ on deblurring, SHRED+ started from the whole inverted A^+ y with the consistency
 (``#pinv-a1-cons``, the sixth tuning round of docs/RESULTS.md); PSNR (dB). ``--tikhonov`` adds
 SHRED+ without its Tikhonov last correction (``#no-tikhonov``: ``finish_noise="none"``; the
 preset's is ``"tikhonov"``) on the rows whose y carries declared noise; ``--noise S`` adds a row
-with Gaussian noise of std S (seeded, declared); ``--rows`` picks the rows.
+with Gaussian noise of std S (seeded, declared); ``--simplified`` adds SHRED+ with the finish as it
+was before per-singular-value DDNM+ and the Tikhonov step (``#simplified``); ``--rows`` picks the
+rows.
 
     python bench/quantized_y.py --n 16 --out bench/results/quantized-y-train.json
 """
@@ -70,6 +72,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="cifar10-32")
     p.add_argument("--tikhonov", action="store_true",
                    help="also SHRED+ with finish_noise='none' (#no-tikhonov) where y carries noise")
+    p.add_argument("--simplified", action="store_true",
+                   help="also SHRED+ with the finish's DDNM+ in its simplified form (#simplified: "
+                   "finish_ddnm_plus='simplified', finish_noise='none': the finish before it changed) where y carries noise")
     p.add_argument("--noise", type=non_negative, default=0.0,
                    help="also y with Gaussian noise of this std (seeded, declared), without rounding")
     p.add_argument("--rows", default="float32,8-bit,declared,noise",
@@ -125,6 +130,10 @@ def main(argv=None) -> int:
             if args.tikhonov and sigma > 0 and name != "blind":  # the estimated blur has no SVD: no change
                 plus_solver, plus_settings = methods["shred@plus"]
                 methods["shred@plus#no-tikhonov"] = (plus_solver, {**plus_settings, "finish_noise": "none"})
+            if args.simplified and sigma > 0 and name != "blind":
+                plus_solver, plus_settings = methods["shred@plus"]
+                methods["shred@plus#simplified"] = (plus_solver, {**plus_settings, "finish_noise": "none",
+                                                                  "finish_ddnm_plus": "simplified"})
             for method, (solver, settings) in methods.items():
                 started = time.perf_counter()
                 r = build_solver(solver, den, **settings)(y, op, seeds=seeds)
