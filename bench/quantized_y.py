@@ -33,6 +33,7 @@ from shred.io import write_json  # noqa: E402
 from shred.metrics import psnr  # noqa: E402
 from shred.models import load_model  # noqa: E402
 from shred.operators import TaskOptions, build_task, rounding_std  # noqa: E402
+from shred.operators.krylov import WithoutSVD  # noqa: E402
 from shred.solvers import build_solver  # noqa: E402
 
 QUANTISATION_STD = rounding_std(256)  # uniform rounding error of an 8-bit value, in [0, 1] units
@@ -75,6 +76,9 @@ def main(argv=None) -> int:
     p.add_argument("--simplified", action="store_true",
                    help="also SHRED+ with the finish's DDNM+ in its simplified form (#simplified: "
                    "finish_ddnm_plus='simplified', finish_noise='none': the finish before it changed) where y carries noise")
+    p.add_argument("--no-svd", action="store_true",
+                   help="also SHRED+ on the operator with its SVD hidden (#no-svd: the path of a blur "
+                   "without a closed-form SVD) where y carries noise")
     p.add_argument("--noise", type=non_negative, default=0.0,
                    help="also y with Gaussian noise of this std (seeded, declared), without rounding")
     p.add_argument("--rows", default="float32,8-bit,declared,noise",
@@ -134,9 +138,12 @@ def main(argv=None) -> int:
                 plus_solver, plus_settings = methods["shred@plus"]
                 methods["shred@plus#simplified"] = (plus_solver, {**plus_settings, "finish_noise": "none",
                                                                   "finish_ddnm_plus": "simplified"})
+            if args.no_svd and sigma > 0 and name != "blind":
+                methods["shred@plus#no-svd"] = methods["shred@plus"]
             for method, (solver, settings) in methods.items():
                 started = time.perf_counter()
-                r = build_solver(solver, den, **settings)(y, op, seeds=seeds)
+                r = build_solver(solver, den, **settings)(y, WithoutSVD(op) if method.endswith("#no-svd") else op,
+                                                          seeds=seeds)
                 row[method] = float(psnr(r.x0.clamp(0, 1), x).mean())
                 row[method + " s/img"] = (time.perf_counter() - started) / args.n
             rows.append(row)

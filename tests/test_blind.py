@@ -355,3 +355,16 @@ def test_kernel_settings_need_a_blind_task_and_kernel_steps_default_to_none(gaus
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("usage")]
     assert e.value.code == 2 and "--kernel-steps" in lines[-1] and "integer >= 0" in lines[-1], err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_blind_shred_takes_no_tikhonov_step_under_noise(gaussian_prior, clean):
+    """The Tikhonov last step needs the blur; blind SHRED only estimates it, so under noise (an
+    8-bit file's rounding is counted on blind deblurring) finish_noise='tikhonov' changes nothing."""
+    from shred.operators import Noisy
+
+    op = Noisy((3, 16, 16), Blur((3, 16, 16), TRUE_KERNEL), 0.05)
+    y = op.degrade(clean, generator=torch.Generator().manual_seed(0))
+    kw = dict(lr=0.05, iterations=3, clip_x0=False, sphere=True)
+    plain = build_solver("shred-blind", gaussian_prior, config=ShredConfig(**kw, finish_noise="none"))(y, op, seeds=[0])
+    tik = build_solver("shred-blind", gaussian_prior, config=ShredConfig(**kw, finish_noise="tikhonov"))(y, op, seeds=[0])
+    assert torch.equal(plain.x0, tik.x0)

@@ -150,8 +150,8 @@ def unused_settings(solver, given: dict) -> list[str]:
         notes.append("warm_from does nothing on a blind task: its warm start inverts the blurred image itself "
                      "(the blur is unknown)")
     if blind and given.get("finish_noise") == "tikhonov":
-        notes.append("finish_noise='tikhonov' does nothing on a blind task: the Tikhonov step needs the blur's "
-                     "SVD, and the kernel network that estimates it has none")
+        notes.append("finish_noise='tikhonov' does nothing on a blind task: the Tikhonov step needs the blur, "
+                     "which is estimated")
     if blind and given.get("finish") == "consistency":
         notes.append("finish='consistency' does nothing on a blind task: it needs the blur, which is estimated "
                      "(finish='ddnm' uses the estimate)")

@@ -20,32 +20,10 @@ from ..errors import ShredError
 from ..seeding import generator
 from .base import Operator, SpecField, number_array, register_operator, text
 from .kernels import _normalise
+from .linear import convolve_same, correlate_same
 
 
 # --- convolution -----------------------------------------------------------------------------------
-def convolve_same(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """'same'-size convolution with zero padding, through the FFT.
-
-    Args:
-        x: [..., H, W] images.
-        k: [..., kh, kw] kernels (odd sides) whose leading dimensions broadcast against x's.
-
-    Returns:
-        [..., H, W]: sum_{u, v} k[u, v] x[i - u + kh // 2, j - v + kw // 2], exactly the
-        :class:`Blur` operator's map (to rounding) for any kernel size, at O(HW log HW) cost.
-    """
-    h, w = x.shape[-2:]
-    kh, kw = k.shape[-2:]
-    size = (h + kh - 1, w + kw - 1)
-    full = torch.fft.irfft2(torch.fft.rfft2(x, s=size) * torch.fft.rfft2(k.to(x.dtype), s=size), s=size)
-    return full[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
-
-
-def correlate_same(y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The adjoint of :func:`convolve_same` for odd kernels: convolution with the flipped kernel."""
-    return convolve_same(y, k.flip(-2, -1))
-
-
 # --- the kernel network ------------------------------------------------------------------------------
 def kernel_seed(seed: int | None) -> int | None:
     """The seed of a restoration's kernel network, derived from its x_T seed so that the two

@@ -215,10 +215,42 @@ def conv_matrix(taps: torch.Tensor, n: int) -> torch.Tensor:
     return mat
 
 
+def convolve_same(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """'same'-size convolution with zero padding, through the FFT.
+
+    Args:
+        x: [..., H, W] images.
+        k: [..., kh, kw] kernels (odd sides) whose leading dimensions broadcast against x's.
+
+    Returns:
+        [..., H, W]: sum_{u, v} k[u, v] x[i - u + kh // 2, j - v + kw // 2], exactly the
+        :class:`Blur` operator's map (to rounding) for any kernel size, at O(HW log HW) cost.
+    """
+    h, w = x.shape[-2:]
+    kh, kw = k.shape[-2:]
+    size = (h + kh - 1, w + kw - 1)
+    full = torch.fft.irfft2(torch.fft.rfft2(x, s=size) * torch.fft.rfft2(k.to(x.dtype), s=size), s=size)
+    return full[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
+
+
+def correlate_same(y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The adjoint of :func:`convolve_same` for odd kernels: convolution with the flipped kernel."""
+    return convolve_same(y, k.flip(-2, -1))
+
+
+# Kernels with more taps than this blur through the FFT (:func:`convolve_same`,
+# equal to the direct convolution to rounding). On 3 x 256 x 256 images on 2 CPU threads, float32:
+# 13 x 13, direct 6.7 ms and FFT 3.7; 21 x 21, 38 and 2.1; the paper's 41 x 41, 876 and 3.2. Kernels
+# up to 15 x 15 (the comparison's 13 x 13 Gaussian) keep the direct convolution, and their results.
+FFT_TAPS = 15 * 15
+
+
 @register_operator("blur")
 class Blur(Operator):
     """Convolution of every channel with a known kernel, 'same' size with zero padding (as in the
     authors' code). A^T is the correlation with the same kernel (a transposed convolution).
+
+    Kernels over 15 x 15 taps convolve through the FFT (:data:`FFT_TAPS`).
 
     A^+ is exact for separable kernels (isotropic or axis-aligned Gaussians: the kernel matrix has
     rank one, k = u v^T, and A = T_u (x) T_v with 1-D convolution matrices). Other kernels use CGLS,
@@ -261,10 +293,14 @@ class Blur(Operator):
 
     def A(self, x):
         kh, kw = self.kernel.shape
+        if kh * kw > FFT_TAPS:
+            return convolve_same(x, self.kernel.to(device=x.device, dtype=x.dtype))
         return F.conv2d(x, self._weight(x), padding=(kh // 2, kw // 2), groups=x.shape[1])
 
     def AT(self, y):
         kh, kw = self.kernel.shape
+        if kh * kw > FFT_TAPS:
+            return correlate_same(y, self.kernel.to(device=y.device, dtype=y.dtype))
         return F.conv_transpose2d(y, self._weight(y), padding=(kh // 2, kw // 2), groups=y.shape[1])
 
     def params(self):

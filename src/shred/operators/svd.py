@@ -438,23 +438,13 @@ def discrepancy_tikhonov(svd: OperatorSVD, r: torch.Tensor, target: torch.Tensor
     where even mu = ``mu_min`` leaves more than the target, mu = ``mu_min``, which bounds the gain
     s / (s^2 + mu) by 1 / (2 sqrt(mu_min)) (about 16.7 for the default, DDNM's cut of 3e-2).
     mu is found by bisection on log mu (``steps`` halvings); no network call."""
+    from .krylov import discrepancy_mu
+
     s = svd.s(r)
     c = svd.Ut(r)                                                     # [B, k]
     outside = (r - svd.U(c)).flatten(1).pow(2).sum(1)                 # residual A cannot reach
-    c2 = c.pow(2)
-
-    def left(mu: torch.Tensor) -> torch.Tensor:                       # ||residual after||^2, [B]
-        keep = mu[:, None] / (s.pow(2)[None] + mu[:, None])
-        return (keep.pow(2) * c2).sum(1) + outside
-
     goal = target.to(r).pow(2)
-    lo = torch.full_like(goal, math.log(mu_min))
-    hi = torch.full_like(goal, math.log(max(float(s.max()) ** 2, mu_min) * 1e8))
-    for _ in range(steps):                                            # left() grows with mu
-        mid = (lo + hi) / 2
-        over = left(mid.exp()) > goal
-        hi, lo = torch.where(over, mid, hi), torch.where(over, lo, mid)
-    mu = lo.exp()
+    mu = discrepancy_mu(s, c, outside, target, mu_min, steps)
     gain = s[None] / (s.pow(2)[None] + mu[:, None])
     dx = svd.V(svd.pad(gain * c))
     done = r.flatten(1).pow(2).sum(1) <= goal                         # already at the noise level

@@ -174,6 +174,11 @@ class BlindShred(Shred):
         """No consistency finish: the operator is estimated, not known."""
         return x0
 
+    def tikhonov(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator) -> torch.Tensor:
+        """No Tikhonov step (``finish_noise="tikhonov"``): the operator is estimated, not known, and
+        H_theta's last kernels need not be those of the kept x0."""
+        return x0
+
     def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
         """The ``"ddnm"`` finish with each image's estimated kernel (the kept H_theta), one image at
         a time: DDNM's steps from ``finish_t`` with the range-null space step of that blur, its

@@ -15,7 +15,7 @@ WARM_FROM = ("pinv", "ddrm")
 LR_DECAYS = ("none", "cosine")
 FINISHES = ("none", "consistency", "ddnm")
 FINISH_NOISE = ("none", "tikhonov")
-FINISH_DDNM_PLUS = ("auto", "svd", "simplified")
+FINISH_DDNM_PLUS = ("auto", "svd", "simplified", "tikhonov")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class ShredConfig(FrozenConfig):
             cheap estimate ``warm_from``, a = ``warm_strength``, eps ~ N(0, I) from the seed).
         warm_from: the cheap estimate a warm start inverts: ``"pinv"`` (A^+ y, no network call) or
             ``"ddrm"`` (20-step DDRM with its official settings; where A has no closed-form SVD,
-            A^+ y instead).
+            A^+ y instead, or under noise the Tikhonov estimate at the noise level, since A^+ y
+            amplifies a blur's noise).
         warm_strength: a in [0, 1], the share of the inverted latent in a warm start.
         invert_fixed_point: fixed-point iterations per step of the DDIM inversion of a warm or
             ``ddim-inversion`` start (:func:`shred.diffusion.ddim_invert`): 1 is the usual
@@ -84,15 +85,20 @@ class ShredConfig(FrozenConfig):
             x0 <- x0 + V diag(s / (s^2 + mu)) U^T (y - A x0), mu per image by the discrepancy
             principle so that ||y - A x0|| = tau sigma_y sqrt(m)
             (:func:`shred.operators.svd.discrepancy_tikhonov`; in place of ``"consistency"``'s
-            gamma, after ``"ddnm"``'s steps, or alone with ``"none"``); no network call; operators
-            without an SVD (a mask composed with others, a large non-separable blur) keep the
-            finish's own rule.
+            gamma, after ``"ddnm"``'s steps, or alone with ``"none"``); no network call; for
+            operators without an SVD (a mask composed with others, a non-separable blur on an
+            image over 1024 pixels, a spatially varying blur) the same correction on a 40-step
+            Golub-Kahan subspace (:func:`shred.operators.krylov.discrepancy_tikhonov_krylov`).
         finish_ddnm_plus: which DDNM+ the ``"ddnm"`` finish runs under noise: ``"svd"`` (lambda per
             singular value, as DDNM's program; needs an SVD), ``"simplified"`` (one scalar
-            lambda_t, the SVD-free form) or ``"auto"`` (default): ``"svd"`` for an uneven operator
-            with an SVD (a blur, bicubic down-sampling), ``"simplified"`` otherwise. Without an SVD
-            (a non-separable blur on an image over 1024 pixels, a spatially varying blur) it is
-            always the simplified form, whose full A^+ amplifies a blur's noise.
+            lambda_t, the SVD-free form of DDNM's README, which applies A^+ in full while
+            sigma_t >= sigma_y), ``"tikhonov"`` (the range correction replaced by the Tikhonov one
+            whose strength has DDNM+'s crossover, on Golub-Kahan subspaces; no SVD needed:
+            :func:`shred.solvers.shred.tikhonov_corrector`) or ``"auto"`` (default): ``"svd"`` for
+            an uneven operator with an SVD (a blur, bicubic down-sampling), ``"tikhonov"`` for one
+            without (a non-separable blur on an image over 1024 pixels, a spatially varying blur,
+            a mask composed with others), ``"simplified"`` otherwise. ``"svd"`` without an SVD
+            runs ``"tikhonov"``.
         check_every: read the loss back from the device every k iterations (early stopping and the
             progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
             None (default): 10 on a GPU, 1 on a CPU (where reading the loss costs nothing).
