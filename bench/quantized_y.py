@@ -10,8 +10,12 @@ on deblurring, SHRED+ started from the whole inverted A^+ y with the consistency
 SHRED+ without its Tikhonov last correction (``#no-tikhonov``: ``finish_noise="none"``; the
 preset's is ``"tikhonov"``) on the rows whose y carries declared noise; ``--noise S`` adds a row
 with Gaussian noise of std S (seeded, declared); ``--simplified`` adds SHRED+ with the finish as it
-was before per-singular-value DDNM+ and the Tikhonov step (``#simplified``); ``--rows`` picks the
-rows.
+was before per-singular-value DDNM+ and the Tikhonov step (``#simplified``; on an operator without
+an SVD, such as ``deblur-sv``'s spatially varying blur, with the start from A^+ y it fell back to
+then); ``--svd`` adds SHRED+ with DDNM+ per singular value in the finish on every operator
+(``#svd``); ``--no-svd`` adds SHRED+ on the same operator with its SVD hidden (``#no-svd``,
+:class:`shred.operators.krylov.WithoutSVD`: the path of a blur without a closed-form SVD, whose
+finish, last step and start use Golub-Kahan subspaces); ``--rows`` picks the rows.
 
     python bench/quantized_y.py --n 16 --out bench/results/quantized-y-train.json
 """
@@ -79,6 +83,9 @@ def main(argv=None) -> int:
                    help="also SHRED+ with the finish's DDNM+ in its simplified form (#simplified: "
                    "finish_ddnm_plus='simplified', finish_noise='none': the finish before it changed; on an operator without "
                    "an SVD also warm_from='pinv', the start it fell back to) where y carries noise")
+    p.add_argument("--svd", action="store_true",
+                   help="also SHRED+ with the finish's DDNM+ per singular value on every operator (#svd: "
+                   "finish_ddnm_plus='svd'; the preset's 'auto' takes it on uneven operators only) where y carries noise")
     p.add_argument("--no-svd", action="store_true",
                    help="also SHRED+ on the operator with its SVD hidden (#no-svd: the path of a blur "
                    "without a closed-form SVD) where y carries noise")
@@ -143,6 +150,9 @@ def main(argv=None) -> int:
                 start = {} if Shred.svd_of(op) is not None else {"warm_from": "pinv"}
                 methods["shred@plus#simplified"] = (plus_solver, {**plus_settings, "finish_noise": "none",
                                                                   "finish_ddnm_plus": "simplified", **start})
+            if args.svd and sigma > 0 and name != "blind":
+                plus_solver, plus_settings = methods["shred@plus"]
+                methods["shred@plus#svd"] = (plus_solver, {**plus_settings, "finish_ddnm_plus": "svd"})
             if args.no_svd and sigma > 0 and name != "blind":
                 methods["shred@plus#no-svd"] = methods["shred@plus"]
             for method, (solver, settings) in methods.items():

@@ -83,3 +83,5 @@ def test_without_svd_hides_the_svd_and_keeps_everything_else():
     assert torch.equal(hidden.A(x), op.A(x)) and torch.equal(hidden.AT(x), op.AT(x))
     assert (hidden.sigma_y, hidden.uneven, hidden.linear, hidden.num_measurements()) == \
         (op.sigma_y, op.uneven, op.linear, op.num_measurements())
+    pool = build_task("sr", (3, 8, 8), TaskOptions(scale=2), torch.Generator().manual_seed(0))
+    assert WithoutSVD(pool).coisometry == pool.coisometry == 0.25

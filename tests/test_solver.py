@@ -473,11 +473,15 @@ def test_the_ddnm_finish_under_noise_is_ddnm_plus_per_singular_value_on_a_blur(g
     assert (psnr(res.x0, clean) > psnr(simplified.x0, clean) + 5).all(), (psnr(res.x0, clean), psnr(simplified.x0, clean))
     assert (psnr(res.x0, clean) > psnr(y.clamp(0, 1), clean) + 3).all()
     monkeypatch.setattr(ddnm_module.Ddnm, "__init__", spy)
-    # Every singular value alike (the identity): the simplified form, which denoises better.
-    asked.clear()
+    # Every singular value 1 (the identity, masks): the simplified form, which denoises better.
+    # Average pooling (singular values 1/2 here) amplifies the noise: per singular value.
+    for task, opts, simplified in [("denoise", {}, True), ("inpaint", dict(box_size=6), True),
+                                   ("sr", dict(scale=2), False)]:
+        asked.clear()
+        _, op, y = _problem(task, gaussian_prior, sigma_y=0.05, **opts)
+        build_solver("shred", gaussian_prior, **kw)(y, op, seeds=[0, 1])
+        assert asked == [simplified], task
     _, op, y = _problem("denoise", gaussian_prior, sigma_y=0.05)
-    build_solver("shred", gaussian_prior, **kw)(y, op, seeds=[0, 1])
-    assert asked == [True]
     # finish_ddnm_plus chooses otherwise; the plus preset keeps "auto" and takes the Tikhonov step.
     asked.clear()
     build_solver("shred", gaussian_prior, finish_ddnm_plus="svd", **kw)(y, op, seeds=[0, 1])

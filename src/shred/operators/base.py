@@ -181,8 +181,8 @@ class Operator:
         the measurement's noise more than others (blurs, bicubic down-sampling). False for a
         coisometry (A A^T = c I: average pooling, colorization, the identity) and for masks, where
         they are all equal. Decides whether an image file's rounding is counted as noise
-        (:func:`shred.operators.counted_rounding`), and which DDNM+ SHRED+'s finish runs under
-        noise (per singular value when True; :meth:`shred.solvers.Shred.ddnm_finish`)."""
+        (:func:`shred.operators.counted_rounding`), and, with :attr:`coisometry`, which DDNM+
+        SHRED+'s finish runs under noise (:func:`shred.solvers.shred.unit_singular_values`)."""
         return self.coisometry is None
 
     @property

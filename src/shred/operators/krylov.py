@@ -139,8 +139,8 @@ def discrepancy_tikhonov_krylov(A: Map, AT: Map, r: torch.Tensor, target: torch.
 
 
 class WithoutSVD(Operator):
-    """An operator with its SVD hidden: every map and noise attribute is ``op``'s, A^+ is CGLS,
-    and :func:`shred.operators.svd.operator_svd` has no rule for it. On a 32 x 32 blur this runs
+    """An operator with its SVD hidden: every map and noise attribute is ``op``'s (its coisometry
+    too), A^+ is CGLS (A^T / c for a coisometry), and :func:`shred.operators.svd.operator_svd` has no rule for it. On a 32 x 32 blur this runs
     the path a blur without a closed-form SVD takes (a non-separable kernel on an image over 1024
     pixels), so that path can be measured and tested against the exact one (bench/quantized_y.py
     ``--no-svd``)."""
@@ -150,6 +150,7 @@ class WithoutSVD(Operator):
     def __init__(self, op: Operator):
         self.op = op
         self.in_shape, self.out_shape = op.in_shape, op.out_shape
+        self.coisometry = op.coisometry
         self._freeze()
 
     def A(self, x):

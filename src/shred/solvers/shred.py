@@ -123,6 +123,13 @@ def weighted_maps(operator: Operator) -> tuple[Callable, Callable]:
     return (lambda x: weight.to(x) * operator.A(x)), (lambda r: operator.AT(weight.to(r) * r))
 
 
+def unit_singular_values(operator: Operator) -> bool:
+    """Whether every nonzero singular value of A is 1 (A A^T a projection: the identity, masks),
+    where A^+ passes the measurement's noise on unamplified; pooling (A A^T = I / s^2), colorization
+    (I / 3) and blurs are not."""
+    return not operator.uneven and operator.coisometry in (None, 1.0)
+
+
 def tikhonov_corrector(operator: Operator, y_m: torch.Tensor, sigma_y: float, eta: float, zero_below: float,
                        steps: int = 40) -> Callable:
     """DDNM+ for an operator without an SVD: the map (x0|t, eps, z, abar') -> x_next of SHRED+'s
@@ -369,9 +376,9 @@ class Shred(Solver):
     def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
         """SHRED+'s ``"ddnm"`` finish: x0 ([B, C, H, W] in [0, 1]) diffused to t = ``finish_t`` and
         taken back to t = 0 by ``finish_steps`` DDNM steps (the official eta 0.85; DDNM+ when
-        sigma_y > 0: lambda per singular value for an uneven operator with an SVD, a blur; the
-        Tikhonov form of :func:`tikhonov_corrector` for one without; its simplified scalar form
-        otherwise), so A x0 = y holds as in DDNM, with DDNM's time travel when
+        sigma_y > 0: its simplified scalar form where every singular value is 1, the identity and
+        masks; else lambda per singular value where A has an SVD, the Tikhonov form of
+        :func:`tikhonov_corrector` where it has none), so A x0 = y holds as in DDNM, with DDNM's time travel when
         ``finish_travel_repeat`` > 1 and ``finish_travel_length`` is below the number of steps (its
         ``svd_ddnm.py`` loop: a jump re-noises the last x0|t; the cost is in
         :class:`ShredConfig`'s docstring).
@@ -387,20 +394,22 @@ class Shred(Solver):
         ts, schedule = self.finish_timesteps, self.finish_schedule           # ascending; ts[-1] = t_s
         t_s = ts[-1]
         # Under noise, DDNM+. Its SVD-free simplified form (one scalar lambda_t) applies A^+ in full
-        # while sigma_t >= sigma_y, which on a blur amplifies the noise up to 33 times (DDNM's cut
-        # at 3e-2): 6.18 dB on deblurring at sigma_y 0.05 (16 training images, input 16.99;
-        # bench/quantized_y.py). Where A^+ amplifies unevenly (Operator.uneven: blurs, bicubic
-        # down-sampling) the finish takes DDNM+ per singular value, as DDNM's program runs it:
-        # 22.91 dB there. Where every singular value is alike (the identity, masks, pooling,
-        # colorization) it keeps the simplified form: per singular value there, denoising at
-        # sigma_y 0.05 falls from 33.22 to 31.26 dB (PART=denoise-finish bench/check_defaults.sh,
-        # 10 training images). finish_ddnm_plus chooses otherwise.
+        # while sigma_t >= sigma_y, as if A^+ passed the noise on unamplified (every singular value
+        # 1). On a blur A^+ amplifies it up to 33 times (DDNM's cut at 3e-2): 6.18 dB on deblurring
+        # at sigma_y 0.05 (16 training images, input 16.99; bench/quantized_y.py); average pooling
+        # x4 and x8 amplify it 4 and 8 times. So the finish takes DDNM+ per singular value, as
+        # DDNM's program runs it, wherever a singular value differs from 1: deblurring 22.91 dB,
+        # SR x4 20.33 against 19.95 simplified, SR x8 17.15 against 16.96 (--svd, 16 training
+        # images). Where A A^T is a projection (the identity, masks) it keeps the simplified form:
+        # per singular value there, denoising at sigma_y 0.05 falls from 33.22 to 31.26 dB
+        # (PART=denoise-finish bench/check_defaults.sh, 10 training images) and inpainting from
+        # 20.33 to 20.03. finish_ddnm_plus chooses otherwise.
         # Without an SVD (a non-separable blur over 1024 pixels, a spatially varying blur) the
         # per-singular-value form becomes the "tikhonov" form (tikhonov_corrector): 22.27 dB there
         # with the SVD hidden (bench/quantized_y.py --no-svd), where the simplified form gave 6.18.
         form = self.config.finish_ddnm_plus
         if form == "auto":
-            form = "svd" if operator.uneven else "simplified"
+            form = "simplified" if unit_singular_values(operator) else "svd"
         if form == "svd" and self.svd_of(operator) is None:
             form = "tikhonov"
         ddnm = Ddnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0, simplified=form == "simplified")
