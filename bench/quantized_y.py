@@ -48,7 +48,7 @@ TASKS = {"deblur": ("deblur", {"kernel": "gaussian", "kernel_sigma": 2.0}),
          "sr4-bicubic": ("sr-bicubic", {"scale": 4}),
          "sr8": ("sr", {"scale": 8}), "cs5": ("cs", {"fraction": 0.05}), "colorize": ("colorize", {}),
          "blind": ("blind-deblur", {"kernel": "random", "kernel_size": 9}),
-         "deblur-sv": ("deblur-sv", {"kernel_size": 9})}
+         "deblur-sv": ("deblur-sv", {"kernel_size": 9}), "inpaint+sr": ("inpaint+sr", {"box_size": 16, "scale": 2})}
 PINV_START = {"warm_from": "pinv", "warm_strength": 1.0, "finish": "consistency"}
 
 
@@ -73,8 +73,9 @@ def non_negative(text: str) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=positive_int, default=16, help="images (a seeded choice, seed 5)")
-    p.add_argument("--tasks", default=",".join(t for t in TASKS if t not in ("sr2", "sr4-bicubic", "deblur-sv")),
-                   help=f"comma-separated, of {', '.join(TASKS)} (default: all but sr2, sr4-bicubic and deblur-sv)")
+    p.add_argument("--tasks", default=",".join(t for t in TASKS if t not in ("sr2", "sr4-bicubic", "deblur-sv", "inpaint+sr")),
+                   help=f"comma-separated, of {', '.join(TASKS)} (default: all but sr2, sr4-bicubic, deblur-sv and "
+                   "inpaint+sr)")
     p.add_argument("--data", default="cifar10-train")
     p.add_argument("--model", default="cifar10-32")
     p.add_argument("--tikhonov", action="store_true",

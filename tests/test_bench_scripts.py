@@ -1,5 +1,6 @@
 """The report scripts of bench/: targets read from a results.json, tables copied into a page."""
 import importlib.util
+import json
 import math
 
 import pytest
@@ -222,3 +223,17 @@ def test_seed_mean_reports_the_input_with_exact_images_apart():
     assert row["exact"] == 2 and math.isfinite(row["psnr"]) and row["psnr"] > 15
     mse = float(((shown[1] - x[1]) ** 2).mean()) / 3
     assert row["mean_mse"] == pytest.approx(mse) and row["psnr_of_mean_mse"] == pytest.approx(-10 * math.log10(mse))
+
+
+def test_krylov_cost_times_both_convolutions_and_a_subspace(tmp_path, capsys):
+    k = _module("krylov_cost")
+    out = tmp_path / "cost.json"
+    assert k.main(["--size", "16", "--kernels", "3,5", "--repeat", "1", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert [(r["kernel"], r["dtype"]) for r in got["convolutions"]] == \
+        [(3, "float32"), (3, "float64"), (5, "float32"), (5, "float64")]
+    assert all(r["direct_ms"] > 0 and r["fft_ms"] > 0 for r in got["convolutions"])
+    assert got["subspace_kernel"] == 5 and got["subspace_s"] > 0
+    with pytest.raises(SystemExit):
+        k.main(["--kernels", "4", "--out", str(out)])       # an even side
+    assert "odd sides" in capsys.readouterr().err

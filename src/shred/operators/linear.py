@@ -240,9 +240,17 @@ def correlate_same(y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 # Kernels with more taps than this blur through the FFT (:func:`convolve_same`,
 # equal to the direct convolution to rounding). On 3 x 256 x 256 images on 2 CPU threads, float32:
-# 13 x 13, direct 6.7 ms and FFT 3.7; 21 x 21, 38 and 2.1; the paper's 41 x 41, 876 and 3.2. Kernels
-# up to 15 x 15 (the comparison's 13 x 13 Gaussian) keep the direct convolution, and their results.
+# 13 x 13, direct 5.5 ms and FFT 2.5; 21 x 21, 27.8 and 1.9; the paper's 41 x 41, 846 and 3.2
+# (bench/krylov_cost.py). Kernels up to 15 x 15 (the comparison's 13 x 13 Gaussian) keep the
+# direct convolution, and their results.
 FFT_TAPS = 15 * 15
+
+
+def _in_fft_dtype(conv, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """conv(x, kernel) in x's dtype, through float32 for half and bfloat16 (the FFT of a CPU
+    tensor takes neither, and a GPU's half FFT only power-of-two sizes)."""
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    return conv(work, kernel.to(device=x.device, dtype=work.dtype)).to(x.dtype)
 
 
 @register_operator("blur")
@@ -294,13 +302,13 @@ class Blur(Operator):
     def A(self, x):
         kh, kw = self.kernel.shape
         if kh * kw > FFT_TAPS:
-            return convolve_same(x, self.kernel.to(device=x.device, dtype=x.dtype))
+            return _in_fft_dtype(convolve_same, x, self.kernel)
         return F.conv2d(x, self._weight(x), padding=(kh // 2, kw // 2), groups=x.shape[1])
 
     def AT(self, y):
         kh, kw = self.kernel.shape
         if kh * kw > FFT_TAPS:
-            return correlate_same(y, self.kernel.to(device=y.device, dtype=y.dtype))
+            return _in_fft_dtype(correlate_same, y, self.kernel)
         return F.conv_transpose2d(y, self._weight(y), padding=(kh // 2, kw // 2), groups=y.shape[1])
 
     def params(self):
