@@ -137,13 +137,12 @@ def discrepancy_tikhonov_krylov(A: Map, AT: Map, r: torch.Tensor, target: torch.
     return torch.where(done.view(-1, 1, 1, 1), torch.zeros_like(dx), dx)
 
 
-
 class WithoutSVD(Operator):
     """An operator with its SVD hidden: every map and noise attribute is ``op``'s (its coisometry
-    too), A^+ is CGLS (A^T / c for a coisometry), and :func:`shred.operators.svd.operator_svd` has no rule for it. On a 32 x 32 blur this runs
-    the path a blur without a closed-form SVD takes (a non-separable kernel on an image over 1024
-    pixels), so that path can be measured and tested against the exact one (bench/quantized_y.py
-    ``--no-svd``)."""
+    too), A^+ is CGLS (A^T / c for a coisometry), and :func:`shred.operators.svd.operator_svd` has
+    no rule for it. On a 32 x 32 blur this runs the path a blur without a closed-form SVD takes (a
+    non-separable kernel on an image over 1024 pixels), so that path can be measured and tested
+    against the exact one (bench/quantized_y.py ``--no-svd``)."""
 
     name = "without-svd"
 

@@ -120,13 +120,14 @@ def weighted_maps(operator: Operator) -> tuple[Callable, Callable]:
     weight = operator.measurement_weight()
     if weight is None:
         return operator.A, operator.AT
-    return (lambda x: weight.to(x) * operator.A(x)), (lambda r: operator.AT(weight.to(r) * r))
+    return ((lambda x: weight.to(x) * operator.A(x)),
+            (lambda r: operator.AT(weight.to(r) * r)))
 
 
 def unit_singular_values(operator: Operator) -> bool:
     """Whether every nonzero singular value of A is 1 (A A^T a projection: the identity, masks),
-    where A^+ passes the measurement's noise on unamplified; pooling (A A^T = I / s^2), colorization
-    (I / 3) and blurs are not."""
+    where A^+ passes the measurement's noise on unamplified; average pooling by f (A A^T = I / f^2),
+    colorization (I / 3) and blurs are not."""
     return not operator.uneven and operator.coisometry in (None, 1.0)
 
 
@@ -381,8 +382,8 @@ class Shred(Solver):
         taken back to t = 0 by ``finish_steps`` DDNM steps (the official eta 0.85; DDNM+ when
         sigma_y > 0: its simplified scalar form where every singular value is 1, the identity and
         masks; else lambda per singular value where A has an SVD, the Tikhonov form of
-        :func:`tikhonov_corrector` where it has none), so A x0 = y holds as in DDNM, with DDNM's time travel when
-        ``finish_travel_repeat`` > 1 and ``finish_travel_length`` is below the number of steps (its
+        :func:`tikhonov_corrector` where it has none), so A x0 = y holds as in DDNM, with DDNM's
+        time travel when ``finish_travel_repeat`` > 1 and ``finish_travel_length`` is below the number of steps (its
         ``svd_ddnm.py`` loop: a jump re-noises the last x0|t; the cost is in
         :class:`ShredConfig`'s docstring).
         The noise of image i comes from its seed, drawn after everything SHRED drew."""
