@@ -15,7 +15,12 @@ an SVD, such as ``deblur-sv``'s spatially varying blur, with the start from A^+ 
 then); ``--svd`` adds SHRED+ with DDNM+ per singular value in the finish on every operator
 (``#svd``); ``--no-svd`` adds SHRED+ on the same operator with its SVD hidden (``#no-svd``,
 :class:`shred.operators.krylov.WithoutSVD`: the path of a blur without a closed-form SVD, whose
-finish, last step and start use Golub-Kahan subspaces); ``--rows`` picks the rows.
+finish, last step and start use Golub-Kahan subspaces); ``--pinv-start`` adds SHRED+ started from
+A^+ y (``#pinv-start``: ``warm_from="pinv"``), the start an operator on which DDRM cannot run had
+before 20-step DDNM replaced it where A has a null space (noiseless; under noise it was the Tikhonov
+estimate); ``--ddnm-start`` adds SHRED+ started from 20-step DDNM (``#ddnm-start``:
+``warm_from="ddnm"``);
+``--rows`` picks the rows.
 
     python bench/quantized_y.py --n 16 --out bench/results/quantized-y-train.json
 """
@@ -48,7 +53,10 @@ TASKS = {"deblur": ("deblur", {"kernel": "gaussian", "kernel_sigma": 2.0}),
          "sr4-bicubic": ("sr-bicubic", {"scale": 4}),
          "sr8": ("sr", {"scale": 8}), "cs5": ("cs", {"fraction": 0.05}), "colorize": ("colorize", {}),
          "blind": ("blind-deblur", {"kernel": "random", "kernel_size": 9}),
-         "deblur-sv": ("deblur-sv", {"kernel_size": 9}), "inpaint+sr": ("inpaint+sr", {"box_size": 16, "scale": 2})}
+         "deblur-sv": ("deblur-sv", {"kernel_size": 9}), "inpaint+sr": ("inpaint+sr", {"box_size": 16, "scale": 2}),
+         "colorize+inpaint": ("colorize+inpaint", {"box_size": 16}),
+         "inpaint+deblur": ("inpaint+deblur", {"box_size": 16, "kernel": "gaussian", "kernel_sigma": 2.0})}
+DEFAULT_TASKS = ("deblur", "sr4", "inpaint", "sr8", "cs5", "colorize", "blind")
 PINV_START = {"warm_from": "pinv", "warm_strength": 1.0, "finish": "consistency"}
 
 
@@ -73,9 +81,8 @@ def non_negative(text: str) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=positive_int, default=16, help="images (a seeded choice, seed 5)")
-    p.add_argument("--tasks", default=",".join(t for t in TASKS if t not in ("sr2", "sr4-bicubic", "deblur-sv", "inpaint+sr")),
-                   help=f"comma-separated, of {', '.join(TASKS)} (default: all but sr2, sr4-bicubic, deblur-sv and "
-                   "inpaint+sr)")
+    p.add_argument("--tasks", default=",".join(t for t in TASKS if t in DEFAULT_TASKS),
+                   help=f"comma-separated, of {', '.join(TASKS)} (default: {', '.join(DEFAULT_TASKS)})")
     p.add_argument("--data", default="cifar10-train")
     p.add_argument("--model", default="cifar10-32")
     p.add_argument("--tikhonov", action="store_true",
@@ -90,6 +97,10 @@ def main(argv=None) -> int:
     p.add_argument("--no-svd", action="store_true",
                    help="also SHRED+ on the operator with its SVD hidden (#no-svd: the path of a blur "
                    "without a closed-form SVD) where y carries noise")
+    p.add_argument("--pinv-start", action="store_true",
+                   help="also SHRED+ started from A^+ y (#pinv-start: warm_from='pinv')")
+    p.add_argument("--ddnm-start", action="store_true",
+                   help="also SHRED+ started from 20-step DDNM (#ddnm-start: warm_from='ddnm')")
     p.add_argument("--noise", type=non_negative, default=0.0,
                    help="also y with Gaussian noise of this std (seeded, declared), without rounding")
     p.add_argument("--rows", default="float32,8-bit,declared,noise",
@@ -154,6 +165,12 @@ def main(argv=None) -> int:
             if args.svd and sigma > 0 and name != "blind":
                 plus_solver, plus_settings = methods["shred@plus"]
                 methods["shred@plus#svd"] = (plus_solver, {**plus_settings, "finish_ddnm_plus": "svd"})
+            if args.pinv_start and name != "blind":
+                plus_solver, plus_settings = methods["shred@plus"]
+                methods["shred@plus#pinv-start"] = (plus_solver, {**plus_settings, "warm_from": "pinv"})
+            if args.ddnm_start and name != "blind":
+                plus_solver, plus_settings = methods["shred@plus"]
+                methods["shred@plus#ddnm-start"] = (plus_solver, {**plus_settings, "warm_from": "ddnm"})
             if args.no_svd and sigma > 0 and name != "blind":
                 methods["shred@plus#no-svd"] = methods["shred@plus"]
             for method, (solver, settings) in methods.items():

@@ -108,7 +108,7 @@ def ddim_sample(denoiser: Callable, x_T: torch.Tensor, pairs: list[tuple[int, in
 
 
 def ddim_invert(denoiser: Callable, x_0: torch.Tensor, pairs: list[tuple[int, int]],
-                fixed_point: int = 1) -> torch.Tensor:
+                fixed_point: int = 1, on_step: Callable[[], None] | None = None) -> torch.Tensor:
     """Deterministic DDIM inversion x_0 -> x_T over the same ``pairs``, walked backwards.
 
     The jump t_next -> t needs eps at the unknown destination latent x_t. ``fixed_point = 1`` is
@@ -123,7 +123,8 @@ def ddim_invert(denoiser: Callable, x_0: torch.Tensor, pairs: list[tuple[int, in
 
     ``x_0`` and the result are in the model's space, [B, C, H, W]. Like :func:`ddim_sample` it
     leaves gradients to the caller: wrap it in ``torch.no_grad()`` unless you mean to
-    differentiate it.
+    differentiate it. ``on_step``, if given, is called after each of the ``len(pairs)`` steps (a
+    progress bar).
     """
     if fixed_point < 1:
         raise ShredError(f"fixed_point must be at least 1, got {fixed_point}")
@@ -136,4 +137,6 @@ def ddim_invert(denoiser: Callable, x_0: torch.Tensor, pairs: list[tuple[int, in
             eps = denoiser(guess, _timestep(guess, t))
             guess = ddim_step(x, eps, a_from, a_to)[0]
         x = guess
+        if on_step is not None:
+            on_step()
     return x

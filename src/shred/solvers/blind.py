@@ -166,7 +166,7 @@ class BlindShred(Shred):
                 loss.backward()
                 self._kernel_opt.step()
 
-    def cheap_estimate(self, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
+    def cheap_estimate(self, y: torch.Tensor, operator: Operator, seeds, *, progress: bool = False) -> torch.Tensor:
         """A warm start inverts the blurred measurement itself: the blur is what is unknown."""
         return y.clamp(0, 1)
 
@@ -179,7 +179,8 @@ class BlindShred(Shred):
         H_theta's last kernels need not be those of the kept x0."""
         return x0
 
-    def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
+    def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds, *,
+                    progress: bool = False) -> torch.Tensor:
         """The ``"ddnm"`` finish with each image's estimated kernel (the kept H_theta), one image at
         a time: DDNM's steps from ``finish_t`` with the range-null space step of that blur, its
         singular values below ``zero_below`` cut (a dense SVD: :class:`shred.operators.svd.DenseSVD`
@@ -201,7 +202,7 @@ class BlindShred(Shred):
                 continue
             if operator.sigma_y > 0:  # the same noise, declared and rounding, under the estimated kernel
                 op = with_rounding(Noisy(op.in_shape, op, operator.declared_sigma_y), operator.rounding)
-            out.append(super().ddnm_finish(x0[i:i + 1], y[i:i + 1], op, [seed]))
+            out.append(super().ddnm_finish(x0[i:i + 1], y[i:i + 1], op, [seed], progress=progress))
         return torch.cat(out)
 
     def callbacks(self):

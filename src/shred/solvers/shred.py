@@ -28,6 +28,7 @@ from ..models.base import Denoiser, check_image_shape, module_device
 from ..operators import Operator
 from .ancestral import jump_schedule
 from .base import Result, Solver, measurement_loss, seeded_noise, to_image_space, to_model_space
+from .ddnm import Ddnm
 from .registry import register_solver
 from .shred_config import FINISH_NOISE, FINISHES, INITS, LOSSES, LR_DECAYS, WARM_FROM, ShredConfig
 from .stopping import make_stop_rule
@@ -131,6 +132,20 @@ def unit_singular_values(operator: Operator) -> bool:
     return not operator.uneven and operator.coisometry in (None, 1.0)
 
 
+def has_null_space(operator: Operator) -> bool:
+    """Whether A sends some images to 0 by construction: some factor of it (the operator, each
+    operator of a composition, what a wrapper such as :class:`shred.operators.Noisy` wraps) has
+    fewer measurements than pixels (a mask, counted by its kept pixels; down-sampling;
+    colorization). A blur has none here, however small its singular values."""
+    parts = getattr(operator, "ops", None)
+    if parts:
+        return any(has_null_space(part) for part in parts)
+    inner = getattr(operator, "op", None)
+    if isinstance(inner, Operator):
+        return has_null_space(inner)
+    return operator.num_measurements() < math.prod(operator.in_shape)
+
+
 def tikhonov_corrector(operator: Operator, y_m: torch.Tensor, sigma_y: float, eta: float, zero_below: float,
                        steps: int = 40) -> Callable:
     """DDNM+ for an operator without an SVD: the map (x0|t, eps, z, abar') -> x_next of SHRED+'s
@@ -169,6 +184,19 @@ def tikhonov_corrector(operator: Operator, y_m: torch.Tensor, sigma_y: float, et
             x0_hat = x0_t + krylov.solve(torch.full((r.shape[0],), mu, dtype=r.dtype, device=r.device)).to(x0_t)
         return a * x0_hat + sigma_t * (eta * z + math.sqrt(max(1 - eta ** 2, 0.0)) * eps)
     return ddnm_plus_tikhonov
+
+
+class _FormDdnm(Ddnm):
+    """DDNM whose DDNM+ (sigma_y > 0) takes the form ``form`` (:meth:`Shred.ddnm_plus_form`):
+    ``"tikhonov"`` runs :func:`tikhonov_corrector`, the others DDNM's own. SHRED+'s ``"ddnm"``
+    finish and its start where DDRM cannot run; not a registered solver."""
+
+    form = "svd"
+
+    def _corrector(self, operator, y_m, sigma_y):
+        if self.form == "tikhonov" and self.config.plus and sigma_y > 0:
+            return tikhonov_corrector(operator, y_m, sigma_y, self.config.eta, self.config.zero_below)
+        return super()._corrector(operator, y_m, sigma_y)
 
 
 @register_solver("shred")
@@ -279,37 +307,69 @@ class Shred(Solver):
         """The (t, t_next) pairs of iteration k: coarse for the first ``coarse_iterations``."""
         return self.coarse_pairs if k < self.config.coarse_iterations else self.pairs
 
-    def initial_latent(self, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
-        """x_T^0: noise (Algorithm 1), or a warm start from the DDIM inversion of a cheap estimate."""
+    def initial_latent(self, y: torch.Tensor, operator: Operator, seeds, *, progress: bool = False) -> torch.Tensor:
+        """x_T^0: noise (Algorithm 1), or a warm start from the DDIM inversion of a cheap estimate
+        (with ``progress``, the estimate's steps and the inversion's each show a bar)."""
+        from tqdm.auto import tqdm
+
         c = self.config
         shape = check_image_shape(self.denoiser, operator.in_shape)
         noise = seeded_noise(shape, seeds, self.device, self.dtype)
         if c.init == "noise":
             return noise
         with torch.no_grad():
-            estimate = self.cheap_estimate(y, operator, seeds if c.init == "warm" else None)
-            x_inv = ddim_invert(self.denoiser, to_model_space(estimate), self.pairs, c.invert_fixed_point)
+            estimate = self.cheap_estimate(y, operator, seeds if c.init == "warm" else None, progress=progress)
+            with tqdm(total=len(self.pairs), desc="inversion", unit="step", disable=not progress, leave=False) as bar:
+                x_inv = ddim_invert(self.denoiser, to_model_space(estimate), self.pairs, c.invert_fixed_point,
+                                    on_step=bar.update)
         if c.init == "ddim-inversion":
             return x_inv
         a = c.warm_strength
         return math.sqrt(a) * x_inv + math.sqrt(1 - a) * noise
 
-    def cheap_estimate(self, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
-        """The image a warm start inverts, in [0, 1]: A^+ y, or DDRM's 20-step restoration
-        (``warm_from="ddrm"``; where A has no closed-form SVD, as for masks composed with other
-        operators, a non-separable blur over 1024 pixels, nonlinear or blind operators, DDRM cannot
-        run and A^+ y is used, or for a linear operator under noise, sigma_y > 0, the Tikhonov
-        estimate at the noise level (:meth:`tikhonov` from 0), since A^+ y amplifies a blur's noise:
-        on deblurring at sigma_y 0.05, A^+ y is 5 dB from the clean images)."""
-        if self.config.warm_from == "ddrm" and seeds is not None:
+    def cheap_estimate(self, y: torch.Tensor, operator: Operator, seeds, *, progress: bool = False) -> torch.Tensor:
+        """The image a warm start inverts, [B, C, H, W] in [0, 1], by ``warm_from`` (A^+ y whenever
+        there are no seeds or the operator is nonlinear; ``progress`` shows the 20 steps' bar):
+
+        - ``"pinv"``: A^+ y.
+        - ``"ddnm"``: DDNM's 20-step restoration (official eta 0.85; under noise DDNM+ in the form
+          the ``"ddnm"`` finish takes, :meth:`ddnm_plus_form`, so no SVD is needed).
+        - ``"ddrm"``: DDRM's 20-step restoration (official settings). Where DDRM cannot run (no
+          closed-form SVD: a mask composed with other operators, a non-separable blur over 1024
+          pixels, a spatially varying blur) and A has a null space (:func:`has_null_space`: a
+          mask, down-sampling or colorization among its factors), DDNM's as above: A^+ y is zero
+          there, and a mask's hole stays black. Where it has none (those blurs) the Tikhonov
+          estimate at the noise level under noise (:meth:`tikhonov` from 0; A^+ y amplifies a
+          blur's noise), else A^+ y: DDNM's start gained nothing there for 20 more network calls.
+          ``bench/quantized_y.py --pinv-start --ddnm-start`` measures both (docs/RESULTS.md)."""
+        choice = self.config.warm_from
+        if choice != "pinv" and seeds is not None:
             from .ddrm import Ddrm
 
-            if Ddrm.unsupported(operator) is None:
-                return Ddrm(self.denoiser, device=self.device)(y, operator, seeds=list(seeds)).x0.clamp(0, 1)
+            if choice == "ddrm" and Ddrm.unsupported(operator) is None:
+                return Ddrm(self.denoiser, device=self.device)(y, operator, seeds=list(seeds),
+                                                               progress=progress).x0.clamp(0, 1)
+            if operator.linear and (choice == "ddnm" or has_null_space(operator)):
+                form = self.ddnm_plus_form(operator)
+                start = _FormDdnm(self.denoiser, device=self.device, steps=20, plus=operator.sigma_y > 0,
+                                  simplified=form == "simplified")
+                start.form = form
+                return start(y, operator, seeds=list(seeds), progress=progress).x0.clamp(0, 1)
             if operator.linear and operator.sigma_y > 0:
                 return self.tikhonov(torch.zeros((y.shape[0], *operator.in_shape), dtype=y.dtype, device=y.device),
                                      y, operator)
         return operator.pinv(y).clamp(0, 1)
+
+    def ddnm_plus_form(self, operator: Operator) -> str:
+        """Which DDNM+ runs under noise (``finish_ddnm_plus`` resolved for this operator):
+        ``"simplified"``, ``"svd"`` or ``"tikhonov"`` (``"svd"`` asked of an operator without an
+        SVD). Which is taken where, and what it measured, is said in :meth:`ddnm_finish`."""
+        form = self.config.finish_ddnm_plus
+        if form == "auto":
+            form = "simplified" if unit_singular_values(operator) else "svd"
+        if form == "svd" and self.svd_of(operator) is None:
+            form = "tikhonov"
+        return form
 
     def sphere_radius(self, x_T: torch.Tensor) -> torch.Tensor:
         """[B] radius of the sphere x_T is kept on: sqrt(D) from noise (authors' code), else the
@@ -377,7 +437,8 @@ class Shred(Solver):
         return (x0 + dx.to(x0)).clamp(0, 1)
 
     @torch.no_grad()
-    def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds) -> torch.Tensor:
+    def ddnm_finish(self, x0: torch.Tensor, y: torch.Tensor, operator: Operator, seeds, *,
+                    progress: bool = False) -> torch.Tensor:
         """SHRED+'s ``"ddnm"`` finish: x0 ([B, C, H, W] in [0, 1]) diffused to t = ``finish_t`` and
         taken back to t = 0 by ``finish_steps`` DDNM steps (the official eta 0.85; DDNM+ when
         sigma_y > 0: its simplified scalar form where every singular value is 1, the identity and
@@ -386,13 +447,15 @@ class Shred(Solver):
         time travel when ``finish_travel_repeat`` > 1 and ``finish_travel_length`` is below the number of steps (its
         ``svd_ddnm.py`` loop: a jump re-noises the last x0|t; the cost is in
         :class:`ShredConfig`'s docstring).
-        The noise of image i comes from its seed, drawn after everything SHRED drew."""
+        The noise of image i comes from its seed, drawn after everything SHRED drew. ``progress``
+        shows a bar over the steps."""
         if not operator.linear:
             return x0
+        from tqdm.auto import tqdm
+
         from ..diffusion import predict_x0
         from .ancestral import image_generators
         from .base import randn
-        from .ddnm import Ddnm
         from .peer import model_space_measurement
 
         ts, schedule = self.finish_timesteps, self.finish_schedule           # ascending; ts[-1] = t_s
@@ -411,30 +474,25 @@ class Shred(Solver):
         # Without an SVD (a non-separable blur over 1024 pixels, a spatially varying blur) the
         # per-singular-value form becomes the "tikhonov" form (tikhonov_corrector): 22.27 dB there
         # with the SVD hidden (bench/quantized_y.py --no-svd), where the simplified form gave 6.18.
-        form = self.config.finish_ddnm_plus
-        if form == "auto":
-            form = "simplified" if unit_singular_values(operator) else "svd"
-        if form == "svd" and self.svd_of(operator) is None:
-            form = "tikhonov"
-        ddnm = Ddnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0, simplified=form == "simplified")
-        y_m = model_space_measurement(y, operator)
-        if form == "tikhonov" and operator.sigma_y > 0:
-            correct = tikhonov_corrector(operator, y_m, 2 * operator.sigma_y, ddnm.config.eta, ddnm.config.zero_below)
-        else:
-            correct = ddnm._corrector(operator, y_m, 2 * operator.sigma_y)
+        form = self.ddnm_plus_form(operator)
+        ddnm = _FormDdnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0, simplified=form == "simplified")
+        ddnm.form = form
+        correct = ddnm._corrector(operator, model_space_measurement(y, operator), 2 * operator.sigma_y)
         gens = image_generators([None if s is None else (s + 1) % 2 ** 63 for s in seeds])
         abar = self.denoiser.schedule.abar_at
         x = math.sqrt(abar(t_s)) * to_model_space(x0) + math.sqrt(1 - abar(t_s)) * randn(gens, x0.shape[1:], self.device, self.dtype)
         x0_t = None
-        for k, k_next in zip(schedule[:-1], schedule[1:]):
-            a_next = abar(ts[k_next] if k_next >= 0 else -1)
-            z = randn(gens, x0.shape[1:], self.device, self.dtype)
-            if k_next < k:                                                   # a DDNM step down
-                eps = self.denoiser(x, torch.full((x.shape[0],), ts[k], dtype=torch.long, device=x.device))
-                x0_t = predict_x0(x, eps, abar(ts[k]))
-                x = correct(x0_t, eps, z, a_next)
-            else:                                                            # time travel back up
-                x = math.sqrt(a_next) * x0_t + math.sqrt(1 - a_next) * z
+        with tqdm(total=len(schedule) - 1, desc="finish", unit="step", disable=not progress, leave=False) as bar:
+            for k, k_next in zip(schedule[:-1], schedule[1:]):
+                a_next = abar(ts[k_next] if k_next >= 0 else -1)
+                z = randn(gens, x0.shape[1:], self.device, self.dtype)
+                if k_next < k:                                               # a DDNM step down
+                    eps = self.denoiser(x, torch.full((x.shape[0],), ts[k], dtype=torch.long, device=x.device))
+                    x0_t = predict_x0(x, eps, abar(ts[k]))
+                    x = correct(x0_t, eps, z, a_next)
+                else:                                                        # time travel back up
+                    x = math.sqrt(a_next) * x0_t + math.sqrt(1 - a_next) * z
+                bar.update()
         return to_image_space(x).clamp(0, 1)
 
     def extra_parameters(self, operator: Operator) -> list[dict]:
@@ -459,7 +517,7 @@ class Shred(Solver):
         y, operator = y.to(self.device, self.dtype), operator.to(self.device)
         weight, m = operator.measurement_weight(), operator.num_measurements()
 
-        x_T = self.initial_latent(y, operator, seeds)                        # x_T^0             line 1
+        x_T = self.initial_latent(y, operator, seeds, progress=progress)     # x_T^0             line 1
         radius = self.sphere_radius(x_T)
         if c.sphere:
             x_T = project_to_sphere(x_T, radius)
@@ -508,7 +566,7 @@ class Shred(Solver):
         if c.finish == "consistency" and not tikhonov:
             x0 = self.consistent(x0, y, operator)
         elif c.finish == "ddnm":
-            x0 = self.ddnm_finish(x0, y, operator, seeds)
+            x0 = self.ddnm_finish(x0, y, operator, seeds, progress=progress)
         if tikhonov:
             x0 = self.tikhonov(x0, y, operator)
         return Result(x0=x0.detach(), x_T=keep.x_T, loss_history=torch.stack(keep.history).float().cpu(),

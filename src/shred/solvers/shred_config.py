@@ -11,7 +11,7 @@ from .stopping import STOPS
 
 LOSSES = ("mse", "norm")
 INITS = ("noise", "ddim-inversion", "warm")
-WARM_FROM = ("pinv", "ddrm")
+WARM_FROM = ("pinv", "ddrm", "ddnm")
 LR_DECAYS = ("none", "cosine")
 FINISHES = ("none", "consistency", "ddnm")
 FINISH_NOISE = ("none", "tikhonov")
@@ -38,10 +38,12 @@ class ShredConfig(FrozenConfig):
         init: ``"noise"`` (x_T ~ N(0, I), Algorithm 1), ``"ddim-inversion"`` (DDIM-invert A^+ y) or
             ``"warm"`` (SHRED+: x_T = sqrt(a) x_inv + sqrt(1 - a) eps, x_inv the DDIM inversion of a
             cheap estimate ``warm_from``, a = ``warm_strength``, eps ~ N(0, I) from the seed).
-        warm_from: the cheap estimate a warm start inverts: ``"pinv"`` (A^+ y, no network call) or
-            ``"ddrm"`` (20-step DDRM with its official settings; where A has no closed-form SVD,
-            A^+ y instead, or under noise the Tikhonov estimate at the noise level, since A^+ y
-            amplifies a blur's noise).
+        warm_from: the cheap estimate a warm start inverts: ``"pinv"`` (A^+ y, no network call),
+            ``"ddnm"`` (20-step DDNM, DDNM+ under noise; 20 network calls) or ``"ddrm"`` (20-step
+            DDRM with its official settings; where A has no closed-form SVD, 20-step DDNM if A has
+            a null space (a mask composed with other operators), else A^+ y, or under noise the
+            Tikhonov estimate at the noise level, since A^+ y amplifies a blur's noise:
+            :meth:`shred.solvers.shred.Shred.cheap_estimate`).
         warm_strength: a in [0, 1], the share of the inverted latent in a warm start.
         invert_fixed_point: fixed-point iterations per step of the DDIM inversion of a warm or
             ``ddim-inversion`` start (:func:`shred.diffusion.ddim_invert`): 1 is the usual
