@@ -515,7 +515,7 @@ def test_the_ddnm_finish_under_noise_is_ddnm_plus_per_singular_value_on_a_blur(g
 
 
 @pytest.mark.parametrize("sigma_y", [0.0, 0.05])
-def test_without_an_svd_a_mask_composed_with_pooling_starts_from_ddnm(gaussian_prior, sigma_y):
+def test_without_an_svd_a_mask_composed_with_pooling_starts_from_ddnm(gaussian_prior, sigma_y, monkeypatch, capsys):
     """DDRM needs an SVD, which a mask composed with pooling lacks. Its warm start inverted A^+ y
     (the Tikhonov estimate under noise), which is zero in the hole: 15.7 dB on noiseless
     inpainting with x2 SR with the bundled model, against DDNM's 19.2. Where A has a null space
@@ -525,9 +525,18 @@ def test_without_an_svd_a_mask_composed_with_pooling_starts_from_ddnm(gaussian_p
     from shred.operators.krylov import WithoutSVD
     from shred.solvers import build_solver
 
+    from shred.solvers import shred as shred_module
+
+    used = []
+    original = shred_module.tikhonov_corrector
+    monkeypatch.setattr(shred_module, "tikhonov_corrector", lambda *a, **k: used.append(a[2]) or original(*a, **k))
     clean, op, y = _problem("inpaint+sr", gaussian_prior, box_size=8, scale=2, sigma_y=sigma_y)
     solver = build_solver("shred", gaussian_prior, init="warm", warm_from="ddrm")
-    start = solver.cheap_estimate(y, op, [0, 1])
+    start = solver.cheap_estimate(y, op, [0, 1], progress=True)
+    assert "\rddnm:" in capsys.readouterr().err  # the start's own progress bar
+    # Under noise DDNM+ takes the finish's form, the Tikhonov one here (pooling's singular values
+    # are not 1, and there is no SVD): the model-space noise level 2 sigma_y.
+    assert used == ([pytest.approx(2 * sigma_y)] if sigma_y > 0 else [])
     pinv = op.pinv(y.double()).float().clamp(0, 1)
     # Measured: 19.0 and 19.4 dB noiseless (18.4 and 18.7 at 0.05) against A^+ y's 10.7 and 10.5.
     assert (psnr(start, clean) > psnr(pinv, clean) + 6).all(), (psnr(start, clean), psnr(pinv, clean))

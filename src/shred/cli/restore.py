@@ -101,9 +101,10 @@ def add_parser(sub) -> None:
     s.add_argument("--init", choices=INITS, help="start from noise, from DDIM inversion of A^+ y, or warm "
                    "(SHRED+: the inversion of a cheap estimate blended with noise)")
     s.add_argument("--warm-from", choices=WARM_FROM, help="--init warm: the estimate inverted, A^+ y (pinv), "
-                   "DDNM's 20-step restoration (ddnm) or DDRM's (ddrm: preset plus; DDNM's where DDRM needs an "
-                   "SVD the operator lacks and a mask leaves pixels unseen, else A^+ y); each 20-step "
-                   "restoration costs 20 network calls")
+                   "DDNM's 20-step restoration (ddnm) or DDRM's (ddrm: preset plus; where DDRM needs an SVD the "
+                   "operator lacks, DDNM's if a mask, down-sampling, colorization or a canvas leaves pixels "
+                   "unseen, else A^+ y, or under noise its Tikhonov estimate); each 20-step restoration "
+                   "costs 20 network calls")
     s.add_argument("--warm-strength", type=checked_by(ShredConfig, "warm_strength"),
                    help="--init warm: a in sqrt(a) x_inv + sqrt(1 - a) noise, 0 to 1 (preset plus: 0.5 on most tasks)")
     s.add_argument("--finish", choices=FINISHES, help="SHRED+'s last step: none, consistency (x + A^+(y - A x), no "

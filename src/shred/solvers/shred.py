@@ -136,7 +136,8 @@ def has_null_space(operator: Operator) -> bool:
     """Whether A sends some images to 0 by construction: some factor of it (the operator, each
     operator of a composition, what a wrapper such as :class:`shred.operators.Noisy` wraps) has
     fewer measurements than pixels (a mask, counted by its kept pixels; down-sampling;
-    colorization). A blur has none here, however small its singular values."""
+    colorization; the crop of a larger canvas, :class:`shred.operators.canvas.Crop`, whose border
+    is unseen). A blur has none here, however small its singular values."""
     parts = getattr(operator, "ops", None)
     if parts:
         return any(has_null_space(part) for part in parts)
@@ -328,8 +329,9 @@ class Shred(Solver):
         return math.sqrt(a) * x_inv + math.sqrt(1 - a) * noise
 
     def cheap_estimate(self, y: torch.Tensor, operator: Operator, seeds, *, progress: bool = False) -> torch.Tensor:
-        """The image a warm start inverts, [B, C, H, W] in [0, 1], by ``warm_from`` (A^+ y whenever
-        there are no seeds or the operator is nonlinear; ``progress`` shows the 20 steps' bar):
+        """The image a warm start inverts, [B, C, H, W] in [0, 1], by ``warm_from`` (A^+ y,
+        ``operator.pinv``, whenever there are no seeds or the operator is nonlinear; ``progress``
+        shows the 20 steps' bar):
 
         - ``"pinv"``: A^+ y.
         - ``"ddnm"``: DDNM's 20-step restoration (official eta 0.85; under noise DDNM+ in the form
@@ -337,7 +339,7 @@ class Shred(Solver):
         - ``"ddrm"``: DDRM's 20-step restoration (official settings). Where DDRM cannot run (no
           closed-form SVD: a mask composed with other operators, a non-separable blur over 1024
           pixels, a spatially varying blur) and A has a null space (:func:`has_null_space`: a
-          mask, down-sampling or colorization among its factors), DDNM's as above: A^+ y is zero
+          mask, down-sampling, colorization or a canvas's crop among its factors), DDNM's as above: A^+ y is zero
           there, and a mask's hole stays black. Where it has none (those blurs) the Tikhonov
           estimate at the noise level under noise (:meth:`tikhonov` from 0; A^+ y amplifies a
           blur's noise), else A^+ y: DDNM's start gained nothing there for 20 more network calls.

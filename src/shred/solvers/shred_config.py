@@ -41,7 +41,7 @@ class ShredConfig(FrozenConfig):
         warm_from: the cheap estimate a warm start inverts: ``"pinv"`` (A^+ y, no network call),
             ``"ddnm"`` (20-step DDNM, DDNM+ under noise; 20 network calls) or ``"ddrm"`` (20-step
             DDRM with its official settings; where A has no closed-form SVD, 20-step DDNM if A has
-            a null space (a mask composed with other operators), else A^+ y, or under noise the
+            a null space (a mask composed with other operators, a canvas's border), else A^+ y, or under noise the
             Tikhonov estimate at the noise level, since A^+ y amplifies a blur's noise:
             :meth:`shred.solvers.shred.Shred.cheap_estimate`).
         warm_strength: a in [0, 1], the share of the inverted latent in a warm start.
