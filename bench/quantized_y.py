@@ -19,7 +19,8 @@ finish, last step and start use Golub-Kahan subspaces); ``--pinv-start`` adds SH
 A^+ y (``#pinv-start``: ``warm_from="pinv"``), the start an operator on which DDRM cannot run had
 before 20-step DDNM replaced it where A has a null space (noiseless; under noise it was the Tikhonov
 estimate); ``--ddnm-start`` adds SHRED+ started from 20-step DDNM (``#ddnm-start``:
-``warm_from="ddnm"``);
+``warm_from="ddnm"``); ``--simplified-form`` adds SHRED+ with DDNM+'s simplified form in its start
+and finish and nothing else changed (``#simplified-form``: ``finish_ddnm_plus="simplified"``);
 ``--rows`` picks the rows.
 
     python bench/quantized_y.py --n 16 --out bench/results/quantized-y-train.json
@@ -99,6 +100,8 @@ def main(argv=None) -> int:
                    "without a closed-form SVD) where y carries noise")
     p.add_argument("--pinv-start", action="store_true",
                    help="also SHRED+ started from A^+ y (#pinv-start: warm_from='pinv')")
+    p.add_argument("--simplified-form", action="store_true",
+                   help="also SHRED+ with finish_ddnm_plus='simplified' alone (#simplified-form)")
     p.add_argument("--ddnm-start", action="store_true",
                    help="also SHRED+ started from 20-step DDNM (#ddnm-start: warm_from='ddnm')")
     p.add_argument("--noise", type=non_negative, default=0.0,
@@ -168,6 +171,9 @@ def main(argv=None) -> int:
             if args.pinv_start and name != "blind":
                 plus_solver, plus_settings = methods["shred@plus"]
                 methods["shred@plus#pinv-start"] = (plus_solver, {**plus_settings, "warm_from": "pinv"})
+            if args.simplified_form and sigma > 0 and name != "blind":
+                plus_solver, plus_settings = methods["shred@plus"]
+                methods["shred@plus#simplified-form"] = (plus_solver, {**plus_settings, "finish_ddnm_plus": "simplified"})
             if args.ddnm_start and name != "blind":
                 plus_solver, plus_settings = methods["shred@plus"]
                 methods["shred@plus#ddnm-start"] = (plus_solver, {**plus_settings, "warm_from": "ddnm"})

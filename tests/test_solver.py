@@ -488,10 +488,12 @@ def test_the_ddnm_finish_under_noise_is_ddnm_plus_per_singular_value_on_a_blur(g
     assert (psnr(res.x0, clean) > psnr(simplified.x0, clean) + 5).all(), (psnr(res.x0, clean), psnr(simplified.x0, clean))
     assert (psnr(res.x0, clean) > psnr(y.clamp(0, 1), clean) + 3).all()
     monkeypatch.setattr(ddnm_module.Ddnm, "__init__", spy)
-    # Every singular value 1 (the identity, masks): the simplified form, which denoises better.
-    # Average pooling (singular values 1/2 here) amplifies the noise: per singular value.
+    # Where A^+ amplifies the noise at most twice (the identity, masks, x2 pooling, colorization):
+    # the simplified form, which denoises better there. x4 pooling (singular values 1/4) amplifies
+    # it 4 times: per singular value.
     for task, opts, simplified in [("denoise", {}, True), ("inpaint", dict(box_size=6), True),
-                                   ("sr", dict(scale=2), False)]:
+                                   ("sr", dict(scale=2), True), ("colorize", {}, True),
+                                   ("sr", dict(scale=4), False)]:
         asked.clear()
         _, op, y = _problem(task, gaussian_prior, sigma_y=0.05, **opts)
         build_solver("shred", gaussian_prior, **kw)(y, op, seeds=[0, 1])
@@ -505,13 +507,31 @@ def test_the_ddnm_finish_under_noise_is_ddnm_plus_per_singular_value_on_a_blur(g
 
     plus = preset_config("plus", "denoise")
     assert (plus.finish_ddnm_plus, plus.finish_noise) == ("auto", "tikhonov")
-    # A mask composed with pooling has no SVD: the Tikhonov form (the next test), not the simplified.
-    asked.clear()
-    both = build_task("inpaint+sr", (3, 16, 16), TaskOptions(box_size=6, scale=2, sigma_y=0.05),
-                      torch.Generator().manual_seed(0))
-    build_solver("shred", gaussian_prior, **kw)(both.degrade(clean.double(), generator=torch.Generator().manual_seed(2)).float(),
-                                               both, seeds=[0, 1])
-    assert asked == [False]
+    # A mask composed with x4 pooling has no SVD: the Tikhonov form (the next test), not the
+    # simplified; composed with x2 pooling (gain 2) the simplified.
+    for scale, simplified in [(4, False), (2, True)]:
+        asked.clear()
+        both = build_task("inpaint+sr", (3, 16, 16), TaskOptions(box_size=6, scale=scale, sigma_y=0.05),
+                          torch.Generator().manual_seed(0))
+        y_both = both.degrade(clean.double(), generator=torch.Generator().manual_seed(2)).float()
+        build_solver("shred", gaussian_prior, **kw)(y_both, both, seeds=[0, 1])
+        assert asked == [simplified], scale
+
+
+def test_the_noise_gain_of_an_operator():
+    """noise_gain, which picks SHRED+'s DDNM+ form: 1 for unit singular values, f for pooling by
+    f, sqrt(3) for colorization, products for compositions, infinity for blurs."""
+    from shred.operators import TaskOptions, build_task
+    from shred.operators.krylov import WithoutSVD
+    from shred.solvers.shred import noise_gain
+
+    want = {"denoise": 1.0, "inpaint": 1.0, "cs": 1.0, "sr": 2.0, "colorize": math.sqrt(3),
+            "inpaint+sr": 2.0, "colorize+inpaint": math.sqrt(3), "colorize+sr": 2 * math.sqrt(3),
+            "deblur": math.inf, "sr-bicubic": math.inf, "inpaint+deblur": math.inf, "deblur-sv": math.inf}
+    for task, gain in want.items():
+        op = build_task(task, (3, 16, 16), TaskOptions(box_size=6, scale=2, sigma_y=0.05), torch.Generator().manual_seed(0))
+        assert noise_gain(op) == pytest.approx(gain), task
+        assert noise_gain(WithoutSVD(op)) == pytest.approx(gain), task
 
 
 @pytest.mark.parametrize("sigma_y", [0.0, 0.05])
@@ -534,8 +554,11 @@ def test_without_an_svd_a_mask_composed_with_pooling_starts_from_ddnm(gaussian_p
     solver = build_solver("shred", gaussian_prior, init="warm", warm_from="ddrm")
     start = solver.cheap_estimate(y, op, [0, 1], progress=True)
     assert "\rddnm:" in capsys.readouterr().err  # the start's own progress bar
-    # Under noise DDNM+ takes the finish's form, the Tikhonov one here (pooling's singular values
-    # are not 1, and there is no SVD): the model-space noise level 2 sigma_y.
+    # Under noise DDNM+ takes the finish's form: the simplified one here (x2 pooling amplifies the
+    # noise twice); a mask before a blur (next) takes the Tikhonov one, at 2 sigma_y in model space.
+    assert used == []
+    _, masked_blur, y_masked_blur = _problem("inpaint+deblur", gaussian_prior, box_size=8, sigma_y=sigma_y)
+    solver.cheap_estimate(y_masked_blur, masked_blur, [0, 1])
     assert used == ([pytest.approx(2 * sigma_y)] if sigma_y > 0 else [])
     pinv = op.pinv(y.double()).float().clamp(0, 1)
     # Measured: 19.0 and 19.4 dB noiseless (18.4 and 18.7 at 0.05) against A^+ y's 10.7 and 10.5.
@@ -550,11 +573,8 @@ def test_without_an_svd_a_mask_composed_with_pooling_starts_from_ddnm(gaussian_p
         calls[warm_from] = counter.image_calls
     assert calls == {"pinv": 2 * 20, "ddrm": 2 * 40, "ddnm": 2 * 40}  # 10 inversion + 10 per iteration
     # A mask before a blur keeps y at full size (m = n) and still leaves its hole unseen.
-    from shred.operators import TaskOptions, build_task
     from shred.solvers.shred import has_null_space
 
-    masked_blur = build_task("inpaint+deblur", (3, 16, 16), TaskOptions(box_size=8, sigma_y=sigma_y),
-                             torch.Generator().manual_seed(0))
     assert masked_blur.num_measurements() == 3 * 16 * 16 and has_null_space(WithoutSVD(masked_blur))
     # A blur without an SVD has no null space: A^+ y (the Tikhonov estimate under noise: the next test).
     _, blur, y_blur = _problem("deblur", gaussian_prior, kernel_sigma=2.0, kernel_size=9)

@@ -182,7 +182,7 @@ class Operator:
         coisometry (A A^T = c I: average pooling, colorization, the identity) and for masks, where
         they are all equal. Decides whether an image file's rounding is counted as noise
         (:func:`shred.operators.counted_rounding`), and, with :attr:`coisometry`, which DDNM+
-        SHRED+'s finish runs under noise (:func:`shred.solvers.shred.unit_singular_values`)."""
+        SHRED+'s finish runs under noise (:func:`shred.solvers.shred.noise_gain`)."""
         return self.coisometry is None
 
     @property

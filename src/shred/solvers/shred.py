@@ -125,11 +125,27 @@ def weighted_maps(operator: Operator) -> tuple[Callable, Callable]:
             (lambda r: operator.AT(weight.to(r) * r)))
 
 
-def unit_singular_values(operator: Operator) -> bool:
-    """Whether every nonzero singular value of A is 1 (A A^T a projection: the identity, masks),
-    where A^+ passes the measurement's noise on unamplified; average pooling by f (A A^T = I / f^2),
-    colorization (I / 3) and blurs are not."""
-    return not operator.uneven and operator.coisometry in (None, 1.0)
+# The largest noise_gain at which SHRED+'s DDNM+ keeps its simplified form (finish_ddnm_plus="auto").
+SIMPLIFIED_GAIN = 2.0
+
+
+def noise_gain(operator: Operator) -> float:
+    """By how much A^+ amplifies the measurement's noise, as SHRED+'s choice of DDNM+ reads it:
+    1 where every nonzero singular value is 1 (the identity, masks, a canvas's crop); 1 / sqrt(c)
+    for a coisometry A A^T = c I (average pooling by f: f; colorization: sqrt(3)); the product
+    over a composition's factors (and what a wrapper such as :class:`shred.operators.Noisy`
+    wraps); infinity for an uneven operator (blurs, bicubic down-sampling), whose singular values
+    reach DDNM's cut. A typical figure, not a bound: a mask before x2 pooling gets 2, though a
+    block the mask leaves one pixel of has singular value 1/4."""
+    parts = getattr(operator, "ops", None)
+    if parts:
+        return math.prod(noise_gain(part) for part in parts)
+    inner = getattr(operator, "op", None)
+    if isinstance(inner, Operator):
+        return noise_gain(inner)
+    if operator.coisometry is not None:
+        return 1 / math.sqrt(operator.coisometry)
+    return math.inf if operator.uneven else 1.0
 
 
 def has_null_space(operator: Operator) -> bool:
@@ -368,7 +384,7 @@ class Shred(Solver):
         SVD). Which is taken where, and what it measured, is said in :meth:`ddnm_finish`."""
         form = self.config.finish_ddnm_plus
         if form == "auto":
-            form = "simplified" if unit_singular_values(operator) else "svd"
+            form = "simplified" if noise_gain(operator) <= SIMPLIFIED_GAIN else "svd"
         if form == "svd" and self.svd_of(operator) is None:
             form = "tikhonov"
         return form
@@ -443,11 +459,12 @@ class Shred(Solver):
                     progress: bool = False) -> torch.Tensor:
         """SHRED+'s ``"ddnm"`` finish: x0 ([B, C, H, W] in [0, 1]) diffused to t = ``finish_t`` and
         taken back to t = 0 by ``finish_steps`` DDNM steps (the official eta 0.85; DDNM+ when
-        sigma_y > 0: its simplified scalar form where every singular value is 1, the identity and
-        masks; else lambda per singular value where A has an SVD, the Tikhonov form of
-        :func:`tikhonov_corrector` where it has none), so A x0 = y holds as in DDNM, with DDNM's
-        time travel when ``finish_travel_repeat`` > 1 and ``finish_travel_length`` is below the number of steps (its
-        ``svd_ddnm.py`` loop: a jump re-noises the last x0|t; the cost is in
+        sigma_y > 0: its simplified scalar form where A^+ amplifies the noise at most twice,
+        :func:`noise_gain`, as for the identity, masks, x2 pooling and colorization; else lambda
+        per singular value where A has an SVD, the Tikhonov form of :func:`tikhonov_corrector`
+        where it has none), so A x0 = y holds as in DDNM, with DDNM's time travel when
+        ``finish_travel_repeat`` > 1 and ``finish_travel_length`` is below the number of steps
+        (its ``svd_ddnm.py`` loop: a jump re-noises the last x0|t; the cost is in
         :class:`ShredConfig`'s docstring).
         The noise of image i comes from its seed, drawn after everything SHRED drew. ``progress``
         shows a bar over the steps."""
@@ -467,12 +484,14 @@ class Shred(Solver):
         # 1). On a blur A^+ amplifies it up to 33 times (DDNM's cut at 3e-2): 6.18 dB on deblurring
         # at sigma_y 0.05 (16 training images, input 16.99; bench/quantized_y.py); average pooling
         # x4 and x8 amplify it 4 and 8 times. So the finish takes DDNM+ per singular value, as
-        # DDNM's program runs it, wherever a singular value differs from 1: deblurring 22.91 dB,
-        # SR x4 20.33 against 19.95 simplified, SR x8 17.15 against 16.96 (--svd, 16 training
-        # images). Where A A^T is a projection (the identity, masks) it keeps the simplified form:
-        # per singular value there, denoising at sigma_y 0.05 falls from 33.22 to 31.26 dB
-        # (PART=denoise-finish bench/check_defaults.sh, 10 training images) and inpainting from
-        # 20.33 to 20.03. finish_ddnm_plus chooses otherwise.
+        # DDNM's program runs it, where A^+ amplifies the noise more than twice (noise_gain):
+        # deblurring 22.91 dB, SR x4 20.33 against 19.95 simplified, SR x8 17.15 against 16.96
+        # (--svd, 16 training images). At most twice it keeps the simplified form, which denoises
+        # better there: denoising at sigma_y 0.05 33.22 dB against 31.26 per singular value
+        # (PART=denoise-finish bench/check_defaults.sh, 10 training images), inpainting 20.33
+        # against 20.03, SR x2 25.14 against 24.97, inpainting then x2 SR 19.37 against 18.86,
+        # colorization then inpainting 17.81 against 17.59 (--simplified-form, 16 training
+        # images, quantized-y-form-train.json). finish_ddnm_plus chooses otherwise.
         # Without an SVD (a non-separable blur over 1024 pixels, a spatially varying blur) the
         # per-singular-value form becomes the "tikhonov" form (tikhonov_corrector): 22.27 dB there
         # with the SVD hidden (bench/quantized_y.py --no-svd), where the simplified form gave 6.18.

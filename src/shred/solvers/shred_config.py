@@ -97,10 +97,12 @@ class ShredConfig(FrozenConfig):
             sigma_t >= sigma_y), ``"tikhonov"`` (the range correction replaced by the Tikhonov one
             whose strength has DDNM+'s crossover, on Golub-Kahan subspaces; no SVD needed:
             :func:`shred.solvers.shred.tikhonov_corrector`) or ``"auto"`` (default):
-            ``"simplified"`` where every nonzero singular value is 1 (the identity, masks), else
-            ``"svd"`` (blurs, bicubic and average-pooling down-sampling, colorization), which runs
-            ``"tikhonov"`` for an operator without an SVD (a non-separable blur on an image over
-            1024 pixels, a spatially varying blur, a mask composed with others).
+            ``"simplified"`` where A^+ amplifies the noise at most twice
+            (:func:`shred.solvers.shred.noise_gain`: the identity, masks, x2 average pooling,
+            colorization and their compositions), else ``"svd"`` (blurs, bicubic down-sampling,
+            average pooling by 4 or more), which runs ``"tikhonov"`` for an operator without an
+            SVD (a non-separable blur on an image over 1024 pixels, a spatially varying blur, a
+            mask composed with a blur or with x4 pooling).
         check_every: read the loss back from the device every k iterations (early stopping and the
             progress bar look only then; k > 1 avoids a host synchronisation per iteration on GPUs).
             None (default): 10 on a GPU, 1 on a CPU (where reading the loss costs nothing).
