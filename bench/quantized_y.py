@@ -156,27 +156,22 @@ def main(argv=None) -> int:
                 methods = {"shred@plus": ("shred-blind", {"preset": "plus", "task": task})}
             if name == "deblur":
                 methods["shred@plus#pinv-a1-cons"] = ("shred", {"preset": "plus", "task": task, **PINV_START})
-            if args.tikhonov and sigma > 0 and name != "blind":  # the estimated blur has no SVD: no change
-                plus_solver, plus_settings = methods["shred@plus"]
-                methods["shred@plus#no-tikhonov"] = (plus_solver, {**plus_settings, "finish_noise": "none"})
+            plus_solver, plus_settings = methods["shred@plus"]
             if args.simplified and sigma > 0 and name != "blind":
-                plus_solver, plus_settings = methods["shred@plus"]
                 # Without an SVD the ddrm start fell back to A^+ y then (now: the Tikhonov estimate).
                 start = {} if Shred.svd_of(op) is not None else {"warm_from": "pinv"}
                 methods["shred@plus#simplified"] = (plus_solver, {**plus_settings, "finish_noise": "none",
                                                                   "finish_ddnm_plus": "simplified", **start})
-            if args.svd and sigma > 0 and name != "blind":
-                plus_solver, plus_settings = methods["shred@plus"]
-                methods["shred@plus#svd"] = (plus_solver, {**plus_settings, "finish_ddnm_plus": "svd"})
-            if args.pinv_start and name != "blind":
-                plus_solver, plus_settings = methods["shred@plus"]
-                methods["shred@plus#pinv-start"] = (plus_solver, {**plus_settings, "warm_from": "pinv"})
-            if args.simplified_form and sigma > 0 and name != "blind":
-                plus_solver, plus_settings = methods["shred@plus"]
-                methods["shred@plus#simplified-form"] = (plus_solver, {**plus_settings, "finish_ddnm_plus": "simplified"})
-            if args.ddnm_start and name != "blind":
-                plus_solver, plus_settings = methods["shred@plus"]
-                methods["shred@plus#ddnm-start"] = (plus_solver, {**plus_settings, "warm_from": "ddnm"})
+            # (asked, suffix, only with noise, settings); the estimated blur of the blind task has no
+            # SVD and no null space, so none of these changes it.
+            variants = [(args.tikhonov, "no-tikhonov", True, {"finish_noise": "none"}),
+                        (args.svd, "svd", True, {"finish_ddnm_plus": "svd"}),
+                        (args.pinv_start, "pinv-start", False, {"warm_from": "pinv"}),
+                        (args.simplified_form, "simplified-form", True, {"finish_ddnm_plus": "simplified"}),
+                        (args.ddnm_start, "ddnm-start", False, {"warm_from": "ddnm"})]
+            for asked, suffix, noisy_only, overrides in variants:
+                if asked and name != "blind" and (sigma > 0 or not noisy_only):
+                    methods[f"shred@plus#{suffix}"] = (plus_solver, {**plus_settings, **overrides})
             if args.no_svd and sigma > 0 and name != "blind":
                 methods["shred@plus#no-svd"] = methods["shred@plus"]
             for method, (solver, settings) in methods.items():
