@@ -94,7 +94,8 @@ def main(argv=None) -> int:
                    "an SVD also warm_from='pinv', the start it fell back to) where y carries noise")
     p.add_argument("--svd", action="store_true",
                    help="also SHRED+ with the finish's DDNM+ per singular value on every operator (#svd: "
-                   "finish_ddnm_plus='svd'; the preset's 'auto' takes it on uneven operators only) where y carries noise")
+                   "finish_ddnm_plus='svd'; the preset's 'auto' takes it where A^+ amplifies the noise more than twice) "
+                   "where y carries noise")
     p.add_argument("--no-svd", action="store_true",
                    help="also SHRED+ on the operator with its SVD hidden (#no-svd: the path of a blur "
                    "without a closed-form SVD) where y carries noise")

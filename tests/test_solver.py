@@ -462,8 +462,8 @@ def test_finish_noise_tikhonov_changes_nothing_without_noise_and_leaves_the_nois
 def test_the_ddnm_finish_under_noise_is_ddnm_plus_per_singular_value_on_a_blur(gaussian_prior, monkeypatch):
     """The SVD-free simplified DDNM+ applies A^+ in full while sigma_t >= sigma_y, which on a blur
     amplifies the noise up to 33x (6.2 dB on noisy deblurring with the bundled model); the
-    finish takes DDNM+ per singular value for uneven operators with an SVD, as DDNM's program does,
-    and keeps the simplified form where every singular value is alike."""
+    finish takes DDNM+ per singular value where A^+ amplifies the noise more than twice
+    (noise_gain), as DDNM's program does, and keeps the simplified form elsewhere."""
     from shred.metrics import psnr
     from shred.operators import TaskOptions, build_task
     from shred.solvers import build_solver

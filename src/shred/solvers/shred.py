@@ -134,9 +134,12 @@ def noise_gain(operator: Operator) -> float:
     1 where every nonzero singular value is 1 (the identity, masks, a canvas's crop); 1 / sqrt(c)
     for a coisometry A A^T = c I (average pooling by f: f; colorization: sqrt(3)); the product
     over a composition's factors (and what a wrapper such as :class:`shred.operators.Noisy`
-    wraps); infinity for an uneven operator (blurs, bicubic down-sampling), whose singular values
-    reach DDNM's cut. A typical figure, not a bound: a mask before x2 pooling gets 2, though a
-    block the mask leaves one pixel of has singular value 1/4."""
+    wraps); infinity for an uneven operator (blurs, whose singular values reach DDNM's cut, and
+    bicubic down-sampling), which the rule sends to per singular value. Not the largest
+    amplification: the product is exact for a box aligned with x2 pooling's 2 x 2 blocks (the
+    benchmark's), but a mask that cuts blocks leaves smaller singular values (a block it keeps
+    one pixel of: 1/4), so CS then x2 pooling counts 2 while it amplifies some noise up to 4
+    times."""
     parts = getattr(operator, "ops", None)
     if parts:
         return math.prod(noise_gain(part) for part in parts)
