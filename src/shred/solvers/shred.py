@@ -140,15 +140,25 @@ def noise_gain(operator: Operator) -> float:
     benchmark's), but a mask that cuts blocks leaves smaller singular values (a block it keeps
     one pixel of: 1/4), so CS then x2 pooling counts 2 while it amplifies some noise up to 4
     times."""
+    def gain(op: Operator) -> float:
+        if op.coisometry is not None:
+            return 1 / math.sqrt(op.coisometry)
+        return math.inf if op.uneven else 1.0
+
+    return math.prod(gain(op) for op in factors(operator))
+
+
+def factors(operator: Operator) -> list[Operator]:
+    """The operators A is made of, in the order they apply: a composition's operators, each taken
+    apart in turn, and what a wrapper (:class:`shred.operators.Noisy`,
+    :class:`shred.operators.krylov.WithoutSVD`) wraps; ``[operator]`` for any other."""
     parts = getattr(operator, "ops", None)
     if parts:
-        return math.prod(noise_gain(part) for part in parts)
+        return [op for part in parts for op in factors(part)]
     inner = getattr(operator, "op", None)
     if isinstance(inner, Operator):
-        return noise_gain(inner)
-    if operator.coisometry is not None:
-        return 1 / math.sqrt(operator.coisometry)
-    return math.inf if operator.uneven else 1.0
+        return factors(inner)
+    return [operator]
 
 
 def has_null_space(operator: Operator) -> bool:
@@ -157,13 +167,7 @@ def has_null_space(operator: Operator) -> bool:
     fewer measurements than pixels (a mask, counted by its kept pixels; down-sampling;
     colorization; the crop of a larger canvas, :class:`shred.operators.canvas.Crop`, whose border
     is unseen). A blur has none here, however small its singular values."""
-    parts = getattr(operator, "ops", None)
-    if parts:
-        return any(has_null_space(part) for part in parts)
-    inner = getattr(operator, "op", None)
-    if isinstance(inner, Operator):
-        return has_null_space(inner)
-    return operator.num_measurements() < math.prod(operator.in_shape)
+    return any(op.num_measurements() < math.prod(op.in_shape) for op in factors(operator))
 
 
 def tikhonov_corrector(operator: Operator, y_m: torch.Tensor, sigma_y: float, eta: float, zero_below: float,
@@ -358,8 +362,8 @@ class Shred(Solver):
         - ``"ddrm"``: DDRM's 20-step restoration (official settings). Where DDRM cannot run (no
           closed-form SVD: a mask composed with other operators, a non-separable blur over 1024
           pixels, a spatially varying blur) and A has a null space (:func:`has_null_space`: a
-          mask, down-sampling, colorization or a canvas's crop among its factors), DDNM's as above: A^+ y is zero
-          there, and a mask's hole stays black. Where it has none (those blurs) the Tikhonov
+          mask, down-sampling, colorization or a canvas's crop among its factors), DDNM's as
+          above: A^+ y is zero there, and a mask's hole stays black. Where it has none (those blurs) the Tikhonov
           estimate at the noise level under noise (:meth:`tikhonov` from 0; A^+ y amplifies a
           blur's noise), else A^+ y: DDNM's start gained nothing there for 20 more network calls.
           ``bench/quantized_y.py --pinv-start --ddnm-start`` measures both (docs/RESULTS.md)."""
