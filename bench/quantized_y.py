@@ -56,7 +56,8 @@ TASKS = {"deblur": ("deblur", {"kernel": "gaussian", "kernel_sigma": 2.0}),
          "blind": ("blind-deblur", {"kernel": "random", "kernel_size": 9}),
          "deblur-sv": ("deblur-sv", {"kernel_size": 9}), "inpaint+sr": ("inpaint+sr", {"box_size": 16, "scale": 2}),
          "colorize+inpaint": ("colorize+inpaint", {"box_size": 16}),
-         "inpaint+deblur": ("inpaint+deblur", {"box_size": 16, "kernel": "gaussian", "kernel_sigma": 2.0})}
+         "inpaint+deblur": ("inpaint+deblur", {"box_size": 16, "kernel": "gaussian", "kernel_sigma": 2.0}),
+         "cs30+sr2": ("cs+sr", {"fraction": 0.3, "scale": 2})}
 DEFAULT_TASKS = ("deblur", "sr4", "inpaint", "sr8", "cs5", "colorize", "blind")
 PINV_START = {"warm_from": "pinv", "warm_strength": 1.0, "finish": "consistency"}
 
