@@ -537,14 +537,14 @@ def test_the_noise_gain_of_an_operator():
 @pytest.mark.parametrize("sigma_y", [0.0, 0.05])
 def test_without_an_svd_a_mask_composed_with_pooling_starts_from_ddnm(gaussian_prior, sigma_y, monkeypatch, capsys):
     """DDRM needs an SVD, which a mask composed with pooling lacks. Its warm start inverted A^+ y
-    (the Tikhonov estimate under noise), which is zero in the hole: 15.7 dB on noiseless
-    inpainting with x2 SR with the bundled model, against DDNM's 19.2. Where A has a null space
+    (the Tikhonov estimate under noise), which is zero in the hole: 15.09 dB on noiseless
+    inpainting with x2 SR with the bundled model, against DDNM's 19.28 (16 training images,
+    bench/results/quantized-y-ddnm-start-train.json). Where A has a null space
     the start is now DDNM's 20 steps; where it has none (a blur without an SVD) it is unchanged."""
     from shred.metrics import psnr
     from shred.models.counting import CountingDenoiser
     from shred.operators.krylov import WithoutSVD
     from shred.solvers import build_solver
-
     from shred.solvers import shred as shred_module
 
     used = []
@@ -563,7 +563,7 @@ def test_without_an_svd_a_mask_composed_with_pooling_starts_from_ddnm(gaussian_p
     pinv = op.pinv(y.double()).float().clamp(0, 1)
     # Measured: 19.0 and 19.4 dB noiseless (18.4 and 18.7 at 0.05) against A^+ y's 10.7 and 10.5.
     assert (psnr(start, clean) > psnr(pinv, clean) + 6).all(), (psnr(start, clean), psnr(pinv, clean))
-    if sigma_y == 0:  # no DDNM+ form to choose: DDNM itself (under noise, the Tikhonov form)
+    if sigma_y == 0:  # no DDNM+ form to choose: DDNM itself
         assert torch.equal(start, build_solver("ddnm", gaussian_prior, steps=20)(y, op, seeds=[0, 1]).x0.clamp(0, 1))
     counter = CountingDenoiser(gaussian_prior)
     calls = {}

@@ -366,9 +366,10 @@ class Shred(Solver):
           closed-form SVD: a mask composed with other operators, a non-separable blur over 1024
           pixels, a spatially varying blur) and A has a null space (:func:`has_null_space`: a
           mask, down-sampling, colorization or a canvas's crop among its factors), DDNM's as
-          above: A^+ y is zero there, and a mask's hole stays black. Where it has none (those blurs) the Tikhonov
-          estimate at the noise level under noise (:meth:`tikhonov` from 0; A^+ y amplifies a
-          blur's noise), else A^+ y: DDNM's start gained nothing there for 20 more network calls.
+          above: A^+ y is zero there, and a mask's hole stays black. Where it has none (those
+          blurs) the Tikhonov estimate at the noise level under noise (:meth:`tikhonov` from 0;
+          A^+ y amplifies a blur's noise), else A^+ y: DDNM's start gained nothing there for 20
+          more network calls.
           ``bench/quantized_y.py --pinv-start --ddnm-start`` measures both (docs/RESULTS.md)."""
         choice = self.config.warm_from
         if choice != "pinv" and seeds is not None:
@@ -378,10 +379,7 @@ class Shred(Solver):
                 return Ddrm(self.denoiser, device=self.device)(y, operator, seeds=list(seeds),
                                                                progress=progress).x0.clamp(0, 1)
             if operator.linear and (choice == "ddnm" or has_null_space(operator)):
-                form = self.ddnm_plus_form(operator)
-                start = _FormDdnm(self.denoiser, device=self.device, steps=20, plus=operator.sigma_y > 0,
-                                  simplified=form == "simplified")
-                start.form = form
+                start = self.ddnm_sampler(operator, steps=20)
                 return start(y, operator, seeds=list(seeds), progress=progress).x0.clamp(0, 1)
             if operator.linear and operator.sigma_y > 0:
                 return self.tikhonov(torch.zeros((y.shape[0], *operator.in_shape), dtype=y.dtype, device=y.device),
@@ -398,6 +396,16 @@ class Shred(Solver):
         if form == "svd" and self.svd_of(operator) is None:
             form = "tikhonov"
         return form
+
+    def ddnm_sampler(self, operator: Operator, **settings) -> _FormDdnm:
+        """DDNM (:class:`shred.solvers.ddnm.Ddnm` with ``settings``), DDNM+ when the operator
+        carries noise, in the form :meth:`ddnm_plus_form` picks: SHRED+'s finish and its start
+        where DDRM cannot run."""
+        form = self.ddnm_plus_form(operator)
+        sampler = _FormDdnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0,
+                            simplified=form == "simplified", **settings)
+        sampler.form = form
+        return sampler
 
     def sphere_radius(self, x_T: torch.Tensor) -> torch.Tensor:
         """[B] radius of the sphere x_T is kept on: sqrt(D) from noise (authors' code), else the
@@ -505,10 +513,8 @@ class Shred(Solver):
         # Without an SVD (a non-separable blur over 1024 pixels, a spatially varying blur) the
         # per-singular-value form becomes the "tikhonov" form (tikhonov_corrector): 22.27 dB there
         # with the SVD hidden (bench/quantized_y.py --no-svd), where the simplified form gave 6.18.
-        form = self.ddnm_plus_form(operator)
-        ddnm = _FormDdnm(self.denoiser, device=self.device, plus=operator.sigma_y > 0, simplified=form == "simplified")
-        ddnm.form = form
-        correct = ddnm._corrector(operator, model_space_measurement(y, operator), 2 * operator.sigma_y)
+        y_m = model_space_measurement(y, operator)
+        correct = self.ddnm_sampler(operator)._corrector(operator, y_m, 2 * operator.sigma_y)
         gens = image_generators([None if s is None else (s + 1) % 2 ** 63 for s in seeds])
         abar = self.denoiser.schedule.abar_at
         x = math.sqrt(abar(t_s)) * to_model_space(x0) + math.sqrt(1 - abar(t_s)) * randn(gens, x0.shape[1:], self.device, self.dtype)

@@ -41,9 +41,9 @@ class ShredConfig(FrozenConfig):
         warm_from: the cheap estimate a warm start inverts: ``"pinv"`` (A^+ y, no network call),
             ``"ddnm"`` (20-step DDNM, DDNM+ under noise; 20 network calls) or ``"ddrm"`` (20-step
             DDRM with its official settings; where A has no closed-form SVD, 20-step DDNM if A has
-            a null space (a mask composed with other operators, a canvas's border), else A^+ y, or under noise the
-            Tikhonov estimate at the noise level, since A^+ y amplifies a blur's noise:
-            :meth:`shred.solvers.shred.Shred.cheap_estimate`).
+            a null space (a mask composed with other operators, a canvas's border), else A^+ y,
+            or under noise the Tikhonov estimate at the noise level, since A^+ y amplifies a
+            blur's noise: :meth:`shred.solvers.shred.Shred.cheap_estimate`).
         warm_strength: a in [0, 1], the share of the inverted latent in a warm start.
         invert_fixed_point: fixed-point iterations per step of the DDIM inversion of a warm or
             ``ddim-inversion`` start (:func:`shred.diffusion.ddim_invert`): 1 is the usual
