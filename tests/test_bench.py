@@ -137,9 +137,14 @@ def test_a_setting_added_later_at_its_default_recomputes_nothing(tmp_path, data,
     assert key_config(ShredConfig().to_dict()) == stored
     assert key_config(ShredConfig(invert_fixed_point=3).to_dict()) == {**stored, "invert_fixed_point": 3}
     from shred.solvers import BlindConfig   # the blind variant's settings enter the key the same way
-    blind = {k: v for k, v in BlindConfig().to_dict().items() if k != "kernel_steps"}
-    assert key_config(BlindConfig().to_dict()) == blind
+    search = ("kernel_estimate", "search_widths", "search_steps", "search_sigma", "restore_sigma")
+    blind = {k: v for k, v in BlindConfig().to_dict().items() if k != "kernel_steps" and k not in search}
+    assert key_config(BlindConfig().to_dict()) == blind   # the kernel network never reads the search's settings
     assert key_config(BlindConfig(kernel_steps=20).to_dict()) == {**blind, "kernel_steps": 20}
+    b = BlindConfig(kernel_estimate="auto")
+    assert key_config(b.to_dict()) == {**blind, **{k: getattr(b, k) for k in search}}
+    # restore_sigma came after the first searches: None (the search's noise, as they ran) stays out.
+    assert "restore_sigma" not in key_config(b.replace(restore_sigma=None).to_dict())
     out = tmp_path / "run"
     argv = _argv(out, data, tiny_model_dir, "--tasks", "sr4", "--methods", "shred@bundled", "--features", "none",
                  *TINY_SETTINGS[:2])

@@ -133,13 +133,18 @@ def unused_settings(solver, given: dict) -> list[str]:
     """One-line notes on the warm-start and finish settings in ``given`` (those the caller passed)
     that ``solver`` does not use: a warm start's settings without ``init="warm"``, the ``"ddnm"``
     finish's without that finish, and on a blind task ``warm_from`` (its warm start inverts y) and
-    the ``"consistency"`` finish (it needs the blur, which is estimated)."""
+    the ``"consistency"`` finish (it needs the blur, which is estimated), unless the blur is
+    searched (``kernel_estimate``), which restores under the chosen blur as under a known one."""
     from .solvers import BlindShred
 
     def nothing_without(keys, needed, instead):
         return f"{' and '.join(keys)} do{'es' if len(keys) == 1 else ''} nothing without {needed} ({instead})"
 
     c, blind, notes = solver.config, isinstance(solver, BlindShred), []
+    if blind and solver.blind.kernel_estimate != "network":
+        # The kernel search then restores under the chosen blur with these settings: every one is
+        # used as on a known blur ("auto" keeps the network for a grid of kernels only).
+        c, blind = solver.search_config, False
     warm = [k for k in ("warm_from", "warm_strength") if k in given and not (blind and k == "warm_from")]
     if warm and c.init != "warm":
         notes.append(nothing_without(warm, "init='warm'", f"this run starts from {c.init}"))
@@ -166,8 +171,8 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
 
     The settings are the preset's for the task's group (``"auto"``: ``plus`` for the bundled
     models, ``authors-code`` otherwise) with ``settings`` (:class:`shred.solvers.ShredConfig`
-    fields, and for blind tasks :class:`shred.solvers.BlindConfig` fields such as ``kernel_lr``
-    and ``kernel_steps``; None keeps the preset's) on top. The denoiser moves to ``device`` when
+    fields, and for blind tasks :class:`shred.solvers.BlindConfig` fields such as ``kernel_lr``,
+    ``kernel_steps`` and ``kernel_estimate``; None keeps the preset's) on top. The denoiser moves to ``device`` when
     one is given; ``run`` (see :func:`restore`) is resolved for a batch of ``images`` restorations.
     Unknown presets or settings and out-of-range values raise :class:`ShredError`, and so does a
     batch of ``images`` that clearly does not fit in the device's free memory at the network's
@@ -186,10 +191,10 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
 
     method = shred_method(task)
     settings = {k: v for k, v in settings.items() if v is not None}
-    for name, what in (("kernel_lr", "a kernel learning rate"), ("kernel_steps", "kernel steps")):
+    for name, what in (("kernel_lr", "a kernel learning rate needs"), ("kernel_steps", "kernel steps need"),
+                       ("kernel_estimate", "a kernel estimate needs")):
         if method != "shred-blind" and name in settings:
-            raise ShredError(f"{what} need{'s' if name == 'kernel_lr' else ''} a blind task (blind-deblur or "
-                             "blind-deblur-sv): other tasks know their kernel")
+            raise ShredError(f"{what} a blind task (blind-deblur or blind-deblur-sv): other tasks know their kernel")
     if device is not None:
         from .models.fast import resolve_device
 
@@ -228,7 +233,9 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     models, ``authors-code`` otherwise), with ``overrides`` (any
     :class:`shred.solvers.ShredConfig` field) on top. Returns a :class:`shred.solvers.Result`
     whose ``x0`` is [len(seeds) or B, C, H, W] in [0, 1]. Blind tasks (``blind-deblur``,
-    ``blind-deblur-sv``) estimate the blur too: ``result.extras["kernel"]``.
+    ``blind-deblur-sv``) estimate the blur too: ``result.extras["kernel"]`` ([B, kh, kw], each
+    non-negative and summing to 1), and, where SHRED+ searched it, ``result.extras["kernel_sigma"]``
+    (the chosen Gaussian's standard deviation in pixels, [B]).
 
     ``run`` says how the network executes (:func:`shred.models.fast.run_options`): ``"auto"``
     (bf16 + channels-last on a GPU, compiled for runs of 800+ image-iterations; float32 NCHW

@@ -56,8 +56,9 @@ def seed_rows(result: Result, operator: Operator, y: torch.Tensor, clean: torch.
     ``noise_ratio`` ||y - H x0|| / (sigma_y sqrt(m)) when a noise level was estimated by the stop
     rule or is known (1 = at the discrepancy-principle level), ``psnr`` / ``ssim`` against
     ``clean`` (``psnr_exact``: True when x0 equals ``clean``, whose PSNR is infinite and which
-    JSON writes as null), and ``kernel_ncc`` (estimated vs. true kernel, up to shift) when the result holds a
-    kernel and ``true_operator`` (e.g. the spec's) carries one.
+    JSON writes as null), ``kernel_ncc`` (estimated vs. true kernel, up to shift) when the result holds a
+    kernel and ``true_operator`` (e.g. the spec's) carries one, and ``kernel_sigma`` (pixels) when the
+    blind kernel search chose a Gaussian blur.
     """
     from .metrics import kernel_ncc, psnr, ssim
 
@@ -101,6 +102,8 @@ def seed_rows(result: Result, operator: Operator, y: torch.Tensor, clean: torch.
                 row["psnr_exact"] = True  # x0 equals the clean image; JSON writes the PSNR as null
         if ncc is not None:
             row["kernel_ncc"] = float(ncc[i])
+        if "kernel_sigma" in result.extras:  # the blur the kernel search chose (px)
+            row["kernel_sigma"] = float(result.extras["kernel_sigma"][i])
         rows.append(row)
     return rows
 

@@ -111,15 +111,22 @@ class Job:
 
 # Method settings added after runs were stored, with the default that reproduces what ran before
 # they existed: left out of a result's key at that default, so adding one recomputes nothing.
-LATER_SETTINGS = {"invert_fixed_point": 1, "finish_travel_length": 1, "finish_travel_repeat": 1, "kernel_steps": 0}
+LATER_SETTINGS = {"invert_fixed_point": 1, "finish_travel_length": 1, "finish_travel_repeat": 1, "kernel_steps": 0,
+                  "restore_sigma": None}
+# Settings that a mode never reads, left out of the key in that mode: blind SHRED with the kernel
+# network ignores the kernel search's, so its runs from before the search keep their keys.
+UNREAD = {("kernel_estimate", "network"): ("kernel_estimate", "search_widths", "search_steps", "search_sigma",
+                                           "restore_sigma")}
 
 
 def key_config(config: dict | None) -> dict | None:
     """A method's settings as they enter a result's key (:data:`LATER_SETTINGS` at their default
-    left out)."""
+    and :data:`UNREAD` settings left out)."""
     if config is None:
         return None
-    return {k: v for k, v in config.items() if k not in LATER_SETTINGS or LATER_SETTINGS[k] != v}
+    unread = {k for (name, value), keys in UNREAD.items() if config.get(name) == value for k in keys}
+    return {k: v for k, v in config.items()
+            if k not in unread and (k not in LATER_SETTINGS or LATER_SETTINGS[k] != v)}
 
 
 def _hash(obj) -> str:

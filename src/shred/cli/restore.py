@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
     from ..diffusion import GRAD_MODES, SPACINGS
     from ..models.fast import COMPILE_MODES, PRECISIONS
     from ..solvers import DEFAULT_PRESET, PRESETS, ShredConfig
-    from ..solvers.blind import BlindConfig
+    from ..solvers.blind import KERNEL_ESTIMATES, BlindConfig
     from ..solvers.shred import FINISH_NOISE, FINISHES, INITS, LOSSES, WARM_FROM
     from ..solvers.stopping import STOPS
 
@@ -139,6 +139,11 @@ def add_parser(sub) -> None:
     s.add_argument("--kernel-steps", type=checked_by(BlindConfig, "kernel_steps", int), help="blind tasks: Adam steps "
                    "on the kernel network alone at every iteration, fitting it to that x0 (no network call; "
                    "default 0; docs/BLIND.md)")
+    s.add_argument("--kernel-estimate", choices=KERNEL_ESTIMATES, help="blind tasks: how the blur is estimated: "
+                   "network (the paper's kernel network, optimised with x_T), search (one Gaussian blur chosen by "
+                   "how much of y DDRM leaves unexplained under each candidate, then SHRED+ under it) or auto "
+                   "(search for one uniform blur, network for a grid); default: the preset's (auto in plus, "
+                   "network elsewhere; docs/BLIND.md)")
     s.add_argument("--seed", type=seed, help="seed of the starting noise, 0 .. 2^63-1 (default 0)")
     s.add_argument("--seeds", type=seeds, help="several seeds instead of --seed, e.g. 0-7: one restoration each, "
                    "in one batch; also writes their mean image (<out>_mean) and per-pixel uncertainty map "
@@ -166,7 +171,7 @@ def _spec_path(args, y_path: Path) -> Path | None:
     return spec_path
 
 
-SETTINGS = ("kernel_lr", "kernel_steps", "iterations", "lr", "delta_t", "grad", "loss", "init", "warm_from",
+SETTINGS = ("kernel_lr", "kernel_steps", "kernel_estimate", "iterations", "lr", "delta_t", "grad", "loss", "init", "warm_from",
             "warm_strength", "finish", "finish_t", "finish_steps", "finish_noise", "clip_x0", "sphere", "epsilon", "spacing", "stop",
             "tau", "coarse_iterations", "coarse_stride")
 

@@ -115,7 +115,9 @@ PRESETS["plus"] = {
     # below the input's PSNR (15.03 against 15.99 dB on the training images), which a default
     # must not be; on x4 SR it costs 1.5 dB against the entry (18.18 against 19.66).
     # docs/RESULTS.md, the fifth tuning round.
-    # Blind: the start inverts the blurred image itself, exactly: the DDIM inversion solved by 3
+    # Blind, with the kernel network (kernel_estimate="network"; SHRED+ searches a uniform blur
+    # instead and restores under it with the deblurring entry, BLIND_KERNEL_ESTIMATE below): the
+    # start inverts the blurred image itself, exactly: the DDIM inversion solved by 3
     # fixed-point iterations per step, with x0 clipping off (the one-pass inversion, as first set,
     # gave back an image 10 dB from y: bench/blind_probe.py). a = 1 (no noise), 17 iterations,
     # kernel lr 2e-3: 30 + 170 = 200 calls. On 10 cifar10-train images 21.96 dB and KID-C10 x1e3
@@ -146,6 +148,13 @@ DEFAULT_PRESET = "auto"
 # +2.8 and +0.1 dB and a smaller residual under the true blur (0.074 / 0.146, 0.096 / 0.119):
 # the kernel narrows towards a point and x0 stays close to y.
 BLIND_KERNEL_LR = {"paper": 0.003, "authors-code": 2e-4, "bundled": 2e-4, "plus": 2e-3}
+# How the blind variant estimates the blur (BlindConfig.kernel_estimate): the paper's kernel network
+# (eqs. 17-19) everywhere but SHRED+, which searches a uniform blur (BlindShred.search_kernels) and
+# then runs its deblurring entry under it ("auto": a grid of kernels keeps the network). On 20
+# cifar10-train images under each of two random Gaussians (bench/check_defaults.sh,
+# PART=blind-search, SEED=2 and 6): 24.13 / 25.60 dB and KID-C10 x1e3 79.4 / 62.6 in 315 calls,
+# against the network's 21.23 / 20.65 dB and 193.0 / 250.7 in 200 (inputs 21.35 / 19.32 dB).
+BLIND_KERNEL_ESTIMATE = {"plus": "auto"}
 
 
 def uses_coarse_to_fine(preset: str) -> bool:
