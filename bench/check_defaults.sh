@@ -8,6 +8,8 @@
 #   PART=colorize50 bench/check_defaults.sh # the colorization entry on 50 images, with KID-C10
 #   PART=blind bench/check_defaults.sh      # candidates for SHRED+'s blind entry
 #   PART=blind-ks bench/check_defaults.sh   # kernel-only steps for it, on 20 other images
+#   PART=blind-search bench/check_defaults.sh # the kernel search of blind SHRED+ (SEED=2, SEED=6)
+#   PART=blind-plus bench/check_defaults.sh # blind SHRED+ (the search) on PART=blind's 10 images
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -42,8 +44,13 @@ if [ "${PART:-all}" = blind ]; then
   # "#ks20" adds 20 kernel-only Adam steps per iteration to the preset (BlindConfig.kernel_steps:
   # H_theta fitted to each x0, no network call); "#ks20-a07" and "#ks20-noise-lr01" also start
   # from a = 0.7 and from noise at lr 0.01. PART=blind-ks checks "#ks20" on 20 other images.
-  # KID-C10 at n = 10 is for orientation only (its spread is large at that n).
+  # KID-C10 at n = 10 is for orientation only (its spread is large at that n). Every row here is
+  # the kernel network's (kernel_estimate=network: shred-blind@plus searches the blur since
+  # PART=blind-search), as when these rows were measured.
   B=shred-blind@plus
+  NET=(--set $B.kernel_estimate=network)
+  for v in a05 a09 lr01 noise noise-lr01 fp3 fp3-a1 ddnm-it15 ks20 ks20-a07 ks20-noise-lr01; do
+    NET+=(--set "$B#$v.kernel_estimate=network"); done
   A09="iterations=19 warm_strength=0.9 invert_fixed_point=1 clip_x0=true"
   FP3A1="warm_strength=1.0 invert_fixed_point=3 clip_x0=false coarse_iterations=0"
   pin() { local label=$1; shift; for kv in "$@"; do echo --set "$B#$label.$kv"; done; }
@@ -54,8 +61,32 @@ if [ "${PART:-all}" = blind ]; then
     $(pin fp3 $A09 invert_fixed_point=3 clip_x0=false) $(pin fp3-a1 $A09 invert_fixed_point=3 clip_x0=false warm_strength=1.0) \
     $(pin ddnm-it15 $FP3A1 iterations=15 finish=ddnm finish_t=300 finish_steps=15) \
     $(pin ks20 kernel_steps=20) $(pin ks20-a07 kernel_steps=20 warm_strength=0.7) \
-    $(pin ks20-noise-lr01 kernel_steps=20 init=noise lr=0.01) \
+    $(pin ks20-noise-lr01 kernel_steps=20 init=noise lr=0.01) "${NET[@]}" \
     --min-realism-images 10 --batch 25 --device cpu --out ${RUN:-runs/check-blind9-train} "$@"
+fi
+if [ "${PART:-all}" = blind-search ]; then
+  # The kernel search (BlindConfig.kernel_estimate, "auto" in shred-blind@plus: the blur chosen
+  # among 9 isotropic Gaussians by the part of y DDRM leaves unexplained under each, then SHRED+'s
+  # deblurring entry under it) against the network entry before ("#network"). Each "#sS-sigA-rB" row
+  # pins the search's DDRM steps S, the noise A (in 1/100) DDRM is told, and the noise B the final
+  # run under the chosen blur is told ("-rsig": B = A, restore_sigma None). The first search entry
+  # was "#s10-sig02-rsig"; the preset, shred-blind@plus, is "#s20-sig05-r02" (its defaults).
+  # SEED=2 (the blur of PART=blind-ks) and SEED=6 (a wider one, peak 0.082).
+  B=shred-blind@plus
+  V=(s10-sig02-rsig:10:0.02:None s20-sig02-rsig:20:0.02:None s10-sig01-rsig:10:0.01:None
+     s10-sig05-rsig:10:0.05:None s10-sig10-rsig:10:0.1:None s20-sig05-rsig:20:0.05:None
+     s10-sig05-r02:10:0.05:0.02 s20-sig05-r02:20:0.05:0.02 s20-sig10-r05:20:0.1:0.05 s20-sig05-r01:20:0.05:0.01)
+  M=$B,$B#network; S=(--set $B#network.kernel_estimate=network)
+  for v in "${V[@]}"; do IFS=: read -r label steps sig res <<< "$v"; M+=",$B#$label"
+    S+=(--set "$B#$label.search_steps=$steps" --set "$B#$label.search_sigma=$sig" --set "$B#$label.restore_sigma=$res"); done
+  exec shred-ir bench --data cifar10-train --seed ${SEED:-2} --n ${N:-20} --tasks blind --methods "$M" "${S[@]}" \
+    --min-realism-images 10 --batch 25 --device cpu --out ${RUN:-runs/check-blind-search-s${SEED:-2}-train} "$@"
+fi
+if [ "${PART:-all}" = blind-plus ]; then
+  # SHRED+'s blind entry since PART=blind-search (the kernel search) on PART=blind's 10 images
+  # (seed 1, the mildest blur: input 25.73 dB), where the kernel network's entry lost to its input.
+  exec shred-ir bench --data cifar10-train --seed 1 --n ${N:-10} --tasks blind --methods shred-blind@plus \
+    --min-realism-images 10 --batch 25 --device cpu --out ${RUN:-runs/check-blind-plus-train} "$@"
 fi
 if [ "${PART:-all}" = blind-ks ]; then
   # kernel_steps=20 ("#ks20") against the preset ("#ks0") on 20 other training images (seed 2),
@@ -63,6 +94,7 @@ if [ "${PART:-all}" = blind-ks ]; then
   B=shred-blind@plus
   exec shred-ir bench --data cifar10-train --seed 2 --n ${N:-20} --tasks blind \
     --methods $B#ks0,$B#ks20 --set $B#ks0.kernel_steps=0 --set $B#ks20.kernel_steps=20 \
+    --set $B#ks0.kernel_estimate=network --set $B#ks20.kernel_estimate=network \
     --min-realism-images 10 --batch 25 --device cpu --out ${RUN:-runs/check-blind-train-s2} "$@"
 fi
 if [ "${PART:-all}" = denoise ]; then

@@ -17,6 +17,10 @@ task; the peers are every other method of the run except SHRED's other presets):
 * relative measurement error ||y - A x|| / ||y|| at most 1 % on the noiseless tasks;
 * one cifar10-32 image in at most 8 s (``bench/speed.py --plan presets``, batch 1, the slowest task).
 
+``--task-results blind=FILE`` reads one task from a later run instead (a preset that changed after
+the comparison): every row of that task, SHRED+'s and the peers', comes from FILE, which must hold
+the same data, seed, model, images and operator for it.
+
 Nothing here is asserted: the script reports. A markdown table goes to stdout, the figures to --out.
 """
 from __future__ import annotations
@@ -60,6 +64,24 @@ def larger_sets(sets: list[dict], plus: str, peers: dict) -> list[dict]:
         out.append({"n": s["n"], "kid": rows[plus]["kid"], "best_peer": best, "best_peer_kid": present[best],
                     "wins": rows[plus]["kid"] < present[best], "peers_absent": sorted(set(peers) - set(present))})
     return out
+
+
+def replace_tasks(results: dict, later: dict[str, dict]) -> dict:
+    """``results`` with each task of ``later`` ({task: a later run's results.json}) taken from that run;
+    SystemExit when the later run is not the same test of that task (data, seed, model, images, operator)."""
+    tasks = dict(results["tasks"])
+    for name, other in later.items():
+        if name not in tasks or name not in other["tasks"]:
+            raise SystemExit(f"--task-results: {name} is not a task of both runs")
+        for key in ("data", "seed", "model"):
+            if results["config"].get(key) != other["config"].get(key):
+                raise SystemExit(f"--task-results: the runs differ in {key} ({results['config'].get(key)} against "
+                                 f"{other['config'].get(key)})")
+        for key in ("indices", "operator"):
+            if tasks[name].get(key) != other["tasks"][name].get(key):
+                raise SystemExit(f"--task-results: {name} has other {key} in the later run")
+        tasks[name] = other["tasks"][name]
+    return {**results, "tasks": tasks}
 
 
 def evaluate(results: dict, speed: dict | None, plus_methods=PLUS) -> dict:
@@ -155,12 +177,23 @@ def main(argv=None) -> int:
     p.add_argument("results", help="a shred-ir bench results.json")
     p.add_argument("--speed", help="bench/speed.py --plan presets JSON")
     p.add_argument("--plus", default=",".join(PLUS), help="the SHRED+ methods of the run (default %(default)s)")
+    p.add_argument("--task-results", action="append", default=[], metavar="TASK=FILE",
+                   help="take TASK from a later run's results.json (same data, seed, images, operator)")
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
     results = json.loads(Path(args.results).read_text())
+    later = {}
+    for item in args.task_results:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--task-results: expected TASK=FILE, got {item!r}")
+        later[name] = json.loads(Path(path).read_text())
+    results = replace_tasks(results, later)
     speed = json.loads(Path(args.speed).read_text()) if args.speed else None
     out = evaluate(results, speed, tuple(args.plus.split(",")))
-    out["source"] = {"results": args.results, "speed": args.speed}
+    out["source"] = {"results": args.results, "speed": args.speed,
+                     **({"task_results": dict(i.partition("=")[::2] for i in args.task_results)}
+                        if args.task_results else {})}
     print(table(out))
     print()
     for k, v in out["targets"].items():

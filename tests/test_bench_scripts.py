@@ -237,3 +237,23 @@ def test_krylov_cost_times_both_convolutions_and_a_subspace(tmp_path, capsys):
     with pytest.raises(SystemExit):
         k.main(["--kernels", "4", "--out", str(out)])       # an even side
     assert "odd sides" in capsys.readouterr().err
+
+
+def test_plus_targets_take_a_task_from_a_later_run_of_the_same_test_only():
+    targets = _module("plus_targets")
+    cfg = {"data": "cifar10-test", "seed": 0, "model": "cifar10-32"}
+    block = {"indices": [3, 1, 4], "operator": {"name": "blur", "kernel": [[1.0]]},
+             "rows": {"shred-blind@plus": _row(19.0, 0.3, 200), "selfdeblur": _row(14.0, 0.09, 0)}}
+    first = {"config": cfg, "tasks": {"blind": block, "sr4": {"rows": {}}}}
+    later = {"config": cfg, "tasks": {"blind": {**block, "rows": {**block["rows"],
+                                                                  "shred-blind@plus": _row(21.0, 0.05, 315)}}}}
+    merged = targets.replace_tasks(first, {"blind": later})
+    assert merged["tasks"]["blind"]["rows"]["shred-blind@plus"]["psnr"] == 21.0 and "sr4" in merged["tasks"]
+    assert first["tasks"]["blind"]["rows"]["shred-blind@plus"]["psnr"] == 19.0     # the input is not changed
+    assert targets.evaluate(merged, None)["tasks"]["blind"]["kid_wins"] is True
+    for other, what in ((dict(later, config={**cfg, "seed": 1}), "seed"),
+                        (dict(later, tasks={"blind": {**later["tasks"]["blind"], "indices": [3, 1, 5]}}), "indices"),
+                        (dict(later, tasks={"blind": {**later["tasks"]["blind"], "operator": {}}}), "operator"),
+                        (dict(later, tasks={}), "not a task")):
+        with pytest.raises(SystemExit, match=what):
+            targets.replace_tasks(first, {"blind": other})
