@@ -19,7 +19,7 @@ task; the peers are every other method of the run except SHRED's other presets):
 
 ``--task-results blind=FILE`` reads one task from a later run instead (a preset that changed after
 the comparison): every row of that task, SHRED+'s and the peers', comes from FILE, which must hold
-the same data, seed, model, images and operator for it.
+the same data, seed, model, realism reference, images, operator and peers for it.
 
 Nothing here is asserted: the script reports. A markdown table goes to stdout, the figures to --out.
 """
@@ -68,18 +68,23 @@ def larger_sets(sets: list[dict], plus: str, peers: dict) -> list[dict]:
 
 def replace_tasks(results: dict, later: dict[str, dict]) -> dict:
     """``results`` with each task of ``later`` ({task: a later run's results.json}) taken from that run;
-    SystemExit when the later run is not the same test of that task (data, seed, model, images, operator)."""
+    SystemExit when the later run is not the same test of that task (data, seed, model, realism
+    features and reference, images, operator) or lacks one of its peers."""
     tasks = dict(results["tasks"])
     for name, other in later.items():
         if name not in tasks or name not in other["tasks"]:
             raise SystemExit(f"--task-results: {name} is not a task of both runs")
-        for key in ("data", "seed", "model"):
+        for key in ("data", "seed", "model", "features", "reference", "reference_n"):
             if results["config"].get(key) != other["config"].get(key):
                 raise SystemExit(f"--task-results: the runs differ in {key} ({results['config'].get(key)} against "
                                  f"{other['config'].get(key)})")
         for key in ("indices", "operator"):
             if tasks[name].get(key) != other["tasks"][name].get(key):
                 raise SystemExit(f"--task-results: {name} has other {key} in the later run")
+        lost = sorted(m for m, r in tasks[name]["rows"].items()
+                      if not is_shred(m) and "skipped" not in r and m not in other["tasks"][name]["rows"])
+        if lost:
+            raise SystemExit(f"--task-results: the later run of {name} lacks the peers {', '.join(lost)}")
         tasks[name] = other["tasks"][name]
     return {**results, "tasks": tasks}
 

@@ -407,3 +407,19 @@ def test_the_report_names_the_machine_the_methods_ran_on_not_the_one_writing_it(
     a, b = {"cpu": "A"}, {"cpu": "B"}
     assert _one_or_all([{"hardware": a}, {"hardware": a}], "hardware") == a
     assert _one_or_all([{"hardware": a}, {"hardware": b}, {"hardware": a}], "hardware") == [a, b]
+
+
+def test_blind_shred_plus_results_are_keyed_by_the_settings_its_kernel_search_restores_with(tmp_path, data,
+                                                                                             tiny_model_dir):
+    """The kernel search restores with the preset's deblurring settings, not the blind entry's:
+    changing those recomputes the run, changing the unused kernel network's does not."""
+    out = tmp_path / "run"
+    argv = _argv(out, data, tiny_model_dir, "--n", "1", "--tasks", "blind", "--methods", "shred-blind@plus",
+                 "--features", "none", "--set", "shred-blind@plus.search_widths=(0.5,1.0)",
+                 "--set", "shred-blind@plus.search_steps=2", "--set", "shred-blind@plus.iterations=1",
+                 "--set", "shred-blind@plus.coarse_iterations=0")
+    assert main(argv) == 0
+    raw = lambda: {k: v for k, v in _stamps(out).items() if k.startswith("raw")}  # noqa: E731
+    first = raw()
+    assert main([*argv, "--set", "shred-blind@plus.kernel_lr=0.01"]) == 0 and raw() == first
+    assert main([*argv, "--set", "shred-blind@plus.lr=0.2"]) == 0 and len(raw()) > len(first)

@@ -243,7 +243,8 @@ def test_plus_targets_take_a_task_from_a_later_run_of_the_same_test_only():
     targets = _module("plus_targets")
     cfg = {"data": "cifar10-test", "seed": 0, "model": "cifar10-32"}
     block = {"indices": [3, 1, 4], "operator": {"name": "blur", "kernel": [[1.0]]},
-             "rows": {"shred-blind@plus": _row(19.0, 0.3, 200), "selfdeblur": _row(14.0, 0.09, 0)}}
+             "rows": {"shred-blind@plus": _row(19.0, 0.3, 200), "selfdeblur": _row(14.0, 0.09, 0),
+                      "ddnm": {"skipped": "a non-blind method needs the kernel"}}}   # not a peer here
     first = {"config": cfg, "tasks": {"blind": block, "sr4": {"rows": {}}}}
     later = {"config": cfg, "tasks": {"blind": {**block, "rows": {**block["rows"],
                                                                   "shred-blind@plus": _row(21.0, 0.05, 315)}}}}
@@ -254,6 +255,9 @@ def test_plus_targets_take_a_task_from_a_later_run_of_the_same_test_only():
     for other, what in ((dict(later, config={**cfg, "seed": 1}), "seed"),
                         (dict(later, tasks={"blind": {**later["tasks"]["blind"], "indices": [3, 1, 5]}}), "indices"),
                         (dict(later, tasks={"blind": {**later["tasks"]["blind"], "operator": {}}}), "operator"),
-                        (dict(later, tasks={}), "not a task")):
+                        (dict(later, tasks={}), "not a task"),
+                        (dict(later, config={**cfg, "reference_n": 100}), "reference_n"),
+                        (dict(later, tasks={"blind": {**later["tasks"]["blind"], "rows": {
+                            "shred-blind@plus": _row(21.0, 0.05, 315)}}}), "lacks the peers selfdeblur")):
         with pytest.raises(SystemExit, match=what):
             targets.replace_tasks(first, {"blind": other})

@@ -377,9 +377,9 @@ SEARCH = dict(lr=0.05, iterations=3, clip_x0=False, sphere=True)
 @pytest.mark.parametrize("true_width", [0.5, 0.9, 1.6])
 def test_kernel_search_chooses_the_width_that_leaves_least_of_y_unexplained(gaussian_prior, true_width):
     """On the analytic prior the part of y that DDRM leaves unexplained is least under the true
-    blur (measured with 10 steps, told 0.02: 0.09-0.10 against 0.16-0.23 for the others at 0.5;
-    0.03-0.04 against 0.08-0.19 at 1.6), so the search picks it; then SHRED runs under that blur,
-    told restore_sigma of noise."""
+    blur (in a first check with 10 steps told 0.02: 0.09-0.10 against 0.16-0.23 for the others at
+    0.5; 0.03-0.04 against 0.08-0.19 at 1.6; here 4 steps told 0.03), so the search picks it; then
+    SHRED runs under that blur, told restore_sigma of noise."""
     from shred.models.counting import CountingDenoiser
     from shred.operators import Noisy, gaussian_kernel
 
@@ -494,3 +494,28 @@ def test_cli_kernel_estimate_search_reports_the_chosen_blur(tmp_path, clean_png,
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--kernel-estimate" in err and "'network', 'search', 'auto'" in err
     assert not (tmp_path / "g.png").exists()
+
+
+def test_the_settings_a_blind_run_uses_are_the_ones_reported_and_warned_about(gaussian_prior):
+    """With the kernel search, the restorer's config is the deblurring entry it runs, the kernel
+    network's own settings are said to do nothing, and a grid of kernels (auto: the network) is
+    warned about as before."""
+    from shred.api import make_restorer, unused_settings
+
+    plus = BlindShred(gaussian_prior, preset="plus")
+    assert plus.searches("blind-deblur") and not plus.searches("blind-deblur-sv")
+    assert plus.run_config("blind-deblur") == plus.search_config and plus.run_config("blind-deblur-sv") == plus.config
+    restorer = make_restorer(gaussian_prior, "blind-deblur", preset="plus")
+    assert restorer.config == restorer.solver.search_config and restorer.config.iterations == 15
+    assert make_restorer(gaussian_prior, "blind-deblur-sv", preset="plus").config.iterations == 17
+    notes = unused_settings(BlindShred(gaussian_prior, preset="plus", kernel_lr=0.01), {"kernel_lr": 0.01},
+                            "blind-deblur")
+    assert notes == ["kernel_lr does nothing with the kernel search (kernel_estimate='network' uses the kernel "
+                     "network)"]
+    assert any("warm_from does nothing on a blind task" in n for n in unused_settings(
+        BlindShred(gaussian_prior, preset="plus", warm_from="ddrm"), {"warm_from": "ddrm"}, "blind-deblur-sv"))
+    assert unused_settings(BlindShred(gaussian_prior, preset="plus", warm_from="ddrm"), {"warm_from": "ddrm"},
+                           "blind-deblur") == []
+    net = BlindShred(gaussian_prior, preset="plus", kernel_estimate="network", search_steps=5)
+    assert unused_settings(net, {"search_steps": 5}, "blind-deblur") == [
+        "search_steps does nothing with the kernel network (the kernel search, kernel_estimate='search', uses them)"]

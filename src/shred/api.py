@@ -97,7 +97,8 @@ class Restorer:
     ``solver(y, operator, seeds=..., progress=...)`` returns a :class:`shred.solvers.Result`
     for an operator of a size the network takes (:meth:`restore` does the same for any size, with
     running out of memory as a one-line error);
-    ``config`` is its :class:`shred.solvers.ShredConfig`, ``preset`` the preset name ``"auto"``
+    ``config`` is the :class:`shred.solvers.ShredConfig` it runs (for blind SHRED+'s kernel
+    search, the deblurring settings under the chosen blur), ``preset`` the preset name ``"auto"``
     resolved to, ``run`` the :class:`shred.models.RunOptions` the network executes with,
     ``denoiser`` the network as loaded.
     """
@@ -129,7 +130,7 @@ class Restorer:
         return isinstance(self.solver, BlindShred)
 
 
-def unused_settings(solver, given: dict) -> list[str]:
+def unused_settings(solver, given: dict, task: str | None = None) -> list[str]:
     """One-line notes on the warm-start and finish settings in ``given`` (those the caller passed)
     that ``solver`` does not use: a warm start's settings without ``init="warm"``, the ``"ddnm"``
     finish's without that finish, and on a blind task ``warm_from`` (its warm start inverts y) and
@@ -141,10 +142,19 @@ def unused_settings(solver, given: dict) -> list[str]:
         return f"{' and '.join(keys)} do{'es' if len(keys) == 1 else ''} nothing without {needed} ({instead})"
 
     c, blind, notes = solver.config, isinstance(solver, BlindShred), []
-    if blind and solver.blind.kernel_estimate != "network":
-        # The kernel search then restores under the chosen blur with these settings: every one is
-        # used as on a known blur ("auto" keeps the network for a grid of kernels only).
-        c, blind = solver.search_config, False
+    if blind:
+        network_only = [k for k in ("kernel_lr", "kernel_steps") if k in given]
+        search_only = [k for k in ("search_widths", "search_steps", "search_sigma", "restore_sigma") if k in given]
+        if solver.searches(task):
+            # The kernel search restores under the chosen blur with these settings, used as on a
+            # known blur; the kernel network's own settings are not.
+            c, blind = solver.search_config, False
+            if network_only:
+                notes.append(f"{' and '.join(network_only)} do{'es' if len(network_only) == 1 else ''} nothing with "
+                             "the kernel search (kernel_estimate='network' uses the kernel network)")
+        elif search_only:
+            notes.append(f"{' and '.join(search_only)} do{'es' if len(search_only) == 1 else ''} nothing with the "
+                         "kernel network (the kernel search, kernel_estimate='search', uses them)")
     warm = [k for k in ("warm_from", "warm_strength") if k in given and not (blind and k == "warm_from")]
     if warm and c.init != "warm":
         notes.append(nothing_without(warm, "init='warm'", f"this run starts from {c.init}"))
@@ -203,11 +213,11 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
     solver = build_solver(method, denoiser, preset=preset, task=task, device=device, **settings)
     from .errors import SettingsWarning
 
-    for note in unused_settings(solver, settings):
+    for note in unused_settings(solver, settings, task):
         warnings.warn(note, SettingsWarning, stacklevel=2)
-    options = run_options(run, solver.device, grad=solver.config.grad, images=images,
-                          iterations=solver.config.iterations)
-    check_memory(denoiser, images, solver.device, precision=options.precision, grad=solver.config.grad,
+    used = solver.run_config(task) if hasattr(solver, "run_config") else solver.config
+    options = run_options(run, solver.device, grad=used.grad, images=images, iterations=used.iterations)
+    check_memory(denoiser, images, solver.device, precision=options.precision, grad=used.grad,
                  calls=len(solver.pairs))
     # The same eps_theta, executed with these options (reduced precision, compiled, ...).
     solver.denoiser = accelerate(denoiser, options)
@@ -221,7 +231,7 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
             solver.denoiser = TiledDenoiser(solver.denoiser, overlap=tile_overlap, max_pixels=budget)
         else:
             solver.denoiser = TiledDenoiser(solver.denoiser, int(tile), tile_overlap)
-    return Restorer(solver, solver.config, solver.preset, options, denoiser)
+    return Restorer(solver, used, solver.preset, options, denoiser)
 
 
 def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: str | None = None,
@@ -233,9 +243,10 @@ def restore(y: torch.Tensor, operator: Operator, denoiser: Denoiser, *, task: st
     models, ``authors-code`` otherwise), with ``overrides`` (any
     :class:`shred.solvers.ShredConfig` field) on top. Returns a :class:`shred.solvers.Result`
     whose ``x0`` is [len(seeds) or B, C, H, W] in [0, 1]. Blind tasks (``blind-deblur``,
-    ``blind-deblur-sv``) estimate the blur too: ``result.extras["kernel"]`` ([B, kh, kw], each
-    non-negative and summing to 1), and, where SHRED+ searched it, ``result.extras["kernel_sigma"]``
-    (the chosen Gaussian's standard deviation in pixels, [B]).
+    ``blind-deblur-sv``) estimate the blur too: ``result.extras["kernel"]`` ([B, kh, kw], or
+    [B, gh, gw, kh, kw] for a grid of kernels; each non-negative and summing to 1), and, where
+    SHRED+ searched it, ``result.extras["kernel_sigma"]`` (the chosen Gaussian's standard deviation
+    in pixels, [B]; chosen per restoration, so several seeds of one image may choose differently).
 
     ``run`` says how the network executes (:func:`shred.models.fast.run_options`): ``"auto"``
     (bf16 + channels-last on a GPU, compiled for runs of 800+ image-iterations; float32 NCHW

@@ -117,6 +117,8 @@ LATER_SETTINGS = {"invert_fixed_point": 1, "finish_travel_length": 1, "finish_tr
 # network ignores the kernel search's, so its runs from before the search keep their keys.
 UNREAD = {("kernel_estimate", "network"): ("kernel_estimate", "search_widths", "search_steps", "search_sigma",
                                            "restore_sigma")}
+# The kernel network's settings, which a run that searches its blur never reads.
+NETWORK_ONLY = ("kernel_lr", "kernel_steps", "hidden", "input_size", "input_scale")
 
 
 def key_config(config: dict | None) -> dict | None:
@@ -287,22 +289,28 @@ class Benchmark:
         else:
             skipped = why_not(method, op)
         config = getattr(solver, "config", None)
+        # Blind SHRED+'s kernel search restores with its deblurring settings: they enter the key too.
+        searched = solver.search_config if hasattr(solver, "searches") and solver.searches(task.task) else None
         if skipped is None and "coarse_stride" in settings and config is not None:
-            self._check_coarse(method, task, solver, settings["coarse_stride"])
-        resolved = {"method": base, "config": key_config(config.to_dict()) if config else None,
-                    "blind": key_config(solver.blind.to_dict()) if hasattr(solver, "blind") and hasattr(solver.blind, "to_dict") else None,
-                    "preset": getattr(solver, "preset", None)}
+            self._check_coarse(method, task, solver, settings["coarse_stride"], searched or config)
+        blind = key_config(solver.blind.to_dict()) if hasattr(solver, "blind") and hasattr(solver.blind, "to_dict") else None
+        if searched is not None:
+            blind = {k: v for k, v in blind.items() if k not in NETWORK_ONLY}
+        resolved = {"method": base, "config": key_config(config.to_dict()) if config else None, "blind": blind,
+                    "preset": getattr(solver, "preset", None),
+                    **({"search_config": key_config(searched.to_dict())} if searched is not None else {})}
         key = _hash({"format": FORMAT, "resolved": resolved, "model": cfg.model, "data": cfg.data, "seed": cfg.seed,
                      "task": asdict(task), "operator": op.spec()})
         return Job(task, method, solver, key, settings, cfg.images_for(task.name, method), skipped)
 
     @staticmethod
-    def _check_coarse(method: str, task: BenchTask, solver, stride: int) -> None:
+    def _check_coarse(method: str, task: BenchTask, solver, stride: int, config) -> None:
         """Warn when a ``--set METHOD.coarse_stride`` can change nothing on ``task``: no coarse
-        iterations there, or a coarse trajectory that keeps every DDIM step."""
+        iterations in ``config`` (the settings the run uses), or a coarse trajectory that keeps
+        every DDIM step."""
         import warnings
 
-        if solver.config.coarse_iterations == 0:
+        if config.coarse_iterations == 0:
             warnings.warn(f"{method}.coarse_stride={stride} does nothing on {task.name}: no coarse iterations there "
                           f"(add --set {method}.coarse_iterations=N, N > 0)")
         elif len(solver.coarse_pairs) == len(solver.pairs):

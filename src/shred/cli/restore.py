@@ -141,7 +141,8 @@ def add_parser(sub) -> None:
                    "default 0; docs/BLIND.md)")
     s.add_argument("--kernel-estimate", choices=KERNEL_ESTIMATES, help="blind tasks: how the blur is estimated: "
                    "network (the paper's kernel network, optimised with x_T), search (one Gaussian blur chosen by "
-                   "how much of y DDRM leaves unexplained under each candidate, then SHRED+ under it) or auto "
+                   "how much of y DDRM leaves unexplained under each candidate, then the preset's deblurring "
+                   "settings under it) or auto "
                    "(search for one uniform blur, network for a grid); default: the preset's (auto in plus, "
                    "network elsewhere; docs/BLIND.md)")
     s.add_argument("--seed", type=seed, help="seed of the starting noise, 0 .. 2^63-1 (default 0)")
@@ -318,8 +319,16 @@ def run_one(args) -> int:
         size = f"{h}x{w}" if canvas_size(m.denoiser, h, w) == (h, w) else \
             "{}x{} (on a {}x{} canvas)".format(h, w, *canvas_size(m.denoiser, h, w))
         mask = describe_operator(m.operator, blind=restorer.blind)
+        from ..solvers.blind import SEARCH_WIDTHS
+
+        search = ""
+        if restorer.blind and restorer.solver.searches(m.task):
+            b = restorer.solver.blind
+            n = len(b.search_widths) if b.search_widths else SEARCH_WIDTHS[2]
+            search = f"a kernel search ({plural(n, 'Gaussian')} x {b.search_steps} DDRM steps), then "
         print(f"restoring {y_path.name} at {size}: {m.task}{f' ({mask})' if mask else ''} with "
-              f"{m.denoiser.describe()}, preset {restorer.preset}, {plural(restorer.config.iterations, 'iteration')} x "
+              f"{m.denoiser.describe()}, preset {restorer.preset}, {search}"
+              f"{plural(restorer.config.iterations, 'iteration')} x "
               f"{plural(len(restorer.solver.pairs), 'step')}{coarse_note(restorer)}, {restorer.config.grad} gradient, {plural(len(run_seeds), 'seed')} on "
               f"{device} ({restorer.run.describe()})", file=sys.stderr)
     res = restorer.restore(m.y, m.operator, seeds=run_seeds, progress=not args.quiet)

@@ -199,6 +199,20 @@ class BlindShred(Shred):
         res.extras["operators"] = [estimated_operator(operator.in_shape, k) for k in res.extras["kernel"]]
         return res
 
+    def searches(self, task: str | None = None) -> bool:
+        """Whether a run on ``task`` (a task name; None: a uniform blur) searches the blur: always
+        for ``"search"``, never for ``"network"``, and for ``"auto"`` unless the task or the
+        ``grid`` setting has a grid of kernels (``blind-deblur-sv``). :meth:`estimate` decides from
+        the operator itself."""
+        if self.blind.kernel_estimate != "auto":
+            return self.blind.kernel_estimate == "search"
+        return task != "blind-deblur-sv" and tuple(self.blind.grid or (1, 1)) == (1, 1)
+
+    def run_config(self, task: str | None = None) -> ShredConfig:
+        """The SHRED settings a run on ``task`` uses: ``search_config`` (the deblurring entry under
+        the chosen blur) when it searches, ``config`` (the blind entry) with the kernel network."""
+        return self.search_config if self.searches(task) else self.config
+
     def estimate(self, operator: Operator) -> str:
         """How the blur of ``operator`` is estimated: ``kernel_estimate``, with ``"auto"`` resolved
         (``"search"`` for one uniform blur, ``"network"`` for a grid of kernels)."""
