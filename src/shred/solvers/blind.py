@@ -238,6 +238,10 @@ class BlindShred(Shred):
             return b.kernel_size
         return max(size) if size is not None else DEFAULT_KERNEL_SIZE
 
+    def search_grid(self, size: int) -> tuple[float, ...]:
+        """The Gaussian standard deviations (pixels) searched for kernels of side ``size``."""
+        return self.blind.search_widths or search_widths(size)
+
     def search_operator(self, operator: Operator, kernel: torch.Tensor, sigma: float) -> Operator:
         """The blur of ``kernel`` as the search or the final run sees it: told the operator's noise
         and ``sigma`` in quadrature (:class:`shred.operators.Noisy`)."""
@@ -276,7 +280,7 @@ class BlindShred(Shred):
         from .ddrm import Ddrm
 
         size = self.search_size(operator)
-        widths = self.blind.search_widths or search_widths(size)
+        widths = self.search_grid(size)
         ddrm = Ddrm(self.denoiser, steps=self.blind.search_steps, device=self.device)
         y = y.to(self.device)
         norm = y.flatten(1).norm(dim=1).clamp_min(1e-12)
@@ -318,8 +322,7 @@ class BlindShred(Shred):
             h = r.loss_history
             history[:, idx] = torch.cat([h, h[-1:].expand(steps - h.shape[0], -1)]) if h.shape[0] < steps else h
         size = kernels.shape[-1]
-        widths = self.blind.search_widths or search_widths(size)
-        used = {**self.blind.to_dict(), "kernel_size": size, "grid": [1, 1], "search_widths": list(widths)}
+        used = {**self.blind.to_dict(), "kernel_size": size, "grid": [1, 1], "search_widths": list(self.search_grid(size))}
         extras = {"config": self.search_config.to_dict(), "preset": self.preset, "blind": used,
                   "kernel": kernels.float(), "kernel_sigma": chosen, "search_unexplained": unexplained,
                   "operators": [estimated_operator(operator.in_shape, k) for k in kernels]}
