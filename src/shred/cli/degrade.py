@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=seed, default=0, help="seed of random masks, kernels and noise (default 0)")
     p.add_argument("--size", type=size, help="resize the clean image first (centre crop + bicubic), e.g. 32")
     p.add_argument("--model", help="resize and convert the clean image for this model")
-    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, and the line naming the written files "
+                   "goes to stderr instead of stdout (stdout stays empty)")
     p.add_argument("--overwrite", action="store_true", help="folders: degrade again images whose outputs exist")
     add_task_options(p)
     p.set_defaults(func=run)
