@@ -183,7 +183,8 @@ def main(argv=None) -> int:
     p.add_argument("--speed", help="bench/speed.py --plan presets JSON")
     p.add_argument("--plus", default=",".join(PLUS), help="the SHRED+ methods of the run (default %(default)s)")
     p.add_argument("--task-results", action="append", default=[], metavar="TASK=FILE",
-                   help="take TASK from a later run's results.json (same data, seed, images, operator)")
+                   help="take TASK from a later run's results.json (same data, seed, realism reference, images, "
+                   "operator and peers)")
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
     results = json.loads(Path(args.results).read_text())

@@ -182,8 +182,8 @@ def make_restorer(denoiser: Denoiser, task: str | None = None, *, preset: str = 
     The settings are the preset's for the task's group (``"auto"``: ``plus`` for the bundled
     models, ``authors-code`` otherwise) with ``settings`` (:class:`shred.solvers.ShredConfig`
     fields, and for blind tasks :class:`shred.solvers.BlindConfig` fields such as ``kernel_lr``,
-    ``kernel_steps`` and ``kernel_estimate``; None keeps the preset's) on top. The denoiser moves to ``device`` when
-    one is given; ``run`` (see :func:`restore`) is resolved for a batch of ``images`` restorations.
+    ``kernel_steps`` and ``kernel_estimate``; None keeps the preset's) on top. The denoiser moves
+    to ``device`` when one is given; ``run`` (see :func:`restore`) is resolved for a batch of ``images`` restorations.
     Unknown presets or settings and out-of-range values raise :class:`ShredError`, and so does a
     batch of ``images`` that clearly does not fit in the device's free memory at the network's
     training size (:func:`shred.models.memory.check_memory`). Warm-start and finish settings the

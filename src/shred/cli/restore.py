@@ -172,8 +172,8 @@ def _spec_path(args, y_path: Path) -> Path | None:
     return spec_path
 
 
-SETTINGS = ("kernel_lr", "kernel_steps", "kernel_estimate", "iterations", "lr", "delta_t", "grad", "loss", "init", "warm_from",
-            "warm_strength", "finish", "finish_t", "finish_steps", "finish_noise", "clip_x0", "sphere", "epsilon", "spacing", "stop",
+SETTINGS = ("kernel_lr", "kernel_steps", "kernel_estimate", "iterations", "lr", "delta_t", "grad", "loss", "init",
+            "warm_from", "warm_strength", "finish", "finish_t", "finish_steps", "finish_noise", "clip_x0", "sphere", "epsilon", "spacing", "stop",
             "tau", "coarse_iterations", "coarse_stride")
 
 
@@ -319,13 +319,11 @@ def run_one(args) -> int:
         size = f"{h}x{w}" if canvas_size(m.denoiser, h, w) == (h, w) else \
             "{}x{} (on a {}x{} canvas)".format(h, w, *canvas_size(m.denoiser, h, w))
         mask = describe_operator(m.operator, blind=restorer.blind)
-        from ..solvers.blind import SEARCH_WIDTHS
-
         search = ""
         if restorer.blind and restorer.solver.searches(m.task):
-            b = restorer.solver.blind
-            n = len(b.search_widths) if b.search_widths else SEARCH_WIDTHS[2]
-            search = f"a kernel search ({plural(n, 'Gaussian')} x {b.search_steps} DDRM steps), then "
+            solver = restorer.solver
+            n = len(solver.search_grid(solver.search_size(m.operator)))
+            search = f"a kernel search ({plural(n, 'Gaussian')} x {solver.blind.search_steps} DDRM steps), then "
         print(f"restoring {y_path.name} at {size}: {m.task}{f' ({mask})' if mask else ''} with "
               f"{m.denoiser.describe()}, preset {restorer.preset}, {search}"
               f"{plural(restorer.config.iterations, 'iteration')} x "
